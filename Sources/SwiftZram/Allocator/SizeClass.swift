@@ -1,0 +1,122 @@
+/// Geometry of one (merged) size class: how big its objects are and how
+/// its zspages are laid out.
+///
+/// Sizes include the object header (``ObjectHeader/size`` bytes) for normal
+/// classes. The huge class stores raw pages without a header.
+struct SizeClassInfo: Sendable, Hashable {
+    /// Bytes per object slot (header included), a multiple of 16.
+    var size: Int
+    /// OS pages in one zspage, 1...8.
+    var pagesPerZspage: Int
+    /// Objects that fit in one zspage: `pagesPerZspage * 4096 / size`.
+    var objectsPerZspage: Int
+
+    /// The huge class holds one raw 4096-byte page per zspage and no header.
+    var isHuge: Bool { pagesPerZspage == 1 && objectsPerZspage == 1 }
+
+    /// Bytes of header in front of each object's payload.
+    var headerSize: Int { isHuge ? 0 : ObjectHeader.size }
+
+    /// Largest payload this class can hold.
+    var payloadCapacity: Int { size - headerSize }
+}
+
+/// The zsmalloc class table: 255 raw classes from 32 to 4096 bytes in
+/// 16-byte steps, merged into the distinct classes the pool really keeps.
+enum SizeClassTable {
+    /// Bytes of an OS page.
+    static let pageSize = 4096
+    /// Smallest object slot.
+    static let minimumSize = 32
+    /// Step between raw classes.
+    static let sizeDelta = 16
+    /// Longest zspage chain (the kernel's `CONFIG_ZSMALLOC_CHAIN_SIZE` = 8).
+    static let maximumPagesPerZspage = 8
+    /// Raw classes before merging: 32, 48, ... 4096.
+    static let rawClassCount = (pageSize - minimumSize) / sizeDelta + 1
+
+    /// The chain length the kernel picks for `size` (`get_pages_per_zspage`):
+    /// the n in 1...8 with the highest used percentage
+    /// `(n*4096 - (n*4096) % size) * 100 / (n*4096)` (integer percent),
+    /// the smallest n on ties.
+    ///
+    /// Minimising the absolute waste `(n*4096) % size` instead would give 119
+    /// merged classes; the kernel's percentage rule gives the documented 123.
+    static func pagesPerZspage(forSize size: Int) -> Int {
+        precondition(size > 0, "size classes are positive")
+        var best = 1
+        var bestUsedPercent = -1
+        for n in 1...maximumPagesPerZspage {
+            let zspageSize = n * pageSize
+            let waste = zspageSize % size
+            let usedPercent = (zspageSize - waste) * 100 / zspageSize
+            if usedPercent > bestUsedPercent {
+                bestUsedPercent = usedPercent
+                best = n
+            }
+        }
+        return best
+    }
+
+    /// All raw classes, before merging.
+    static func rawClasses() -> [SizeClassInfo] {
+        (0..<rawClassCount).map { index in
+            let size = minimumSize + index * sizeDelta
+            let pages = pagesPerZspage(forSize: size)
+            return SizeClassInfo(size: size, pagesPerZspage: pages, objectsPerZspage: pages * pageSize / size)
+        }
+    }
+
+    /// Merges neighbouring raw classes that have the same pages and objects
+    /// per zspage; the merged class takes the largest size (as the kernel
+    /// does, walking from the top down).
+    ///
+    /// - Returns: the merged classes in ascending size, and for each raw
+    ///   class the index of the merged class that serves it.
+    static func merge(_ raw: [SizeClassInfo]) -> (classes: [SizeClassInfo], rawToMerged: [Int]) {
+        var mergedDescending: [SizeClassInfo] = []
+        var rawToDescending = [Int](repeating: 0, count: raw.count)
+        for index in raw.indices.reversed() {
+            let candidate = raw[index]
+            if let last = mergedDescending.last, last.pagesPerZspage == candidate.pagesPerZspage,
+                last.objectsPerZspage == candidate.objectsPerZspage
+            {
+                rawToDescending[index] = mergedDescending.count - 1
+            } else {
+                mergedDescending.append(candidate)
+                rawToDescending[index] = mergedDescending.count - 1
+            }
+        }
+        let count = mergedDescending.count
+        return (mergedDescending.reversed(), rawToDescending.map { count - 1 - $0 })
+    }
+
+    /// The merged classes, ascending by size. The last one is the huge class.
+    static let classes: [SizeClassInfo] = merge(rawClasses()).classes
+
+    /// For each raw class index, the index into ``classes`` serving it.
+    static let rawToMerged: [Int] = merge(rawClasses()).rawToMerged
+
+    /// Index of the huge class in ``classes``.
+    static let hugeClassIndex: Int = {
+        let index = classes.count - 1
+        precondition(classes[index].isHuge, "the largest merged class must be the 1-page, 1-object huge class")
+        precondition(classes.dropLast().allSatisfy { !$0.isHuge }, "only the top classes may be huge")
+        return index
+    }()
+
+    /// Largest payload stored in a normal (headered) class: the biggest
+    /// non-huge class minus the header. 3632 - 4 = 3628 with this table
+    /// (the kernel's `huge_class_size` is 3625 with its 8-byte header,
+    /// expressed as "at least"; ours is "at most").
+    static let hugeThreshold: Int = classes[hugeClassIndex - 1].payloadCapacity
+
+    /// The merged class index for a payload of `length` bytes (1...4096).
+    ///
+    /// - Complexity: O(1).
+    static func classIndex(forPayload length: Int, rawToMerged: UnsafePointer<UInt8>) -> Int {
+        if length > hugeThreshold { return hugeClassIndex }
+        let slot = max(length + ObjectHeader.size, minimumSize)
+        return Int(rawToMerged[(slot - minimumSize + sizeDelta - 1) / sizeDelta])
+    }
+}

@@ -1,0 +1,133 @@
+import Synchronization
+
+/// A zsmalloc-like allocator for compressed pages.
+///
+/// Objects of 1...4096 bytes go to one of the merged size classes of
+/// ``SizeClassTable`` (123 of them, the huge class included). Each class
+/// has its own lock, zspages and handle table; the store/read/free paths
+/// take only that lock (plus the arena's slot lock when a zspage is created
+/// or freed). Handles are indirect, so compaction can move objects.
+///
+/// ``memoryUsed`` counts the pages that zspages have actually touched: a
+/// zspage's pages become resident one by one as objects reach them, and all
+/// of them go back to the OS when it is freed. Metadata (handle tables,
+/// zspage descriptors: about 8 bytes per object plus 32 per zspage) lives on
+/// the malloc heap and is not counted, as in the kernel.
+public final class ZsPool: Sendable {
+    /// Payloads larger than this are not worth compressing: the device stores
+    /// such a page raw (4096 bytes) in the huge class.
+    ///
+    /// 3628 here: the largest normal class (3632 bytes: 9 objects in 8
+    /// pages) minus the 4-byte header. The kernel's `huge_class_size` is
+    /// 3625 ("at least", with an 8-byte header).
+    public static let hugeThreshold: Int = SizeClassTable.hugeThreshold
+
+    let classes: SizeClassStorage
+    let arena = PageArena()
+    /// Resident pages of all zspages (mem_used_total / 4096).
+    let pagesHeld = Atomic<Int>(0)
+    /// Running total of pages freed by compaction.
+    let pagesCompactedTotal = Atomic<Int>(0)
+
+    public init() {
+        classes = SizeClassStorage()
+    }
+
+    deinit {
+        classes.destroy()
+        // `arena` unmaps every chunk when it is destroyed right after this.
+    }
+
+    /// Allocates an object for `bytes.count` (1...4096) payload bytes and
+    /// copies them in.
+    ///
+    /// Payloads above ``hugeThreshold`` go to the huge class: one raw page
+    /// per object, no header.
+    /// - Returns: the handle, or nil only if the OS refused memory.
+    /// - Complexity: O(1); one lock.
+    public func store(_ bytes: UnsafeRawBufferPointer) -> ObjectHandle? {
+        precondition(bytes.count >= 1 && bytes.count <= SizeClassTable.pageSize, "object size \(bytes.count) outside 1...4096")
+        let classIndex = SizeClassTable.classIndex(forPayload: bytes.count, rawToMerged: classes.rawToMerged)
+        // The payload crosses into the lock as an address: the region checker
+        // would otherwise tie the caller's buffer to the guarded state.
+        let source = UInt(bitPattern: bytes.baseAddress)
+        let count = bytes.count
+        let id: UInt32? = classes.base[classIndex].state.withLock { state in
+            let before = state.pagesHeld
+            let payload = UnsafeRawBufferPointer(start: UnsafeRawPointer(bitPattern: source), count: count)
+            let id = state.store(payload, arena: arena)
+            let delta = state.pagesHeld - before
+            if delta != 0 { pagesHeld.add(delta, ordering: .relaxed) }
+            return id
+        }
+        return id.map { ObjectHandle(classIndex: classIndex, localId: $0) }
+    }
+
+    /// Calls `body` with a read-only view of the object's first `size`
+    /// payload bytes. The object cannot move (compaction) meanwhile.
+    ///
+    /// The class lock is not held while `body` runs: the object's zspage is
+    /// pinned instead, so other threads keep storing into and freeing from
+    /// the class. Do not free `handle` from inside `body`.
+    /// - Complexity: O(1) plus `body`; the class lock is taken twice.
+    public func withObject<R, E: Error>(
+        _ handle: ObjectHandle, size: Int, _ body: (UnsafeRawBufferPointer) throws(E) -> R
+    ) throws(E) -> R {
+        let classIndex = checkedClassIndex(handle)
+        let slot = classes.base + classIndex
+        precondition(size >= 0 && size <= slot.pointee.info.payloadCapacity, "read of \(size) bytes exceeds the object's class")
+        let pinned = slot.pointee.state.withLock { $0.pin(handle.localId) }
+        defer { slot.pointee.state.withLock { $0.unpin(pinned.zspage) } }
+        return try body(UnsafeRawBufferPointer(start: UnsafeRawPointer(bitPattern: pinned.payload), count: size))
+    }
+
+    /// Frees the object. May run one bounded automatic compaction step in
+    /// its class (see ``SizeClassState/shouldCompactAutomatically``).
+    ///
+    /// - Complexity: O(1), or O(objectsPerZspage) when it compacts.
+    public func free(_ handle: ObjectHandle) {
+        let classIndex = checkedClassIndex(handle)
+        let (freed, compacted) = classes.base[classIndex].state.withLock {
+            state -> (ReleasedZspage?, ReleasedZspage?) in
+            let before = state.pagesHeld
+            let freed = state.free(handle.localId)
+            let compacted = state.shouldCompactAutomatically ? state.compactStep() : nil
+            pagesHeld.add(state.pagesHeld - before, ordering: .relaxed)
+            return (freed, compacted)
+        }
+        if let freed { arena.releaseSlot(freed.slotAddress, touchedPages: freed.touchedPages) }
+        if let compacted {
+            arena.releaseSlot(compacted.slotAddress, touchedPages: compacted.touchedPages)
+            pagesCompactedTotal.add(compacted.touchedPages, ordering: .relaxed)
+        }
+    }
+
+    /// Bytes of OS pages the pool holds right now (zram's mem_used_total) =
+    /// pages held × 4096. Cheap (an atomic load).
+    public var memoryUsed: Int { pagesHeld.load(ordering: .relaxed) * SizeClassTable.pageSize }
+
+    /// Running total of pages freed by compaction (zram's pages_compacted).
+    public var pagesCompacted: Int { pagesCompactedTotal.load(ordering: .relaxed) }
+
+    /// Per-class diagnostics, one entry per merged class, smallest first.
+    ///
+    /// - Complexity: O(classes + zspages); takes each class lock in turn.
+    public func statistics() -> [ZsPoolClassStatistics] {
+        (0..<classes.count).map { index in
+            let info = classes.base[index].info
+            let (zspages, live, pages) = classes.base[index].state.withLock { state in
+                (state.zspageCount, state.liveObjects, state.pagesHeld)
+            }
+            return ZsPoolClassStatistics(
+                classIndex: index, size: info.size, pagesPerZspage: info.pagesPerZspage,
+                objectsPerZspage: info.objectsPerZspage, zspages: zspages, liveObjects: live,
+                pagesHeld: pages, isHuge: info.isHuge)
+        }
+    }
+
+    private func checkedClassIndex(_ handle: ObjectHandle) -> Int {
+        let classIndex = handle.classIndex
+        precondition(classIndex >= 0 && classIndex < classes.count, "invalid handle \(handle.rawValue)")
+        return classIndex
+    }
+}
