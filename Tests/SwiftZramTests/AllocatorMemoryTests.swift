@@ -1,0 +1,104 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Testing
+
+@testable import SwiftZram
+
+extension AllocatorTests {
+    @Suite struct Memory {
+        @Test func emptyPoolHoldsNothing() {
+            let pool = ZsPool()
+            #expect(pool.memoryUsed == 0)
+            #expect(pool.pagesCompacted == 0)
+            #expect(pool.arena.reservedBytes == 0, "an empty pool reserves no address space")
+            #expect(pool.statistics().count == SizeClassTable.classes.count)
+        }
+
+        @Test func memoryUsedMatchesPagesHeldAndReturnsToZero() throws {
+            let pool = ZsPool()
+            var random = AllocatorTestRandom(seed: 3)
+            var live: [StoredObject] = []
+            for seed in 1...5000 as ClosedRange<UInt64> {
+                live.append(try #require(pool.storePattern(length: random.compressedSize(), seed: seed)))
+                if seed % 500 == 0 { #expect(pool.memoryUsed == pool.pagesFromStatistics * 4096) }
+            }
+            for stats in pool.statistics() {
+                #expect(stats.pagesHeld <= stats.zspages * stats.pagesPerZspage)
+                #expect(stats.liveObjects <= stats.zspages * stats.objectsPerZspage)
+                // Resident pages cover at least the bytes of the live objects.
+                #expect(stats.pagesHeld * 4096 >= stats.liveObjects * stats.size)
+            }
+            live.shuffle(using: &random)
+            for (index, object) in live.enumerated() {
+                pool.free(object.handle)
+                if index % 500 == 0 { #expect(pool.memoryUsed == pool.pagesFromStatistics * 4096) }
+            }
+            #expect(pool.memoryUsed == 0)
+            #expect(pool.pagesFromStatistics == 0)
+        }
+
+        @Test func freedMemoryLeavesTheProcess() throws {
+            let pool = ZsPool()
+            var handles: [ObjectHandle] = []
+            let payload = UnsafeMutableRawBufferPointer.allocate(byteCount: 3000, alignment: 16)
+            defer { payload.deallocate() }
+            fillPattern(payload, seed: 42)
+            let residentBefore = try #require(residentPages())
+            for _ in 0..<60_000 { handles.append(try #require(pool.store(UnsafeRawBufferPointer(payload)))) }
+            let used = pool.memoryUsed
+            let residentFull = try #require(residentPages())
+            for handle in handles { pool.free(handle) }
+            let residentAfter = try #require(residentPages())
+            print("RSS pages: before \(residentBefore), full \(residentFull), after free \(residentAfter); pool held \(used / 4096)")
+            #expect(used >= 60_000 * 3000)
+            #expect(residentFull - residentBefore >= used / 4096 * 3 / 4, "stored pages are resident")
+            #expect(residentFull - residentAfter >= used / 4096 * 3 / 4, "freed pages left the process")
+            #expect(pool.memoryUsed == 0)
+        }
+
+        @Test func overheadOnRealisticSizesIsAtMost2Point5Percent() throws {
+            let pool = ZsPool()
+            var random = AllocatorTestRandom(seed: 4)
+            var payloadBytes = 0
+            var handles: [ObjectHandle] = []
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 16)
+            defer { buffer.deallocate() }
+            fillPattern(buffer, seed: 7)
+            for _ in 0..<120_000 {
+                var length = random.compressedSize()
+                // The device stores incompressible pages raw, and zram counts them as 4096.
+                if length > ZsPool.hugeThreshold { length = 4096 }
+                handles.append(try #require(pool.store(UnsafeRawBufferPointer(rebasing: buffer[..<length]))))
+                payloadBytes += length
+            }
+            let ratio = Double(pool.memoryUsed) / Double(payloadBytes)
+            print("overhead: memoryUsed \(pool.memoryUsed) / payload \(payloadBytes) = \(ratio)")
+            #expect(ratio <= 1.025)
+            #expect(ratio >= 1.0)
+            for handle in handles { pool.free(handle) }
+            #expect(pool.memoryUsed == 0)
+        }
+
+        @Test func discardFallsBackWhenPagesAreLocked() throws {
+            let arena = PageArena()
+            let acquired = arena.acquireSlot()
+            let slot = try #require(acquired)
+            let length = 8 * 4096
+            memset(slot, 0xA5, length)
+            OSMemory.relockOnFault(slot, length)
+            var vector = [UInt8](repeating: 0, count: 8)
+            #expect(mincore(slot, length, &vector) == 0)
+            let lockedResident = vector.filter { $0 & 1 != 0 }.count
+            // Locked pages refuse madvise(DONTNEED) with EINVAL: that is the case under test.
+            let probe = madvise(slot, 4096, MADV_DONTNEED) == -1 && errno == EINVAL
+            #expect(probe, "mlock2(MLOCK_ONFAULT) should make madvise fail (is RLIMIT_MEMLOCK too low?)")
+            arena.releaseSlot(slot, touchedPages: 8)
+            #expect(mincore(slot, length, &vector) == 0)
+            #expect(lockedResident == 8)
+            #expect(vector.allSatisfy { $0 & 1 == 0 }, "discarded pages must not stay resident")
+            #expect(slot.load(fromByteOffset: 4096 * 3, as: UInt8.self) == 0, "discarded pages read as zeros")
+            _ = munlock(slot, length)
+        }
+    }
+}

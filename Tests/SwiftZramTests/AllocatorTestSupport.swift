@@ -1,0 +1,84 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Testing
+
+@testable import SwiftZram
+
+/// All allocator tests, run one at a time: several measure process-wide
+/// memory (RSS) and would disturb each other in parallel.
+@Suite(.serialized) struct AllocatorTests {}
+
+/// SplitMix64: a small deterministic generator so failures reproduce.
+struct AllocatorTestRandom: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// A compressed-page-like size: log-normal with median `median`,
+    /// clipped to 1...4096.
+    mutating func compressedSize(median: Double = 1200, sigma: Double = 0.6) -> Int {
+        let u1 = Double.random(in: Double.leastNonzeroMagnitude..<1, using: &self)
+        let u2 = Double.random(in: 0..<1, using: &self)
+        let normal = (-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2)
+        return min(4096, max(1, Int(median * exp(sigma * normal))))
+    }
+}
+
+/// A live object the tests remember: its handle, length and pattern seed.
+struct StoredObject: Sendable {
+    var handle: ObjectHandle
+    var length: Int
+    var seed: UInt64
+}
+
+/// Fills `buffer` with the pattern of `seed` (distinct seeds, distinct bytes).
+func fillPattern(_ buffer: UnsafeMutableRawBufferPointer, seed: UInt64) {
+    var random = AllocatorTestRandom(seed: seed)
+    var offset = 0
+    while offset < buffer.count {
+        var word = random.next()
+        let chunk = min(8, buffer.count - offset)
+        withUnsafeBytes(of: &word) { bytes in
+            buffer.baseAddress!.advanced(by: offset).copyMemory(from: bytes.baseAddress!, byteCount: chunk)
+        }
+        offset += chunk
+    }
+}
+
+extension ZsPool {
+    /// Stores `length` bytes of `seed`'s pattern.
+    func storePattern(length: Int, seed: UInt64) -> StoredObject? {
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: length, alignment: 16)
+        defer { buffer.deallocate() }
+        fillPattern(buffer, seed: seed)
+        return store(UnsafeRawBufferPointer(buffer)).map { StoredObject(handle: $0, length: length, seed: seed) }
+    }
+
+    /// Whether the object still holds exactly its pattern.
+    func holdsPattern(_ object: StoredObject) -> Bool {
+        let expected = UnsafeMutableRawBufferPointer.allocate(byteCount: object.length, alignment: 16)
+        defer { expected.deallocate() }
+        fillPattern(expected, seed: object.seed)
+        return withObject(object.handle, size: object.length) { actual in
+            memcmp(actual.baseAddress!, expected.baseAddress!, object.length) == 0
+        }
+    }
+
+    /// memoryUsed must equal the pages the classes report.
+    var pagesFromStatistics: Int { statistics().reduce(0) { $0 + $1.pagesHeld } }
+}
+
+/// Resident pages of this process (`/proc/self/statm`, second field).
+func residentPages() -> Int? {
+    guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return nil }
+    let fields = text.split(separator: " ")
+    return fields.count >= 2 ? Int(fields[1]) : nil
+}
