@@ -57,6 +57,24 @@ extension AllocatorTests {
             #expect(pool.memoryUsed == 0)
         }
 
+        @Test func deinitReturnsEverythingToTheOS() throws {
+            let residentBefore = try #require(residentPages())
+            var held = 0
+            do {
+                let pool = ZsPool()
+                let payload = UnsafeMutableRawBufferPointer.allocate(byteCount: 2000, alignment: 16)
+                defer { payload.deallocate() }
+                fillPattern(payload, seed: 9)
+                // Objects left live on purpose: deinit must still unmap them.
+                for _ in 0..<40_000 { _ = try #require(pool.store(UnsafeRawBufferPointer(payload))) }
+                held = pool.memoryUsed / 4096
+            }
+            let residentAfter = try #require(residentPages())
+            print("deinit: pool held \(held) pages; RSS \(residentBefore) -> \(residentAfter)")
+            #expect(held >= 40_000 * 2000 / 4096)
+            #expect(residentAfter - residentBefore < held / 4, "the pool's pages outlived it")
+        }
+
         @Test func overheadOnRealisticSizesIsAtMost2Point5Percent() throws {
             let pool = ZsPool()
             var random = AllocatorTestRandom(seed: 4)

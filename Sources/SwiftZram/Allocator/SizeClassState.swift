@@ -255,17 +255,4 @@ struct SizeClassState: ~Copyable {
             zspages.pointer(Int(descriptor.next)).pointee.previous = descriptor.previous
         }
     }
-
-    /// Zspages per fullness group (diagnostics).
-    func groupCounts() -> [Int] {
-        (0..<FullnessGroup.count).map { group in
-            var count = 0
-            var zspage = groupHeads[group]
-            while zspage != ZsPageDescriptor.none {
-                count += 1
-                zspage = zspages[Int(zspage)].next
-            }
-            return count
-        }
-    }
 }
