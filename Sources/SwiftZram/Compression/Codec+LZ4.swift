@@ -5,6 +5,13 @@ import Glibc
 #endif
 
 /// LZ4 fast mode with a reused `LZ4_stream_t`, and the LZ4 block decoder that lz4hc shares.
+///
+/// Debian's liblz4.so does not export the static-linking-only calls
+/// (`LZ4_compress_fast_extState_fastReset`, `LZ4_attach_dictionary`), so this uses their
+/// exported equivalents: `LZ4_resetStream_fast` + `LZ4_compress_fast_continue` starts an
+/// independent block on a reused state without clearing its 16 KiB table, and a dictionary
+/// is applied by copying the pool's dictionary-loaded stream over the working stream
+/// (what lz4frame did before `LZ4_attach_dictionary` existed).
 extension CompressionStream {
     static func makeLZ4(
         level: Int32, buffers: UnsafeMutableRawPointer, dictionary: CompressionDictionary.Handles?
@@ -28,14 +35,15 @@ extension CompressionStream {
         let target = output.assumingMemoryBound(to: CChar.self)
         let capacity = Int32(Self.outputCapacity)
         let pageSize = Int32(Self.pageSize)
+        let working = state!.assumingMemoryBound(to: LZ4_stream_t.self)
         if let dictionary, let dictionaryStream = dictionary.lz4Stream {
-            // A fresh working stream per page, referring to the loaded dictionary in place.
-            let working = state!.assumingMemoryBound(to: LZ4_stream_t.self)
+            // A fresh working stream per page whose history is exactly the dictionary.
+            working.update(from: dictionaryStream, count: 1)
+        } else {
+            // A new independent block: no history from the previous page.
             LZ4_resetStream_fast(working)
-            LZ4_attach_dictionary(working, dictionaryStream)
-            return Int(LZ4_compress_fast_continue(working, input, target, pageSize, capacity, level))
         }
-        return Int(LZ4_compress_fast_extState_fastReset(state, input, target, pageSize, capacity, level))
+        return Int(LZ4_compress_fast_continue(working, input, target, pageSize, capacity, level))
     }
 
     /// Decodes an LZ4 block (from lz4 or lz4hc), with the dictionary if the pool has one.

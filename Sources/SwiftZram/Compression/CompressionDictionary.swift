@@ -9,7 +9,7 @@ import Glibc
 /// read by every stream of that pool.
 ///
 /// zstd gets a digested `ZSTD_CDict`/`ZSTD_DDict`; lz4 gets an `LZ4_stream_t` prepared
-/// with `LZ4_loadDict`, which each stream attaches to a fresh working stream per page.
+/// with `LZ4_loadDict`, which each stream copies over its working stream per page.
 /// All of these are only read after creation, so sharing them between streams is safe.
 final class CompressionDictionary {
     /// The raw pointers a stream needs; plain values, so a stream copies them without ARC.
