@@ -117,3 +117,4 @@ func codecBenchmarks() {
         }
     }
 }
+

@@ -1,8 +1,10 @@
 import Benchmark
 
 /// Per-page benchmarks on real anonymous memory (`ZRAM_CORPUS`, default /tmp/znbd-anon.bin).
-/// One iteration is 1000 pages; wallClock and mallocCountTotal are also shown per page
-/// with `--scale`. mallocCountTotal must stay 0: the per-page paths allocate nothing.
+/// One iteration is 1000 pages. By default the table shows per-page values (integer-divided,
+/// marked `*`); with `--scale` it shows raw per-1000-page values, so microseconds there are
+/// nanoseconds per page, and mallocCountTotal is exact. It must stay 0: the per-page paths
+/// allocate nothing.
 let benchmarks: @Sendable () -> Void = {
     Benchmark.defaultConfiguration = .init(
         metrics: [.wallClock, .throughput, .mallocCountTotal],
