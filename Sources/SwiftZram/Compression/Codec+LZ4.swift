@@ -19,7 +19,7 @@ extension CompressionStream {
         let size = Int(LZ4_sizeofState())
         // LZ4_initStream makes the state "correctly initialized", which the fastReset
         // and streaming calls below require.
-        guard let state = aligned_alloc(64, size) else { return nil }
+        guard let state = allocateAligned(size) else { return nil }
         guard LZ4_initStream(state, size) != nil else {
             free(state)
             return nil

@@ -13,7 +13,7 @@ import Glibc
 extension CompressionStream {
     static func makeLZ4HC(level: Int32, buffers: UnsafeMutableRawPointer) -> CompressionStream? {
         let size = Int(LZ4_sizeofStateHC())
-        guard let state = aligned_alloc(64, size) else { return nil }
+        guard let state = allocateAligned(size) else { return nil }
         guard LZ4_initStreamHC(state, size) != nil else {
             free(state)
             return nil

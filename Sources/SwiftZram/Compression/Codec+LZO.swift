@@ -10,7 +10,7 @@ extension CompressionStream {
     static let lzoReady: Bool = clzo_init() == LZO_E_OK
 
     static func makeLZO(buffers: UnsafeMutableRawPointer) -> CompressionStream? {
-        guard lzoReady, let state = aligned_alloc(64, Int(clzo_lzo1x_1_mem_compress())) else {
+        guard lzoReady, let state = allocateAligned(Int(clzo_lzo1x_1_mem_compress())) else {
             return nil
         }
         return CompressionStream(

@@ -48,7 +48,7 @@ final class CompressionDictionary {
             // LZ4 only ever looks 64 KiB back, and LZ4_loadDict keeps only the tail.
             let window = min(bytes.count, 64 * 1024)
             let tail = UnsafeRawPointer(storage) + (bytes.count - window)
-            guard let raw = aligned_alloc(64, MemoryLayout<LZ4_stream_t>.size),
+            guard let raw = allocateAligned(MemoryLayout<LZ4_stream_t>.size),
                 let stream = LZ4_initStream(raw, MemoryLayout<LZ4_stream_t>.size)
             else {
                 free(storage)

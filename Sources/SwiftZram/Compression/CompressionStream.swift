@@ -87,7 +87,7 @@ extension CompressionStream {
     static func make(
         parameters: CompressionParameters, dictionary: CompressionDictionary.Handles?
     ) throws(ZramError) -> CompressionStream {
-        guard let buffers = aligned_alloc(64, pageSize + outputCapacity) else {
+        guard let buffers = allocateAligned(pageSize + outputCapacity) else {
             throw ZramError(.outOfMemory, "cannot allocate a compression stream's buffers")
         }
         let level = Int32(parameters.level)
