@@ -35,3 +35,6 @@ public enum CompressionAlgorithm: String, CaseIterable, Sendable, CustomStringCo
     /// Whether `algorithm_params dict=PATH` is supported.
     public var supportsDictionary: Bool { self == .lz4 || self == .zstd }
 }
+
+// A payload-free enum: copying it is a plain bit copy, so `CompressionStream` stays BitwiseCopyable.
+extension CompressionAlgorithm: BitwiseCopyable {}

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Captures a corpus of real anonymous memory for the codec benchmarks: starts a Python
+# workload that builds ~350 MB of dicts, strings, lists and floats (what a swapped-out
+# heap looks like), then dumps its heap and anonymous mappings with shared/tools/anon-corpus.
+#
+# Usage: scripts/capture-anon-corpus.sh [OUT]
+#   OUT defaults to $ZRAM_CORPUS, then /tmp/znbd-anon.bin.
+#   ANON_CORPUS_TOOL overrides the capture tool (default: <repo>/../shared/tools/anon-corpus).
+# Needs ptrace rights over its own child (root, or ptrace_scope 0).
+set -euo pipefail
+
+out="${1:-${ZRAM_CORPUS:-/tmp/znbd-anon.bin}}"
+root="$(git -C "$(dirname "${BASH_SOURCE[0]}")" rev-parse --show-toplevel)"
+tool="${ANON_CORPUS_TOOL:-$root/../shared/tools/anon-corpus}"
+if [[ ! -e "$tool" ]]; then
+    echo "capture-anon-corpus: no capture tool at $tool" >&2
+    exit 1
+fi
+
+ready="$(mktemp)"
+rm -f "$ready"
+python3 - "$ready" <<'PY' &
+import random, sys, time
+
+random.seed(20261125)
+words = ("alpha beta gamma delta kernel page swap memory stream python object list dict "
+         "string value index record customer order status pending shipped invoice").split()
+records = [
+    {"id": i, "name": f"user{i:07d}", "email": f"user{i}@example.org",
+     "score": random.random() * 100, "tags": random.sample(words, 3), "active": i % 3 == 0}
+    for i in range(280_000)
+]
+by_name = {r["name"]: r for r in records}
+sentences = [" ".join(random.choices(words, k=12)) for _ in range(250_000)]
+numbers = list(range(2_000_000))
+floats = [random.random() for _ in range(1_000_000)]
+pairs = [(i, str(i) * 3) for i in range(500_000)]
+blobs = [bytes(random.getrandbits(8) for _ in range(64)) for _ in range(20_000)]
+with open(sys.argv[1], "w") as f:
+    f.write("ready\n")
+time.sleep(600)
+PY
+workload=$!
+trap 'kill "$workload" 2>/dev/null || true; rm -f "$ready"' EXIT
+
+for _ in $(seq 600); do
+    [[ -s "$ready" ]] && break
+    kill -0 "$workload" 2>/dev/null || { echo "capture-anon-corpus: workload died" >&2; exit 1; }
+    sleep 0.2
+done
+[[ -s "$ready" ]] || { echo "capture-anon-corpus: workload never became ready" >&2; exit 1; }
+
+bytes="$(python3 "$tool" "$workload" "$out")"
+echo "capture-anon-corpus: wrote $bytes bytes of anonymous memory from PID $workload to $out" >&2
