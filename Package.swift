@@ -39,7 +39,6 @@ let package = Package(
             ]),
         .testTarget(name: "SwiftZramTests", dependencies: ["SwiftZram"]),
         .testTarget(name: "NBDTests", dependencies: ["NBD"]),
-        .testTarget(name: "ZnbdTests", dependencies: ["znbd", "SwiftZram", "NBD"]),
         .executableTarget(
             name: "StoreBenchmarks",
             dependencies: [

@@ -22,6 +22,8 @@ public struct ZramError: Error, Hashable, Sendable, CustomStringConvertible {
         case notInitialized
         /// `EINVAL`: the request reaches past the end of the device.
         case outOfRange
+        /// `EIO`: stored data failed to decompress.
+        case ioError
     }
 
     public var kind: Kind
@@ -39,6 +41,7 @@ public struct ZramError: Error, Hashable, Sendable, CustomStringConvertible {
         case .invalidArgument, .outOfRange: EINVAL
         case .outOfMemory, .memoryLimitReached: ENOMEM
         case .notInitialized: ENXIO
+        case .ioError: EIO
         }
     }
 
@@ -49,6 +52,7 @@ public struct ZramError: Error, Hashable, Sendable, CustomStringConvertible {
         case .invalidArgument, .outOfRange: "EINVAL"
         case .outOfMemory, .memoryLimitReached: "ENOMEM"
         case .notInitialized: "ENXIO"
+        case .ioError: "EIO"
         }
     }
 

@@ -71,6 +71,19 @@ struct SizeClassState: ~Copyable {
         return id
     }
 
+    /// Pages the next ``store(_:arena:)`` will make resident: 0 when it reuses a
+    /// freed object, else the pages its object reaches past the zspage's touched end.
+    func pagesNeededForNextStore() -> Int {
+        guard let zspage = fullestNonFull(excluding: ZsPageDescriptor.none) else {
+            return (size + SizeClassTable.pageSize - 1) / SizeClassTable.pageSize
+        }
+        let descriptor = zspages[Int(zspage)]
+        if UInt32(descriptor.freeHead) != ObjectHeader.endOfList { return 0 }
+        let end = (Int(descriptor.bump) + 1) * size
+        let needed = (end + SizeClassTable.pageSize - 1) / SizeClassTable.pageSize
+        return max(0, needed - Int(descriptor.touchedPages))
+    }
+
     /// Pins the zspage holding `id` so compaction leaves it alone.
     ///
     /// - Returns: the zspage id (for ``unpin(_:)``) and the payload address.

@@ -38,6 +38,15 @@ public final class ZsPool: Sendable {
         // `arena` unmaps every chunk when it is destroyed right after this.
     }
 
+    /// The outcome of a store under a memory limit.
+    public enum StoreResult {
+        case stored(ObjectHandle)
+        /// The pages the object needs would take ``memoryUsed`` past the limit; nothing changed.
+        case overLimit
+        /// The OS refused memory.
+        case outOfMemory
+    }
+
     /// Allocates an object for `bytes.count` (1...4096) payload bytes and
     /// copies them in.
     ///
@@ -46,21 +55,52 @@ public final class ZsPool: Sendable {
     /// - Returns: the handle, or nil only if the OS refused memory.
     /// - Complexity: O(1); one lock.
     public func store(_ bytes: UnsafeRawBufferPointer) -> ObjectHandle? {
+        if case .stored(let handle) = store(bytes, memoryLimit: 0) { return handle }
+        return nil
+    }
+
+    /// Like ``store(_:)``, but refuses an object whose new pages would take
+    /// ``memoryUsed`` past `memoryLimit` bytes (0 means no limit). The pages are
+    /// reserved before they are touched, so concurrent stores cannot overshoot
+    /// the limit together and a refused store leaves no page behind.
+    public func store(_ bytes: UnsafeRawBufferPointer, memoryLimit: Int) -> StoreResult {
         precondition(bytes.count >= 1 && bytes.count <= SizeClassTable.pageSize, "object size \(bytes.count) outside 1...4096")
         let classIndex = SizeClassTable.classIndex(forPayload: bytes.count, rawToMerged: classes.rawToMerged)
         // The payload crosses into the lock as an address: the region checker
         // would otherwise tie the caller's buffer to the guarded state.
         let source = UInt(bitPattern: bytes.baseAddress)
         let count = bytes.count
-        let id: UInt32? = classes.base[classIndex].state.withLock { state in
+        let limitPages = memoryLimit / SizeClassTable.pageSize
+        let result: (id: UInt32?, overLimit: Bool) = classes.base[classIndex].state.withLock { state in
+            let reserved = state.pagesNeededForNextStore()
+            guard reserve(reserved, limitPages: limitPages) else { return (nil, true) }
             let before = state.pagesHeld
             let payload = UnsafeRawBufferPointer(start: UnsafeRawPointer(bitPattern: source), count: count)
             let id = state.store(payload, arena: arena)
             let delta = state.pagesHeld - before
-            if delta != 0 { pagesHeld.add(delta, ordering: .relaxed) }
-            return id
+            if delta != reserved { pagesHeld.add(delta - reserved, ordering: .relaxed) }
+            return (id, false)
         }
-        return id.map { ObjectHandle(classIndex: classIndex, localId: $0) }
+        if result.overLimit { return .overLimit }
+        guard let id = result.id else { return .outOfMemory }
+        return .stored(ObjectHandle(classIndex: classIndex, localId: id))
+    }
+
+    /// Adds `pages` to ``pagesHeld`` unless that would pass `limitPages` (0 = no limit).
+    @inline(__always)
+    private func reserve(_ pages: Int, limitPages: Int) -> Bool {
+        guard pages > 0 else { return true }
+        guard limitPages > 0 else {
+            pagesHeld.add(pages, ordering: .relaxed)
+            return true
+        }
+        var current = pagesHeld.load(ordering: .relaxed)
+        while current + pages <= limitPages {
+            let (won, now) = pagesHeld.weakCompareExchange(expected: current, desired: current + pages, ordering: .relaxed)
+            if won { return true }
+            current = now
+        }
+        return false
     }
 
     /// Calls `body` with a read-only view of the object's first `size`

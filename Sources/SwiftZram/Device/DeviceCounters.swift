@@ -1,0 +1,66 @@
+import Synchronization
+
+/// The live counters behind `mm_stat`, `io_stat` and `stat`, as atomics so
+/// that the data path never takes a lock to count.
+final class DeviceCounters: Sendable {
+    /// Pages stored in any form (orig_data_size / 4096).
+    let storedPages = Atomic<Int>(0)
+    /// Sum of stored object sizes; a huge page counts 4096.
+    let comprDataSize = Atomic<Int>(0)
+    let samePages = Atomic<Int>(0)
+    let hugePages = Atomic<Int>(0)
+    let hugePagesSince = Atomic<Int>(0)
+    let memUsedMax = Atomic<Int>(0)
+    /// mem_limit in bytes, page aligned; 0 means none. Changeable at any time.
+    let memLimit = Atomic<Int>(0)
+
+    let failedReads = Atomic<Int>(0)
+    let failedWrites = Atomic<Int>(0)
+    let invalidIO = Atomic<Int>(0)
+    let notifyFree = Atomic<Int>(0)
+
+    /// Pages read and written (zram's num_reads / num_writes).
+    let pagesRead = Atomic<Int>(0)
+    let pagesWritten = Atomic<Int>(0)
+
+    /// Raises the recorded peak to `used` if it is higher.
+    @inline(__always)
+    func notePeak(_ used: Int) {
+        var peak = memUsedMax.load(ordering: .relaxed)
+        while used > peak {
+            let (won, current) = memUsedMax.weakCompareExchange(
+                expected: peak, desired: used, ordering: .relaxed)
+            if won { return }
+            peak = current
+        }
+    }
+
+    /// Adjusts the counters for a page leaving `state`.
+    @inline(__always)
+    func forget(_ state: PageState) {
+        guard state.isStored else { return }
+        storedPages.subtract(1, ordering: .relaxed)
+        if state.isSame {
+            samePages.subtract(1, ordering: .relaxed)
+        } else {
+            comprDataSize.subtract(state.objectSize, ordering: .relaxed)
+            if state.isHuge { hugePages.subtract(1, ordering: .relaxed) }
+        }
+    }
+
+    /// Adjusts the counters for a page entering `state`.
+    @inline(__always)
+    func record(_ state: PageState) {
+        guard state.isStored else { return }
+        storedPages.add(1, ordering: .relaxed)
+        if state.isSame {
+            samePages.add(1, ordering: .relaxed)
+        } else {
+            comprDataSize.add(state.objectSize, ordering: .relaxed)
+            if state.isHuge {
+                hugePages.add(1, ordering: .relaxed)
+                hugePagesSince.add(1, ordering: .relaxed)
+            }
+        }
+    }
+}

@@ -1,0 +1,59 @@
+import Synchronization
+
+/// One page's entry in the device table: 16 bytes, like the kernel's
+/// `struct zram_table_entry` (handle + flags).
+///
+/// `state` packs the flags, the object size and a lock bit; `payload` is the
+/// allocator handle of a stored object, or the fill word of a same-filled page.
+/// `payload` is only read or written while the lock bit is held.
+struct PageSlot: ~Copyable {
+    let state: Atomic<UInt64>
+    var payload: UInt64
+
+    init() {
+        state = Atomic(0)
+        payload = 0
+    }
+}
+
+/// The decoded bits of `PageSlot.state`.
+struct PageState: Equatable {
+    var rawValue: UInt64
+
+    /// The object size in bytes (1...4096) when `hasObject`.
+    static let sizeMask: UInt64 = 0x1FFF
+    /// `payload` is an allocator handle.
+    static let objectBit: UInt64 = 1 << 13
+    /// `payload` is the fill word of a same-filled page (zram's ZRAM_SAME).
+    static let sameBit: UInt64 = 1 << 14
+    /// The object is a raw, incompressible page (zram's ZRAM_HUGE).
+    static let hugeBit: UInt64 = 1 << 15
+    /// Not accessed since the last `idle all` (zram's ZRAM_IDLE).
+    static let idleBit: UInt64 = 1 << 16
+    /// Same-filled with the zero word: reads as zeros but counts as written.
+    static let zeroFillBit: UInt64 = 1 << 17
+    /// Held by a thread working on this page.
+    static let lockBit: UInt64 = 1 << 63
+
+    static let empty = PageState(rawValue: 0)
+
+    static func object(size: Int, huge: Bool) -> PageState {
+        PageState(rawValue: UInt64(size) | objectBit | (huge ? hugeBit : 0))
+    }
+
+    static func same(_ word: UInt64) -> PageState {
+        PageState(rawValue: sameBit | (word == 0 ? zeroFillBit : 0))
+    }
+
+    var hasObject: Bool { rawValue & Self.objectBit != 0 }
+    var isSame: Bool { rawValue & Self.sameBit != 0 }
+    var isHuge: Bool { rawValue & Self.hugeBit != 0 }
+    var isIdle: Bool { rawValue & Self.idleBit != 0 }
+    var isZeroFilled: Bool { rawValue & Self.zeroFillBit != 0 }
+    /// Stored in any form (counts in orig_data_size).
+    var isStored: Bool { rawValue & (Self.objectBit | Self.sameBit) != 0 }
+    var objectSize: Int { Int(rawValue & Self.sizeMask) }
+
+    var withoutLock: PageState { PageState(rawValue: rawValue & ~Self.lockBit) }
+    var withoutIdle: PageState { PageState(rawValue: rawValue & ~Self.idleBit) }
+}

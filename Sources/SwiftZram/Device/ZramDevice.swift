@@ -1,0 +1,240 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Synchronization
+
+/// A userspace zram device: a compressed, page-granular RAM disk with the
+/// kernel's control semantics.
+///
+/// Lifecycle, as in the kernel: configure the algorithm (and optionally its
+/// parameters and `mem_limit`), set `disksize` to initialise, do I/O, `reset`
+/// to free everything and start over. Changing the algorithm or disksize of an
+/// initialised device fails with `EBUSY`, as does `reset` while the device is
+/// open (an NBD client is attached).
+///
+/// I/O may come from many threads at once. It holds the lifecycle lock shared,
+/// so control operations that replace the device's state wait for in-flight I/O.
+// @unchecked: `store`, `settings` and `counters` are read only under
+// `lifecycle` held shared and written only under it held exclusively.
+public final class ZramDevice: @unchecked Sendable {
+    public let name: String
+
+    private let lifecycle = LifecycleLock()
+    private var store: ZramStore?
+    private var settings: Settings
+    private var counters = DeviceCounters()
+    private let openCount = Atomic<Int>(0)
+
+    /// Configuration that applies at the next initialisation.
+    struct Settings {
+        var algorithm: CompressionAlgorithm = .default
+        var level: Int?
+        var dictionary: [UInt8]?
+        var dictionaryPath: String?
+        var streams: Int
+    }
+
+    /// The stream count a device gets when none is given: one per CPU, as zram's per-CPU streams.
+    public static var defaultStreamCount: Int {
+        min(64, max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+    }
+
+    /// - Parameters:
+    ///   - name: the device name (`zram0`), also its NBD export name.
+    ///   - streams: compression streams, 1...64; defaults to the CPU count.
+    public init(name: String, streams: Int = ZramDevice.defaultStreamCount) {
+        self.name = name
+        self.settings = Settings(streams: min(64, max(1, streams)))
+    }
+
+    // MARK: Reading the state
+
+    /// initstate: whether disksize has been set.
+    public var isInitialized: Bool { lifecycle.withShared { store != nil } }
+
+    /// disksize in bytes; 0 before initialisation.
+    public var diskSize: UInt64 { lifecycle.withShared { store?.diskSize ?? 0 } }
+
+    public var algorithm: CompressionAlgorithm { lifecycle.withShared { settings.algorithm } }
+
+    /// The compression parameters the device uses (or will use once initialised).
+    public var compressionParameters: CompressionParameters {
+        lifecycle.withShared {
+            (try? CompressionParameters(
+                algorithm: settings.algorithm, level: settings.level, dictionary: settings.dictionary))
+                ?? (try! CompressionParameters(algorithm: settings.algorithm))
+        }
+    }
+
+    /// Path of the dictionary file set through `algorithm_params dict=PATH`, if any.
+    public var dictionaryPath: String? { lifecycle.withShared { settings.dictionaryPath } }
+
+    public var streamCount: Int { lifecycle.withShared { settings.streams } }
+
+    /// Clients currently attached (the device is "open").
+    public var openers: Int { openCount.load(ordering: .relaxed) }
+
+    /// mm_stat.
+    public var memoryStatistics: MemoryStatistics {
+        lifecycle.withShared {
+            var stat = MemoryStatistics()
+            stat.memLimit = UInt64(counters.memLimit.load(ordering: .relaxed))
+            stat.memUsedMax = UInt64(counters.memUsedMax.load(ordering: .relaxed))
+            stat.origDataSize = UInt64(counters.storedPages.load(ordering: .relaxed)) * UInt64(pageSize)
+            stat.comprDataSize = UInt64(counters.comprDataSize.load(ordering: .relaxed))
+            stat.samePages = UInt64(counters.samePages.load(ordering: .relaxed))
+            stat.hugePages = UInt64(counters.hugePages.load(ordering: .relaxed))
+            stat.hugePagesSince = UInt64(counters.hugePagesSince.load(ordering: .relaxed))
+            if let store {
+                stat.memUsedTotal = UInt64(store.memoryUsed)
+                stat.pagesCompacted = UInt64(store.pool.pagesCompacted)
+            }
+            return stat
+        }
+    }
+
+    /// io_stat, plus the page read/write counters.
+    public var ioStatistics: IOStatistics {
+        lifecycle.withShared {
+            var stat = IOStatistics()
+            stat.failedReads = UInt64(counters.failedReads.load(ordering: .relaxed))
+            stat.failedWrites = UInt64(counters.failedWrites.load(ordering: .relaxed))
+            stat.invalidIO = UInt64(counters.invalidIO.load(ordering: .relaxed))
+            stat.notifyFree = UInt64(counters.notifyFree.load(ordering: .relaxed))
+            stat.pagesRead = UInt64(counters.pagesRead.load(ordering: .relaxed))
+            stat.pagesWritten = UInt64(counters.pagesWritten.load(ordering: .relaxed))
+            return stat
+        }
+    }
+
+    /// Bytes the page table holds (not part of mem_used_total, as in the kernel).
+    public var tableMemoryUsed: Int { lifecycle.withShared { store?.table.memoryUsed ?? 0 } }
+
+    // MARK: Control
+
+    /// Sets disksize and initialises the device. Rounded up to whole pages.
+    /// - Throws: `EBUSY` if already initialised, `EINVAL` for 0.
+    public func setDiskSize(_ bytes: UInt64) throws(ZramError) {
+        try lifecycle.withExclusive { () throws(ZramError) in
+            guard store == nil else {
+                throw .busy("\(name) is initialised: reset it before changing disksize")
+            }
+            guard bytes > 0 else { throw .invalid("disksize must be greater than 0") }
+            guard bytes <= UInt64(Int.max) - UInt64(pageSize) else { throw .invalid("disksize is too large") }
+            let size = (bytes + UInt64(pageSize) - 1) & ~UInt64(pageSize - 1)
+            let parameters = try CompressionParameters(
+                algorithm: settings.algorithm, level: settings.level, dictionary: settings.dictionary)
+            store = try ZramStore(diskSize: size, compression: parameters, streams: settings.streams, counters: counters)
+        }
+    }
+
+    /// Chooses the compression algorithm, resetting its parameters to their defaults.
+    /// - Throws: `EBUSY` once initialised.
+    public func setAlgorithm(_ algorithm: CompressionAlgorithm) throws(ZramError) {
+        try lifecycle.withExclusive { () throws(ZramError) in
+            guard store == nil else {
+                throw .busy("\(name) is initialised: reset it before changing comp_algorithm")
+            }
+            settings.algorithm = algorithm
+            settings.level = nil
+            settings.dictionary = nil
+            settings.dictionaryPath = nil
+        }
+    }
+
+    /// Sets the algorithm's level and dictionary (zram's algorithm_params).
+    /// - Throws: `EBUSY` once initialised, `EINVAL` for a level or dictionary the algorithm rejects.
+    public func setAlgorithmParameters(level: Int?, dictionary: [UInt8]?, dictionaryPath: String? = nil) throws(ZramError) {
+        try lifecycle.withExclusive { () throws(ZramError) in
+            guard store == nil else {
+                throw .busy("\(name) is initialised: reset it before changing algorithm_params")
+            }
+            _ = try CompressionParameters(algorithm: settings.algorithm, level: level, dictionary: dictionary)
+            settings.level = level
+            settings.dictionary = dictionary
+            settings.dictionaryPath = dictionary == nil ? nil : dictionaryPath
+        }
+    }
+
+    /// Sets the number of compression streams for the next initialisation.
+    /// - Throws: `EBUSY` once initialised, `EINVAL` outside 1...64.
+    public func setStreamCount(_ streams: Int) throws(ZramError) {
+        try lifecycle.withExclusive { () throws(ZramError) in
+            guard store == nil else { throw .busy("\(name) is initialised: reset it before changing streams") }
+            guard (1...64).contains(streams) else { throw .invalid("streams must be 1...64") }
+            settings.streams = streams
+        }
+    }
+
+    /// Sets mem_limit (rounded up to whole pages; 0 removes it). Takes effect at once.
+    public func setMemoryLimit(_ bytes: UInt64) throws(ZramError) {
+        guard bytes <= UInt64(Int.max) - UInt64(pageSize) else { throw .invalid("mem_limit is too large") }
+        let aligned = (bytes + UInt64(pageSize) - 1) & ~UInt64(pageSize - 1)
+        lifecycle.withShared { counters.memLimit.store(Int(aligned), ordering: .relaxed) }
+    }
+
+    /// Resets mem_used_max to the current mem_used_total (writing `0` to the attribute).
+    public func resetMemoryPeak() {
+        lifecycle.withShared {
+            counters.memUsedMax.store(store?.memoryUsed ?? 0, ordering: .relaxed)
+        }
+    }
+
+    /// Frees everything and returns the device to uninitialised, with default settings.
+    /// - Throws: `EBUSY` while a client has the device open.
+    public func reset() throws(ZramError) {
+        try lifecycle.withExclusive { () throws(ZramError) in
+            let users = openCount.load(ordering: .relaxed)
+            guard users == 0 else {
+                throw .busy("\(name) is in use by \(users) client\(users == 1 ? "" : "s")")
+            }
+            store = nil
+            counters = DeviceCounters()
+            settings = Settings(streams: settings.streams)
+        }
+    }
+
+    /// Compacts the allocator now.
+    /// - Returns: pages freed.
+    @discardableResult
+    public func compact() -> Int {
+        lifecycle.withShared { store?.pool.compact() ?? 0 }
+    }
+
+    /// Marks every stored page idle (`idle all`); a later access clears the mark.
+    public func markAllIdle() {
+        lifecycle.withShared {
+            guard let store else { return }
+            for index in 0..<store.table.pageCount { store.markIdle(index) }
+        }
+    }
+
+    /// Counts idle pages (for status and for later writeback and recompression).
+    public var idlePages: Int {
+        lifecycle.withShared {
+            guard let store else { return 0 }
+            var count = 0
+            for index in 0..<store.table.pageCount {
+                if let slot = store.table.existingSlot(index), slot.unlockedState.isIdle { count += 1 }
+            }
+            return count
+        }
+    }
+
+    /// Runs `body` with the store under the lifecycle lock held shared.
+    /// - Throws: `ENXIO` before initialisation.
+    @inline(__always)
+    func withInitializedStore<R>(_ body: (ZramStore) throws(ZramError) -> R) throws(ZramError) -> R {
+        try lifecycle.withShared { () throws(ZramError) -> R in
+            guard let store else { throw ZramError(.notInitialized, "\(name) has no disksize yet") }
+            return try body(store)
+        }
+    }
+
+    // MARK: Openers
+
+    /// Records that a client opened the device; `reset` fails with EBUSY until `close()`.
+    public func open() { openCount.add(1, ordering: .relaxed) }
+
+    public func close() { openCount.subtract(1, ordering: .relaxed) }
+}

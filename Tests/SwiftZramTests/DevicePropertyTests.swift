@@ -1,0 +1,101 @@
+import Testing
+@testable import SwiftZram
+
+/// Random operation sequences checked against a plain byte-array model.
+@Suite struct DevicePropertyTests {
+    static let diskSize = 256 * pageSize
+
+    @Test(arguments: CompressionAlgorithm.allCases)
+    func randomOperationsMatchTheModel(algorithm: CompressionAlgorithm) throws {
+        let device = try ZramDevice.make(algorithm, diskSize: UInt64(Self.diskSize))
+        var model = [UInt8](repeating: 0, count: Self.diskSize)
+        var rng = DeviceTestRandom(seed: 0x5EED ^ UInt64(algorithm.hashValue & 0xFFFF))
+        let kinds = DeviceTestPage.allCases
+
+        for step in 0..<3000 {
+            let offset = Int(rng.next() % UInt64(Self.diskSize))
+            let maxLength = min(Self.diskSize - offset, 5 * pageSize)
+            let length = Int(rng.next() % UInt64(maxLength + 1))
+            switch rng.next() % 10 {
+            case 0...4:
+                // Write real-looking bytes taken from a generated page, at any alignment.
+                var data = [UInt8]()
+                while data.count < length { data += kinds[Int(rng.next() % UInt64(kinds.count))].bytes(using: &rng) }
+                data = Array(data.prefix(length))
+                try device.write(data, at: UInt64(offset))
+                model.replaceSubrange(offset..<(offset + length), with: data)
+            case 5...6:
+                let got = try device.read(count: length, at: UInt64(offset))
+                #expect(got == Array(model[offset..<(offset + length)]), "read \(length) at \(offset), step \(step)")
+            case 7:
+                try device.discard(offset: UInt64(offset), length: UInt64(length))
+                model.replaceSubrange(offset..<(offset + length), with: repeatElement(0, count: length))
+            default:
+                try device.writeZeroes(offset: UInt64(offset), length: UInt64(length), deallocate: rng.next() % 2 == 0)
+                model.replaceSubrange(offset..<(offset + length), with: repeatElement(0, count: length))
+            }
+        }
+        #expect(try device.read(count: Self.diskSize, at: 0) == model)
+        try checkCountersAgainstContent(device, model: model)
+
+        if algorithm == .lz4 { device.compact() }
+        #expect(try device.read(count: Self.diskSize, at: 0) == model)
+    }
+
+    /// orig_data_size and same_pages follow from what the pages hold; compressed bytes fit in what is held.
+    func checkCountersAgainstContent(_ device: ZramDevice, model: [UInt8]) throws {
+        var stored = 0
+        try device.allocationStatus(offset: 0, length: UInt64(model.count)) { length, status in
+            if status != .unallocated { stored += Int(length) }
+            return true
+        }
+        let stat = device.memoryStatistics
+        #expect(stat.origDataSize == UInt64(stored))
+        #expect(stat.memUsedTotal >= stat.comprDataSize - stat.hugePages * UInt64(pageSize) || stat.memUsedTotal >= stat.comprDataSize)
+        #expect(stat.samePages <= stat.origDataSize / UInt64(pageSize))
+    }
+
+    @Test(arguments: CompressionAlgorithm.allCases)
+    func concurrentWritersOnDisjointRegions(algorithm: CompressionAlgorithm) async throws {
+        let writers = 4
+        let region = 64 * pageSize
+        let device = try ZramDevice.make(algorithm, diskSize: UInt64(writers * region), streams: 2)
+        var models = [[UInt8]](repeating: [], count: writers)
+
+        await withTaskGroup(of: (Int, [UInt8])?.self) { group in
+            for writer in 0..<writers {
+                group.addTask {
+                    var rng = DeviceTestRandom(seed: UInt64(writer) + 100)
+                    var model = [UInt8](repeating: 0, count: region)
+                    let base = writer * region
+                    for _ in 0..<400 {
+                        let offset = Int(rng.next() % UInt64(region))
+                        let length = Int(rng.next() % UInt64(min(region - offset, 3 * pageSize) + 1))
+                        var data = DeviceTestPage.allCases[Int(rng.next() % 7)].bytes(using: &rng)
+                        while data.count < length { data += data }
+                        data = Array(data.prefix(length))
+                        if rng.next() % 5 == 0 {
+                            try? device.discard(offset: UInt64(base + offset), length: UInt64(length))
+                            model.replaceSubrange(offset..<(offset + length), with: repeatElement(0, count: length))
+                        } else {
+                            try? device.write(data, at: UInt64(base + offset))
+                            model.replaceSubrange(offset..<(offset + length), with: data)
+                        }
+                    }
+                    return (writer, model)
+                }
+            }
+            group.addTask {
+                for _ in 0..<20 { device.compact() }
+                return nil
+            }
+            for await result in group {
+                if let (writer, model) = result { models[writer] = model }
+            }
+        }
+        for writer in 0..<writers {
+            #expect(try device.read(count: region, at: UInt64(writer * region)) == models[writer], "region \(writer)")
+        }
+        #expect(device.ioStatistics.failedWrites == 0)
+    }
+}
