@@ -1,0 +1,9 @@
+import ArgumentParser
+
+@main
+struct ZNBD: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "znbd",
+        abstract: "Compressed RAM block devices (userspace zram) served over NBD.",
+        subcommands: [EstimateCommand.self])
+}
