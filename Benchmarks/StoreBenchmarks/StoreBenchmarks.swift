@@ -17,6 +17,6 @@ let benchmarks: @Sendable () -> Void = {
     // Codec benchmarks: compress / decompress one page per algorithm.
     codecBenchmarks()
 
-    // Store/load benchmarks
-    // (Device: store and load whole pages through the device, same corpus, same metrics.)
+    // Store/load benchmarks: the same pages through a whole device.
+    deviceBenchmarks()
 }
