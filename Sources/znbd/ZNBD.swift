@@ -5,5 +5,8 @@ struct ZNBD: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "znbd",
         abstract: "Compressed RAM block devices (userspace zram) served over NBD.",
-        subcommands: [EstimateCommand.self])
+        subcommands: [
+            StatusCommand.self, GetCommand.self, SetCommand.self, HotAddCommand.self, HotRemoveCommand.self,
+            EstimateCommand.self,
+        ])
 }

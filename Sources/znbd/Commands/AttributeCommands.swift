@@ -1,0 +1,71 @@
+import ArgumentParser
+
+/// `znbd get DEVICE ATTRIBUTE`: cat /sys/block/DEVICE/ATTRIBUTE.
+struct GetCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "get",
+        abstract: "Print a device attribute as the kernel's zram prints it.",
+        discussion: "Readable: \(ZramAttributeNames.readable).")
+
+    @Argument(help: "Device name, e.g. zram0.") var device: String
+    @Argument(help: "Attribute name, e.g. mm_stat.") var attribute: String
+    @OptionGroup var options: ControlOptions
+
+    func run() throws {
+        let response = try options.client.send(ControlRequest(op: .get, device: device, attribute: attribute))
+        print(response.value ?? "", terminator: "")
+    }
+}
+
+/// `znbd set DEVICE ATTRIBUTE VALUE`: echo VALUE > /sys/block/DEVICE/ATTRIBUTE.
+struct SetCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "set",
+        abstract: "Write a device attribute, with zram's rules (EBUSY once initialised, EINVAL for bad values).",
+        discussion: "Writable: \(ZramAttributeNames.writable).")
+
+    @Argument(help: "Device name, e.g. zram0.") var device: String
+    @Argument(help: "Attribute name, e.g. mem_limit.") var attribute: String
+    @Argument(help: "The value, e.g. 512M.") var value: String
+    @OptionGroup var options: ControlOptions
+
+    func run() throws {
+        _ = try options.client.send(ControlRequest(op: .set, device: device, attribute: attribute, value: value))
+    }
+}
+
+/// `znbd hot-add`: a new device and export; prints its name.
+struct HotAddCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "hot-add", abstract: "Create a device (and its NBD export); prints its name.")
+
+    @Option(help: "Initialise it with this disksize (K/M/G/T suffixes).") var size: SizeArgument?
+    @Option(help: "Its compression algorithm: lzo, lz4, lz4hc, zstd.") var algorithm: String?
+    @OptionGroup var options: ControlOptions
+
+    func run() throws {
+        let response = try options.client.send(
+            ControlRequest(op: .hotAdd, attribute: algorithm, value: size.map { String($0.bytes) }))
+        print(response.value ?? "")
+    }
+}
+
+/// `znbd hot-remove DEVICE`.
+struct HotRemoveCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "hot-remove", abstract: "Remove a device that no client uses (EBUSY otherwise).")
+
+    @Argument(help: "Device name, e.g. zram1.") var device: String
+    @OptionGroup var options: ControlOptions
+
+    func run() throws {
+        _ = try options.client.send(ControlRequest(op: .hotRemove, device: device))
+    }
+}
+
+import SwiftZram
+
+enum ZramAttributeNames {
+    static let readable = ZramDevice.readableAttributes.joined(separator: ", ")
+    static let writable = ZramDevice.writableAttributes.joined(separator: ", ")
+}

@@ -1,0 +1,45 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import ArgumentParser
+import Foundation
+
+/// Talks to a running `znbd serve` over its control socket.
+struct ControlClient {
+    static let defaultPath = "/run/znbd/control.sock"
+
+    let path: String
+
+    /// Sends one request and returns the server's answer; a failed answer becomes a thrown `ControlFailure`.
+    func send(_ request: ControlRequest) throws -> ControlResponse {
+        let fd: Int32
+        do { fd = try UnixSocket.connect(path) } catch {
+            throw ControlFailure(message: "\(error.description) (is `znbd serve` running?)")
+        }
+        defer { close(fd) }
+        UnixSocket.setTimeout(fd, seconds: 60)
+        try UnixSocket.writeAll(fd, Array(try JSONEncoder().encode(request)) + [UInt8(ascii: "\n")])
+        guard let line = try UnixSocket.readLine(fd, limit: 16 << 20) else {
+            throw ControlFailure(message: "the server closed the control connection")
+        }
+        let response = try JSONDecoder().decode(ControlResponse.self, from: Data(line))
+        guard response.ok else {
+            throw ControlFailure(message: "\(response.message ?? "failed") (\(response.errno ?? "error"))")
+        }
+        return response
+    }
+}
+
+/// A control request the server refused; printed as `znbd: MESSAGE (ERRNO)`, exit status 1.
+struct ControlFailure: Error, CustomStringConvertible {
+    var message: String
+    var description: String { message }
+}
+
+/// `--control PATH`, shared by every command that talks to the server.
+struct ControlOptions: ParsableArguments {
+    @Option(name: .long, help: "The server's control socket.")
+    var control: String = ControlClient.defaultPath
+
+    var client: ControlClient { ControlClient(path: control) }
+}

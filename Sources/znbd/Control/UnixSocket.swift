@@ -1,0 +1,123 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Minimal blocking Unix-socket helpers for the control channel.
+enum UnixSocket {
+    struct Failure: Error, CustomStringConvertible {
+        var description: String
+        init(_ what: String, errno code: Int32 = errno) {
+            description = "\(what): \(String(cString: strerror(code)))"
+        }
+    }
+
+    /// Fills a `sockaddr_un` for `path`.
+    static func address(_ path: String) throws(Failure) -> sockaddr_un {
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        let capacity = MemoryLayout.size(ofValue: address.sun_path)
+        guard bytes.count < capacity else { throw Failure("socket path \(path) is too long", errno: ENAMETOOLONG) }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            raw.copyBytes(from: bytes)
+            raw[bytes.count] = 0
+        }
+        return address
+    }
+
+    /// Connects to the socket at `path`.
+    static func connect(_ path: String) throws(Failure) -> Int32 {
+        var address = try address(path)
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw Failure("socket") }
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
+        guard result == 0 else {
+            let code = errno
+            close(fd)
+            throw Failure("cannot connect to \(path)", errno: code)
+        }
+        return fd
+    }
+
+    /// Binds and listens at `path` with mode 0600, creating the parent directory.
+    /// A stale socket file (nobody listening) is replaced; a live one is EADDRINUSE.
+    static func listen(_ path: String) throws(Failure) -> Int32 {
+        try makeParentDirectory(of: path)
+        if let fd = try? connect(path) {
+            close(fd)
+            throw Failure("another server is listening on \(path)", errno: EADDRINUSE)
+        }
+        unlink(path)
+        var address = try address(path)
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw Failure("socket") }
+        let previous = umask(0o177)
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
+        umask(previous)
+        guard bound == 0, chmod(path, 0o600) == 0, Glibc.listen(fd, 64) == 0 else {
+            let code = errno
+            close(fd)
+            throw Failure("cannot listen on \(path)", errno: code)
+        }
+        return fd
+    }
+
+    /// `mkdir -p` of the path's directory, mode 0755.
+    static func makeParentDirectory(of path: String) throws(Failure) {
+        var components = path.split(separator: "/", omittingEmptySubsequences: false).dropLast()
+        guard !components.isEmpty else { return }
+        var current = path.hasPrefix("/") ? "" : "."
+        if components.first == "" { components = components.dropFirst() }
+        for component in components where !component.isEmpty {
+            current += "/" + component
+            if mkdir(current, 0o755) != 0 && errno != EEXIST {
+                throw Failure("cannot create directory \(current)")
+            }
+        }
+    }
+
+    /// Sets receive and send time-outs so that a silent peer cannot hold a thread forever.
+    static func setTimeout(_ fd: Int32, seconds: Int) {
+        var value = timeval(tv_sec: seconds, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &value, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &value, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    /// Reads one `\n`-terminated line of at most `limit` bytes. nil at EOF before any byte.
+    static func readLine(_ fd: Int32, limit: Int) throws(Failure) -> [UInt8]? {
+        var line = [UInt8]()
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_PEEK)) }
+            if n < 0 && errno == EINTR { continue }
+            guard n >= 0 else { throw Failure("read") }
+            if n == 0 { return line.isEmpty ? nil : line }
+            // Consume up to and including the newline, if it is in what we peeked.
+            let take = chunk[..<n].firstIndex(of: UInt8(ascii: "\n")).map { $0 + 1 } ?? n
+            let got = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, take, 0) }
+            guard got == take else { throw Failure("read") }
+            line += chunk[..<take]
+            if line.last == UInt8(ascii: "\n") { line.removeLast(); return line }
+            guard line.count <= limit else { throw Failure("request longer than \(limit) bytes", errno: EMSGSIZE) }
+        }
+    }
+
+    /// Writes all of `bytes`.
+    static func writeAll(_ fd: Int32, _ bytes: [UInt8]) throws(Failure) {
+        var sent = 0
+        while sent < bytes.count {
+            let n = bytes.withUnsafeBytes { send(fd, $0.baseAddress! + sent, bytes.count - sent, Int32(MSG_NOSIGNAL)) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw Failure("write") }
+            sent += n
+        }
+    }
+}
