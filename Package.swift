@@ -39,6 +39,8 @@ let package = Package(
             ]),
         .testTarget(name: "SwiftZramTests", dependencies: ["SwiftZram"]),
         .testTarget(name: "NBDTests", dependencies: ["NBD"]),
+        // Drives the built `znbd` binary with real clients and the kernel (nbdfuse + loop).
+        .testTarget(name: "ZnbdTests", dependencies: ["znbd"]),
         .executableTarget(
             name: "StoreBenchmarks",
             dependencies: [

@@ -1,0 +1,137 @@
+import Foundation
+import Testing
+
+/// `znbd status/get/set/hot-add/hot-remove` against a live server.
+@Suite(.serialized) struct ControlSurfaceTests {
+    @Test func statusPrintsZramctlColumns() throws {
+        let server = try ZnbdServer(["--size", "64M", "--devices", "2", "--algorithm", "lzo"])
+        defer { server.stop() }
+        try ExternalCommand.require("qemu-io", ["-f", "raw", "-c", "write -P 0x61 0 4M", server.uri("zram1")])
+        let table = try server.cli(["status"])
+        #expect(table.succeeded, "\(table)")
+        let lines = table.stdout.split(separator: "\n")
+        #expect(lines.first?.split(separator: " ").map(String.init)
+            == ["NAME", "ALGORITHM", "DISKSIZE", "DATA", "COMPR", "TOTAL", "STREAMS", "MOUNTPOINT"])
+        #expect(lines.count == 3)
+        let zram1 = lines[2].split(separator: " ").map(String.init)
+        #expect(zram1.prefix(4) == ["zram1", "lzo", "64M", "4M"])
+
+        let bytes = try server.cli(["status", "--bytes", "--noheadings", "--raw", "--output", "name,data,same"])
+        #expect(bytes.stdout == "zram0 0 0\nzram1 4194304 1024\n", "\(bytes)")
+
+        let json = try server.cli(["status", "--json"])
+        let object = try #require(JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
+        let devices = try #require(object["devices"] as? [[String: Any]])
+        #expect(devices.count == 2)
+        let mm = try #require(devices[1]["mm_stat"] as? [String: Any])
+        #expect(mm.keys.sorted() == ["compr_data_size", "huge_pages", "huge_pages_since", "mem_limit", "mem_used_max",
+                                     "mem_used_total", "orig_data_size", "pages_compacted", "same_pages"])
+        #expect((devices[1]["io_stat"] as? [String: Any])?.keys.sorted() == ["failed_reads", "failed_writes", "invalid_io", "notify_free"])
+        #expect(devices[1]["comp_algorithm"] as? String == "lzo")
+        #expect(devices[1]["initstate"] as? Int == 1)
+    }
+
+    @Test func attributesFollowZramsRules() throws {
+        let server = try ZnbdServer(["--size", "16M"])
+        defer { server.stop() }
+        #expect(try server.cli(["get", "zram0", "comp_algorithm"]).stdout == "lzo [lz4] lz4hc zstd \n")
+        #expect(try server.cli(["get", "zram0", "disksize"]).stdout == "16777216\n")
+
+        let busy = try server.cli(["set", "zram0", "disksize", "1G"])
+        #expect(busy.status != 0)
+        #expect(busy.stderr.contains("EBUSY"), "\(busy)")
+        let busyAlgorithm = try server.cli(["set", "zram0", "comp_algorithm", "zstd"])
+        #expect(busyAlgorithm.status != 0 && busyAlgorithm.stderr.contains("EBUSY"))
+        let invalid = try server.cli(["set", "zram0", "mem_limit", "lots"])
+        #expect(invalid.status != 0 && invalid.stderr.contains("EINVAL"), "\(invalid)")
+        let unknownDevice = try server.cli(["get", "zram9", "disksize"])
+        #expect(unknownDevice.status != 0 && unknownDevice.stderr.contains("zram9"))
+        let unknownAttribute = try server.cli(["get", "zram0", "colour"])
+        #expect(unknownAttribute.status != 0 && unknownAttribute.stderr.contains("colour"))
+
+        #expect(try server.cli(["set", "zram0", "mem_limit", "8M"]).succeeded)
+        #expect(try server.cli(["get", "zram0", "mem_limit"]).stdout == "8388608\n")
+
+        // Reset, reconfigure, and clients attach again.
+        #expect(try server.cli(["set", "zram0", "reset", "1"]).succeeded)
+        #expect(try server.cli(["get", "zram0", "initstate"]).stdout == "0\n")
+        #expect(try server.cli(["set", "zram0", "comp_algorithm", "zstd"]).succeeded)
+        #expect(try server.cli(["set", "zram0", "disksize", "32M"]).succeeded)
+        let info = try ExternalCommand.require("nbdinfo", ["--size", server.uri()])
+        #expect(info.stdout == "33554432\n")
+    }
+
+    @Test func resetIsBusyWhileAClientIsAttached() throws {
+        let server = try ZnbdServer(["--size", "16M"])
+        defer { server.stop() }
+        // nbdsh holds its connection until it has slept.
+        let holder = Process()
+        holder.executableURL = URL(fileURLWithPath: try #require(ExternalCommand.which("nbdsh")))
+        holder.arguments = ["-u", server.uri(), "-c", "import time; time.sleep(5)"]
+        try holder.run()
+        defer { holder.terminate(); holder.waitUntilExit() }
+        var attached = false
+        for _ in 0..<200 where !attached {
+            attached = (try server.cli(["status", "--json"])).stdout.contains("\"connections\" : 1")
+            if !attached { usleep(20_000) }
+        }
+        #expect(attached)
+        let reset = try server.cli(["set", "zram0", "reset", "1"])
+        #expect(reset.status != 0 && reset.stderr.contains("EBUSY"), "\(reset)")
+        let remove = try server.cli(["hot-remove", "zram0"])
+        #expect(remove.status != 0 && remove.stderr.contains("EBUSY"), "\(remove)")
+        #expect(try server.cli(["get", "zram0", "initstate"]).stdout == "1\n")
+    }
+
+    @Test func hotAddAndRemoveExports() throws {
+        let server = try ZnbdServer(["--size", "16M"])
+        defer { server.stop() }
+        let added = try server.cli(["hot-add", "--size", "8M", "--algorithm", "zstd"])
+        #expect(added.stdout == "zram1\n", "\(added)")
+        #expect(try ExternalCommand.require("nbdinfo", ["--size", server.uri("zram1")]).stdout == "8388608\n")
+        #expect(try server.cli(["hot-remove", "zram1"]).succeeded)
+        let gone = try ExternalCommand.run("nbdinfo", ["--size", server.uri("zram1")])
+        #expect(gone.status != 0)
+    }
+
+    @Test func memLimitAnswersENOSPCOverNBD() throws {
+        let server = try ZnbdServer(["--size", "64M", "--mem-limit", "1M"])
+        defer { server.stop() }
+        // Incompressible data: 1 MiB of limit holds at most 256 pages.
+        let data = server.directory + "/noise.bin"
+        try ExternalCommand.require("bash", ["-c", "head -c 4M /dev/urandom > \(data)"])
+        let copy = try ExternalCommand.run("nbdcopy", [data, server.uri()], timeout: 120)
+        #expect(copy.status != 0)
+        #expect(copy.stderr.contains("No space left on device"), "\(copy)")
+        let io = try server.cli(["get", "zram0", "io_stat"]).stdout.split(separator: " ").compactMap { Int($0) }
+        #expect(io.count == 4 && io[1] > 0)
+        let mm = try server.cli(["get", "zram0", "mm_stat"]).stdout.split(separator: " ").compactMap { Int($0) }
+        #expect(mm.count == 9 && mm[2] <= 1 << 20 && mm[2] > 0)
+        // Lifting the limit lets the same data through.
+        #expect(try server.cli(["set", "zram0", "mem_limit", "0"]).succeeded)
+        try ExternalCommand.require("nbdcopy", [data, server.uri()], timeout: 120)
+    }
+
+    @Test func controlSocketAnswersGarbageWithErrors() throws {
+        let server = try ZnbdServer(["--size", "16M"])
+        defer { server.stop() }
+        let reply = try ExternalCommand.run("python3", ["-c", """
+            import socket, sys
+            s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
+            s.sendall(b'this is not json\\n{"op":"get"}\\n{"op":"teleport"}\\n' + b'x' * 70000 + b'\\n')
+            s.settimeout(10); data = b''
+            try:
+                while True:
+                    chunk = s.recv(65536)
+                    if not chunk: break
+                    data += chunk
+            except socket.timeout: pass
+            print(data.decode())
+            """, server.control])
+        let lines = reply.stdout.split(separator: "\n")
+        #expect(lines.count >= 4, "\(reply)")
+        #expect(lines.allSatisfy { $0.contains("\"ok\":false") && $0.contains("EINVAL") })
+        #expect(server.isRunning)
+        #expect(try server.cli(["get", "zram0", "initstate"]).stdout == "1\n")
+    }
+}

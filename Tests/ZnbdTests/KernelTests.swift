@@ -1,0 +1,70 @@
+import Foundation
+import Testing
+
+/// The kernel on top of znbd, through nbdfuse + loop (these kernels have no nbd driver).
+@Suite(.serialized, .enabled(if: KernelAttachment.unavailableReason == nil, "\(KernelAttachment.unavailableReason ?? "")"))
+struct KernelTests {
+    @Test func swapOnAZnbdDevice() throws {
+        let server = try ZnbdServer(["--size", "128M"])
+        defer { server.stop() }
+        let attachment = try KernelAttachment(server: server)
+        defer { attachment.detach() }
+        let loop = try #require(attachment.loopDevice)
+        try ExternalCommand.require("mkswap", [loop])
+        try ExternalCommand.require("swapon", ["-p", "100", loop])
+        attachment.onDetach { _ = try? ExternalCommand.run("swapoff", [loop], timeout: 120) }
+        let swaps = try String(contentsOfFile: "/proc/swaps", encoding: .utf8)
+        let line = try #require(swaps.split(separator: "\n").first { $0.hasPrefix(loop + " ") })
+        #expect(line.split(separator: "\t").last?.trimmingCharacters(in: .whitespaces) == "100"
+            || line.hasSuffix("100"), "\(line)")
+        let status = try server.cli(["status"])
+        #expect(status.stdout.contains("[SWAP]"), "\(status)")
+        try ExternalCommand.require("swapoff", [loop], timeout: 120)
+        #expect(!(try String(contentsOfFile: "/proc/swaps", encoding: .utf8)).contains(loop + " "))
+    }
+
+    @Test func ext4ScratchDiskFreesMemoryOnTrim() throws {
+        let server = try ZnbdServer(["--size", "256M"])
+        defer { server.stop() }
+        let attachment = try KernelAttachment(server: server)
+        defer { attachment.detach() }
+        let loop = try #require(attachment.loopDevice)
+        let mountPoint = server.directory + "/mnt"
+        try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
+        try ExternalCommand.require("mkfs.ext4", ["-q", "-E", "nodiscard", loop], timeout: 120)
+        try ExternalCommand.require("mount", ["-o", "discard", loop, mountPoint])
+        attachment.onDetach { _ = try? ExternalCommand.run("umount", ["-l", mountPoint], timeout: 60) }
+
+        try ExternalCommand.require("bash", ["-c", """
+            set -e
+            cd \(mountPoint)
+            for i in $(seq 8); do
+              (yes "scratch file $i of znbd's ext4 test"; ) | head -c 8M > text$i
+              head -c 4M /dev/urandom > noise$i
+            done
+            sha256sum text* noise* > ../sums
+            sync
+            """], timeout: 120)
+        try ExternalCommand.require("bash", ["-c", "echo 3 > /proc/sys/vm/drop_caches"])
+        try ExternalCommand.require("bash", ["-c", "cd \(mountPoint) && sha256sum -c ../sums"], timeout: 120)
+        let before = try memUsedTotal(server)
+        #expect(before > 32 << 20)
+
+        try ExternalCommand.require("bash", ["-c", "rm \(mountPoint)/noise* \(mountPoint)/text[1-6] && sync"])
+        try ExternalCommand.require("fstrim", ["-v", mountPoint], timeout: 120)
+        let after = try memUsedTotal(server)
+        print("ext4 scratch: mem_used_total \(before) -> \(after) after rm + fstrim")
+        #expect(after < before / 2, "mem_used_total \(before) -> \(after)")
+        let notifyFree = try server.cli(["get", "zram0", "io_stat"]).stdout.split(separator: " ").compactMap { Int($0) }
+        #expect(notifyFree.count == 4 && notifyFree[3] > 0)
+        try ExternalCommand.require("bash", ["-c", "cd \(mountPoint) && sha256sum -c --ignore-missing ../sums"], timeout: 60)
+        try ExternalCommand.require("umount", [mountPoint], timeout: 60)
+        try ExternalCommand.require("e2fsck", ["-fn", loop], timeout: 120)
+    }
+
+    private func memUsedTotal(_ server: ZnbdServer) throws -> Int {
+        let fields = try server.cli(["get", "zram0", "mm_stat"]).stdout.split(separator: " ").compactMap { Int($0) }
+        try #require(fields.count == 9)
+        return fields[2]
+    }
+}

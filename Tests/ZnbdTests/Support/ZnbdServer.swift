@@ -1,0 +1,90 @@
+import Foundation
+import Testing
+
+/// A `znbd serve` child process on sockets in a private temporary directory.
+/// `stop()` (or deinit) ends it and removes the directory.
+final class ZnbdServer: @unchecked Sendable {  // used from one test at a time
+    let directory: String
+    let socket: String
+    let control: String
+    let log: String
+    private let process: Process
+
+    /// The built `znbd` next to the test bundle.
+    static var binary: String {
+        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        var dir = URL(fileURLWithPath: exe).deletingLastPathComponent()
+        // The runner may be inside the .xctest bundle directory.
+        for _ in 0..<3 {
+            let candidate = dir.appendingPathComponent("znbd").path
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+            dir = dir.deletingLastPathComponent()
+        }
+        return "znbd"
+    }
+
+    init(_ arguments: [String] = [], sourceLocation: SourceLocation = #_sourceLocation) throws {
+        directory = try Self.makeTemporaryDirectory()
+        socket = directory + "/nbd.sock"
+        control = directory + "/control.sock"
+        log = directory + "/server.log"
+        FileManager.default.createFile(atPath: log, contents: nil)
+        process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.binary)
+        process.arguments = ["serve", "--unix", socket, "--control", control, "--no-mlock"] + arguments
+        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        process.standardError = process.standardOutput
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        let deadline = Date().addingTimeInterval(20)
+        while !(FileManager.default.fileExists(atPath: socket) && FileManager.default.fileExists(atPath: control)) {
+            guard process.isRunning, Date() < deadline else {
+                let output = logText
+                stop()
+                throw ServerDidNotStart(log: output)
+            }
+            usleep(10_000)
+        }
+    }
+
+    deinit { stop() }
+
+    var logText: String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
+
+    var isRunning: Bool { process.isRunning }
+
+    /// `nbd+unix:///EXPORT?socket=PATH`.
+    func uri(_ export: String = "zram0") -> String { "nbd+unix:///\(export)?socket=\(socket)" }
+
+    /// Runs `znbd ARGS --control PATH`.
+    func cli(_ arguments: [String], timeout: Double = 60) throws -> CommandResult {
+        try ExternalCommand.run(Self.binary, arguments + ["--control", control], timeout: timeout)
+    }
+
+    /// SIGTERM, then SIGKILL after 10 s; returns the exit status.
+    @discardableResult
+    func stop() -> Int32? {
+        var status: Int32?
+        if process.isRunning {
+            process.terminate()
+            let deadline = Date().addingTimeInterval(10)
+            while process.isRunning && Date() < deadline { usleep(10_000) }
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+            process.waitUntilExit()
+            status = process.terminationStatus
+        }
+        try? FileManager.default.removeItem(atPath: directory)
+        return status
+    }
+
+    static func makeTemporaryDirectory() throws -> String {
+        var template = Array("/tmp/znbd-test-XXXXXX".utf8CString)
+        guard let made = mkdtemp(&template) else { throw POSIXError(.init(rawValue: errno) ?? .EIO) }
+        return String(cString: made)
+    }
+}
+
+struct ServerDidNotStart: Error, CustomStringConvertible {
+    var log: String
+    var description: String { "znbd serve did not start:\n\(log)" }
+}
