@@ -1,24 +1,22 @@
 /// Geometry of one (merged) size class: how big its objects are and how
 /// its zspages are laid out.
 ///
-/// Sizes include the object header (``ObjectHeader/size`` bytes) for normal
-/// classes. The huge class stores raw pages without a header.
+/// Objects carry no header: a slot holds payload bytes only (the owner of
+/// each slot is kept in the class's ``ObjectOwnerTable``). The huge class
+/// stores raw pages.
 struct SizeClassInfo: Sendable, Hashable {
-    /// Bytes per object slot (header included), a multiple of 16.
+    /// Bytes per object slot, a multiple of ``SizeClassTable/sizeDelta``.
     var size: Int
     /// OS pages in one zspage, 1...8.
     var pagesPerZspage: Int
     /// Objects that fit in one zspage: `pagesPerZspage * 4096 / size`.
     var objectsPerZspage: Int
 
-    /// The huge class holds one raw 4096-byte page per zspage and no header.
+    /// The huge class holds one raw 4096-byte page per zspage.
     var isHuge: Bool { pagesPerZspage == 1 && objectsPerZspage == 1 }
 
-    /// Bytes of header in front of each object's payload.
-    var headerSize: Int { isHuge ? 0 : ObjectHeader.size }
-
-    /// Largest payload this class can hold.
-    var payloadCapacity: Int { size - headerSize }
+    /// Largest payload this class can hold: the whole slot.
+    var payloadCapacity: Int { size }
 }
 
 /// The zsmalloc class table: 255 raw classes from 32 to 4096 bytes in
@@ -105,10 +103,10 @@ enum SizeClassTable {
         return index
     }()
 
-    /// Largest payload stored in a normal (headered) class: the biggest
-    /// non-huge class minus the header. 3632 - 4 = 3628 with this table
-    /// (the kernel's `huge_class_size` is 3625 with its 8-byte header,
-    /// expressed as "at least"; ours is "at most").
+    /// Largest payload stored in a normal class: the size of the biggest
+    /// non-huge class (objects have no header). 3632 with this table: 9
+    /// objects in 8 pages. The kernel's `huge_class_size` is 3625 (3632
+    /// minus its 8-byte header, expressed as "at least"; ours is "at most").
     static let hugeThreshold: Int = classes[hugeClassIndex - 1].payloadCapacity
 
     /// The merged class index for a payload of `length` bytes (1...4096).
@@ -116,7 +114,7 @@ enum SizeClassTable {
     /// - Complexity: O(1).
     static func classIndex(forPayload length: Int, rawToMerged: UnsafePointer<UInt8>) -> Int {
         if length > hugeThreshold { return hugeClassIndex }
-        let slot = max(length + ObjectHeader.size, minimumSize)
+        let slot = max(length, minimumSize)
         return Int(rawToMerged[(slot - minimumSize + sizeDelta - 1) / sizeDelta])
     }
 }
