@@ -3,7 +3,7 @@ import Synchronization
 /// A zsmalloc-like allocator for compressed pages.
 ///
 /// Objects of 1...4096 bytes go to one of the merged size classes of
-/// ``SizeClassTable`` (123 of them, the huge class included). Each class
+/// ``SizeClassTable`` (119 of them, the huge class included). Each class
 /// has its own lock, zspages and handle table; the store/read/free paths
 /// take only that lock (plus the arena's slot lock when a zspage is created
 /// or freed). Handles are indirect, so compaction can move objects.
