@@ -29,10 +29,13 @@ enum FreeObjectLink {
 /// index`, holding `id + 1` while the slot is allocated and 0 while it is
 /// free. Zspage descriptor ids are dense (reused LIFO), so the table covers
 /// the class's high-water mark of zspages: 4 bytes per object slot, grown
-/// lazily in 4 KiB chunks (``ChunkedTable``) and never shrunk.
+/// lazily in 1 KiB chunks of 256 entries (``ChunkedTable``; small chunks
+/// because a pool spreads its objects over up to 177 classes) and never
+/// shrunk. On a 439 MB anonymous-memory capture (104,802 objects over 152
+/// classes) that is about 0.55 MB, ~5.2 bytes per object.
 struct ObjectOwnerTable: ~Copyable {
     let objectsPerZspage: Int
-    private var entries = ChunkedTable<UInt32>()
+    private var entries = ChunkedTable<UInt32>(chunkShift: 8)
 
     init(objectsPerZspage: Int) {
         self.objectsPerZspage = objectsPerZspage

@@ -17,8 +17,9 @@ import Synchronization
 /// the handle table (8 bytes per id: id → zspage and index), the owner
 /// table (4 bytes per object slot of the class's zspage high-water mark:
 /// zspage and index → id, used by compaction; ``ObjectOwnerTable``) and
-/// the zspage descriptors (32 bytes each), all grown lazily in chunks of
-/// 1024 entries. That is about 12 bytes per object plus 32 per zspage.
+/// the zspage descriptors (32 bytes each), all grown lazily in chunks
+/// (1024 entries; 256 for owners). That is about 12 bytes per object plus
+/// 32 per zspage, plus up to one partly used chunk per table per class.
 public final class ZsPool: Sendable {
     /// Payloads larger than this are not worth compressing: the device stores
     /// such a page raw (4096 bytes) in the huge class.
