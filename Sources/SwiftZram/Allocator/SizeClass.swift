@@ -19,24 +19,18 @@ struct SizeClassInfo: Sendable, Hashable {
     var payloadCapacity: Int { size }
 }
 
-/// The class table: 509 raw classes from 32 to 4096 bytes in 8-byte steps,
-/// merged into the 178 distinct classes the pool really keeps.
-///
-/// zsmalloc steps by 16 bytes (255 raw, 123 merged classes). Without an
-/// object header nothing needs 16-byte slots, and 8-byte steps round each
-/// object up by 4 bytes less on average and let more of them share a
-/// zspage; merging keeps the class count well under the 255 a byte-sized
-/// class index allows.
+/// The zsmalloc class table: 255 raw classes from 32 to 4096 bytes in
+/// 16-byte steps, merged into the distinct classes the pool really keeps.
 enum SizeClassTable {
     /// Bytes of an OS page.
     static let pageSize = 4096
     /// Smallest object slot.
     static let minimumSize = 32
-    /// Step between raw classes (zsmalloc: 16).
-    static let sizeDelta = 8
+    /// Step between raw classes.
+    static let sizeDelta = 16
     /// Longest zspage chain (the kernel's `CONFIG_ZSMALLOC_CHAIN_SIZE` = 8).
     static let maximumPagesPerZspage = 8
-    /// Raw classes before merging: 32, 40, ... 4096.
+    /// Raw classes before merging: 32, 48, ... 4096.
     static let rawClassCount = (pageSize - minimumSize) / sizeDelta + 1
 
     /// The chain length for `size`: the n in 1...8 that packs the most
@@ -49,8 +43,8 @@ enum SizeClassTable {
     /// whole percent, so it keeps a shorter chain whenever a longer one wins
     /// by less than a point (e.g. 2096 bytes: 13 objects in 7 pages, 2206
     /// bytes each, instead of 15 in 8 pages, 2185 each; both "95 %"). It
-    /// leaves 123 merged classes of the 16-byte table where this exact rule
-    /// leaves 119, and wastes less on every size where the two differ.
+    /// leaves 123 merged classes; this exact rule leaves 119 (with 16-byte
+    /// steps) and wastes less on every size where the two differ.
     static func pagesPerZspage(forSize size: Int) -> Int {
         precondition(size > 0, "size classes are positive")
         var best = 1
@@ -114,10 +108,9 @@ enum SizeClassTable {
     }()
 
     /// Largest payload stored in a normal class: the size of the biggest
-    /// non-huge class (objects have no header). 3640 with this table: 9
-    /// objects in 8 pages (32760 of 32768 bytes). The kernel's
-    /// `huge_class_size` is 3625 (its largest class, 3632, minus its 8-byte
-    /// header, expressed as "at least"; ours is "at most").
+    /// non-huge class (objects have no header). 3632 with this table: 9
+    /// objects in 8 pages. The kernel's `huge_class_size` is 3625 (3632
+    /// minus its 8-byte header, expressed as "at least"; ours is "at most").
     static let hugeThreshold: Int = classes[hugeClassIndex - 1].payloadCapacity
 
     /// The merged class index for a payload of `length` bytes (1...4096).

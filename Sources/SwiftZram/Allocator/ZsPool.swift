@@ -3,7 +3,7 @@ import Synchronization
 /// A zsmalloc-like allocator for compressed pages.
 ///
 /// Objects of 1...4096 bytes go to one of the merged size classes of
-/// ``SizeClassTable`` (178 of them, the huge class included). Each class
+/// ``SizeClassTable`` (119 of them, the huge class included). Each class
 /// has its own lock, zspages and handle table; the store/read/free paths
 /// take only that lock (plus the arena's slot lock when a zspage is created
 /// or freed). Handles are indirect, so compaction can move objects.
@@ -24,7 +24,7 @@ public final class ZsPool: Sendable {
     /// Payloads larger than this are not worth compressing: the device stores
     /// such a page raw (4096 bytes) in the huge class.
     ///
-    /// 3640 here: the size of the largest normal class (9 objects in 8
+    /// 3632 here: the size of the largest normal class (9 objects in 8
     /// pages); objects have no header. The kernel's `huge_class_size` is
     /// 3625 ("at least", with an 8-byte header).
     public static let hugeThreshold: Int = SizeClassTable.hugeThreshold
