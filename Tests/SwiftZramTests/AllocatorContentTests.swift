@@ -75,6 +75,48 @@ extension AllocatorTests {
             #expect(pool.memoryUsed == 0)
         }
 
+        @Test func fullSlotPayloadsPackBackToBackAndSurviveCompaction() throws {
+            // Objects have no header: a payload as large as its class fills the
+            // slot, and neighbours sit exactly `size` bytes apart. Compaction
+            // finds each moved object's owner in the side table.
+            let pool = ZsPool()
+            var live: [StoredObject] = []
+            var seed: UInt64 = 1
+            for info in SizeClassTable.classes where !info.isHuge {
+                var first: [StoredObject] = []
+                for _ in 0..<(3 * info.objectsPerZspage) {
+                    let object = try #require(pool.storePattern(length: info.payloadCapacity, seed: seed))
+                    seed += 1
+                    if first.count < 2 { first.append(object) }
+                    live.append(object)
+                }
+                let a = pool.withObject(first[0].handle, size: 1) { UInt(bitPattern: $0.baseAddress) }
+                let b = pool.withObject(first[1].handle, size: 1) { UInt(bitPattern: $0.baseAddress) }
+                #expect(b == a + UInt(info.size), "class \(info.size): objects are not back to back")
+            }
+            var kept: [StoredObject] = []
+            for (index, object) in live.enumerated() {
+                if index % 3 == 0 { kept.append(object) } else { pool.free(object.handle) }
+            }
+            pool.compact()
+            for stats in pool.statistics() where !stats.isHuge {
+                #expect(stats.freeableZspages == 0, "class \(stats.size) still has freeable zspages")
+            }
+            let corrupted = kept.filter { !pool.holdsPattern($0) }
+            #expect(corrupted.isEmpty, "\(corrupted.count) full-slot objects lost their content")
+            // Freed slots are reused through the in-slot free list.
+            let half = kept.count / 2
+            for object in kept[..<half] { pool.free(object.handle) }
+            var survivors = Array(kept[half...])
+            for _ in 0..<1000 {
+                survivors.append(try #require(pool.storePattern(length: 1000, seed: seed)))
+                seed += 1
+            }
+            #expect(survivors.allSatisfy { pool.holdsPattern($0) })
+            for object in survivors { pool.free(object.handle) }
+            #expect(pool.memoryUsed == 0)
+        }
+
         @Test func explicitCompactionFreesPagesBelowTheAutomaticThreshold() throws {
             let pool = ZsPool()
             // One class, 40 zspages of 1200-byte objects; free just under 1/8

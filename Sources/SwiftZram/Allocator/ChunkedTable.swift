@@ -3,24 +3,29 @@ import Glibc
 #endif
 
 /// A growable table of plain values whose elements never move: storage is a
-/// directory of fixed-size chunks (1024 elements each), allocated one at a
-/// time as the table grows. Only the small directory is ever reallocated.
+/// directory of fixed-size chunks (1024 elements each unless the owner picks
+/// another power of two), allocated one at a time as the table grows. Only
+/// the small directory is ever reallocated.
 ///
 /// Used for per-class metadata (handle locations, zspage descriptors) that
 /// must grow lazily without a per-object allocation. Not thread-safe: the
 /// owner (a size class) guards it with its lock.
 struct ChunkedTable<Element: BitwiseCopyable>: ~Copyable {
-    static var chunkShift: Int { 10 }
-    static var chunkLength: Int { 1 << chunkShift }
+    /// log2 of the elements per chunk.
+    let chunkShift: Int
+    var chunkLength: Int { 1 << chunkShift }
 
     private var directory: UnsafeMutablePointer<UnsafeMutablePointer<Element>>?
     private var directoryCapacity = 0
     private(set) var chunkCount = 0
 
-    init() {}
+    init(chunkShift: Int = 10) {
+        precondition((0...20).contains(chunkShift), "chunk of 2^\(chunkShift) elements")
+        self.chunkShift = chunkShift
+    }
 
     /// Elements addressable without growing.
-    var capacity: Int { chunkCount << Self.chunkShift }
+    var capacity: Int { chunkCount << chunkShift }
 
     /// Adds one chunk of uninitialised elements.
     ///
@@ -37,8 +42,8 @@ struct ChunkedTable<Element: BitwiseCopyable>: ~Copyable {
             directory = raw.assumingMemoryBound(to: UnsafeMutablePointer<Element>.self)
             directoryCapacity = newCapacity
         }
-        guard let chunk = malloc(Self.chunkLength * MemoryLayout<Element>.stride) else { return false }
-        directory![chunkCount] = chunk.bindMemory(to: Element.self, capacity: Self.chunkLength)
+        guard let chunk = malloc(chunkLength * MemoryLayout<Element>.stride) else { return false }
+        directory![chunkCount] = chunk.bindMemory(to: Element.self, capacity: chunkLength)
         chunkCount += 1
         return true
     }
@@ -47,7 +52,7 @@ struct ChunkedTable<Element: BitwiseCopyable>: ~Copyable {
     @inline(__always)
     func pointer(_ index: Int) -> UnsafeMutablePointer<Element> {
         precondition(index >= 0 && index < capacity, "ChunkedTable index \(index) beyond capacity \(capacity)")
-        return directory.unsafelyUnwrapped[index >> Self.chunkShift] + (index & (Self.chunkLength - 1))
+        return directory.unsafelyUnwrapped[index >> chunkShift] + (index & (chunkLength - 1))
     }
 
     subscript(index: Int) -> Element {

@@ -12,6 +12,9 @@ struct ObjectLocation: Equatable {
 /// free list threaded through the entries (a free entry holds the next free
 /// id). Grows lazily, 1024 entries at a time; entries never move.
 struct HandleTable: ~Copyable {
+    /// Largest class-local id: ``ObjectOwnerTable`` stores `id + 1` in a
+    /// `UInt32`, and `UInt32.max` ends the free list.
+    static let maximumLocalId: UInt32 = UInt32.max - 1
     private static let liveTag: UInt64 = 1 << 63
     private static let endOfList = UInt32.max
 
@@ -42,7 +45,7 @@ struct HandleTable: ~Copyable {
             id = freeHead
             freeHead = UInt32(truncatingIfNeeded: entries[Int(id)])
         } else {
-            precondition(highWater <= ObjectHeader.maximumLocalId, "a class ran out of 31-bit local ids")
+            precondition(highWater <= Self.maximumLocalId, "a class ran out of local ids")
             if Int(highWater) == entries.capacity {
                 guard entries.grow() else { return nil }
             }

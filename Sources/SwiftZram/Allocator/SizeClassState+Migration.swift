@@ -11,7 +11,7 @@ extension SizeClassState {
     /// call is bounded, and fragmentation is held near 1/8 of a class
     /// even under churn; ``ZsPool/compact()`` goes all the way.
     var shouldCompactAutomatically: Bool {
-        guard headerSize != 0 else { return false }
+        guard !isHuge else { return false }
         let freeable = freeableZspages
         return freeable >= 1 && freeable * 8 >= zspageCount
     }
@@ -26,20 +26,20 @@ extension SizeClassState {
     ///   freeable zspage, or every candidate is pinned by a reader).
     /// - Complexity: O(objectsPerZspage).
     mutating func compactStep() -> ReleasedZspage? {
-        guard headerSize != 0, freeableZspages >= 1, let source = leastUsedUnpinned() else { return nil }
+        guard !isHuge, freeableZspages >= 1, let source = leastUsedUnpinned() else { return nil }
         let sourceBase = zspages[Int(source)].baseAddress
         let bump = UInt32(zspages[Int(source)].bump)
         var index: UInt32 = 0
         while index < bump {
-            let object = sourceBase + Int(index) * size
-            let word = ObjectHeader.load(object)
-            if ObjectHeader.isAllocated(word) {
+            if let owner = owners.owner(source, index) {
+                let object = sourceBase + Int(index) * size
                 guard let target = fullestNonFull(excluding: source) else {
                     preconditionFailure("freeable zspages exist, so another zspage must have room")
                 }
                 let newIndex = takeObject(target)
                 objectAddress(target, newIndex).copyMemory(from: object, byteCount: size)
-                handles.move(ObjectHeader.localId(word), to: ObjectLocation(zspage: target, index: newIndex))
+                owners.setOwner(target, newIndex, owner)
+                handles.move(owner, to: ObjectLocation(zspage: target, index: newIndex))
                 if let released = releaseObject(ObjectLocation(zspage: source, index: index)) {
                     return released
                 }

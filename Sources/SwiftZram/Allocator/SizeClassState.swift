@@ -8,7 +8,8 @@ struct ReleasedZspage {
 }
 
 /// The mutable state of one size class, guarded by that class's mutex:
-/// its zspages, their fullness-group lists and its handle table.
+/// its zspages, their fullness-group lists, its handle table (id → object)
+/// and its owner table (object → id).
 ///
 /// Every method runs under the class lock. Methods never block on anything
 /// but the arena's slot lock (when a zspage is created).
@@ -16,9 +17,10 @@ struct SizeClassState: ~Copyable {
     let size: Int
     let objectsPerZspage: Int
     let pagesPerZspage: Int
-    let headerSize: Int
+    let isHuge: Bool
 
     var handles = HandleTable()
+    var owners: ObjectOwnerTable
     var zspages = ChunkedTable<ZsPageDescriptor>()
     private var zspageFreeHead = ZsPageDescriptor.none
     private var zspageHighWater: UInt32 = 0
@@ -35,7 +37,8 @@ struct SizeClassState: ~Copyable {
         size = info.size
         objectsPerZspage = info.objectsPerZspage
         pagesPerZspage = info.pagesPerZspage
-        headerSize = info.headerSize
+        isHuge = info.isHuge
+        owners = ObjectOwnerTable(objectsPerZspage: info.objectsPerZspage)
     }
 
     var liveObjects: Int { handles.liveCount }
@@ -50,7 +53,7 @@ struct SizeClassState: ~Copyable {
     /// - Returns: the class-local id, or nil if the OS refused memory.
     /// - Complexity: O(1) (a scan of the 12 fullness groups).
     mutating func store(_ payload: UnsafeRawBufferPointer, arena: borrowing PageArena) -> UInt32? {
-        precondition(payload.count <= size - headerSize, "payload of \(payload.count) bytes sent to class of size \(size)")
+        precondition(payload.count <= size, "payload of \(payload.count) bytes sent to class of size \(size)")
         guard handles.reserveOne() else { return nil }
         let zspage: UInt32
         if let existing = fullestNonFull(excluding: ZsPageDescriptor.none) {
@@ -64,9 +67,9 @@ struct SizeClassState: ~Copyable {
         guard let id = handles.allocate(ObjectLocation(zspage: zspage, index: index)) else {
             preconditionFailure("handle table capacity was reserved")
         }
-        if headerSize != 0 { ObjectHeader.storeAllocated(object, localId: id) }
+        owners.setOwner(zspage, index, id)
         if let source = payload.baseAddress {
-            (object + headerSize).copyMemory(from: source, byteCount: payload.count)
+            object.copyMemory(from: source, byteCount: payload.count)
         }
         return id
     }
@@ -78,7 +81,7 @@ struct SizeClassState: ~Copyable {
             return (size + SizeClassTable.pageSize - 1) / SizeClassTable.pageSize
         }
         let descriptor = zspages[Int(zspage)]
-        if UInt32(descriptor.freeHead) != ObjectHeader.endOfList { return 0 }
+        if UInt32(descriptor.freeHead) != FreeObjectLink.endOfList { return 0 }
         let end = (Int(descriptor.bump) + 1) * size
         let needed = (end + SizeClassTable.pageSize - 1) / SizeClassTable.pageSize
         return max(0, needed - Int(descriptor.touchedPages))
@@ -92,7 +95,7 @@ struct SizeClassState: ~Copyable {
         let descriptor = zspages.pointer(Int(location.zspage))
         precondition(descriptor.pointee.pins < UInt16.max, "too many concurrent readers of one zspage")
         descriptor.pointee.pins += 1
-        let payload = objectAddress(location.zspage, location.index) + headerSize
+        let payload = objectAddress(location.zspage, location.index)
         return (location.zspage, UInt(bitPattern: payload))
     }
 
@@ -126,10 +129,12 @@ struct SizeClassState: ~Copyable {
         let descriptor = zspages.pointer(Int(zspage))
         precondition(Int(descriptor.pointee.inUse) < objectsPerZspage, "takeObject on a full zspage")
         let index: UInt32
-        if UInt32(descriptor.pointee.freeHead) != ObjectHeader.endOfList {
+        if UInt32(descriptor.pointee.freeHead) != FreeObjectLink.endOfList {
             index = UInt32(descriptor.pointee.freeHead)
-            let next = ObjectHeader.load(descriptor.pointee.baseAddress + Int(index) * size)
-            precondition(!ObjectHeader.isAllocated(next), "free list reached an allocated object")
+            let next = FreeObjectLink.load(descriptor.pointee.baseAddress + Int(index) * size)
+            precondition(
+                next == FreeObjectLink.endOfList || next < UInt32(descriptor.pointee.bump),
+                "corrupt free list in zspage \(zspage)")
             descriptor.pointee.freeHead = UInt16(truncatingIfNeeded: next)
         } else {
             index = UInt32(descriptor.pointee.bump)
@@ -153,16 +158,15 @@ struct SizeClassState: ~Copyable {
     mutating func releaseObject(_ location: ObjectLocation) -> ReleasedZspage? {
         let descriptor = zspages.pointer(Int(location.zspage))
         precondition(descriptor.pointee.inUse > 0, "release from an empty zspage")
+        owners.clear(location.zspage, location.index)
         descriptor.pointee.inUse -= 1
         if descriptor.pointee.inUse == 0 {
             precondition(descriptor.pointee.pins == 0, "an object was freed while a reader was inside withObject")
             return retireZspage(location.zspage)
         }
-        if headerSize != 0 {
-            let object = objectAddress(location.zspage, location.index)
-            ObjectHeader.storeFree(object, next: UInt32(descriptor.pointee.freeHead))
-            descriptor.pointee.freeHead = UInt16(location.index)
-        }
+        let object = objectAddress(location.zspage, location.index)
+        FreeObjectLink.store(object, next: UInt32(descriptor.pointee.freeHead))
+        descriptor.pointee.freeHead = UInt16(location.index)
         regroup(location.zspage)
         return nil
     }
@@ -177,6 +181,7 @@ struct SizeClassState: ~Copyable {
             if Int(zspageHighWater) == zspages.capacity {
                 guard zspages.grow() else { return nil }
             }
+            guard owners.reserve(zspages: Int(zspageHighWater) + 1) else { return nil }
             id = zspageHighWater
         }
         guard let slot = arena.acquireSlot() else { return nil }
@@ -187,7 +192,7 @@ struct SizeClassState: ~Copyable {
         }
         zspages[Int(id)] = ZsPageDescriptor(
             base: UInt(bitPattern: slot), previous: ZsPageDescriptor.none, next: ZsPageDescriptor.none,
-            inUse: 0, bump: 0, freeHead: UInt16(ObjectHeader.endOfList), pins: 0, touchedPages: 0,
+            inUse: 0, bump: 0, freeHead: UInt16(FreeObjectLink.endOfList), pins: 0, touchedPages: 0,
             group: UInt8(FullnessGroup.empty))
         link(id, group: FullnessGroup.empty)
         zspageCount += 1

@@ -15,7 +15,7 @@ struct SizeClassSlot: ~Copyable {
 struct SizeClassStorage: @unchecked Sendable {
     let base: UnsafeMutablePointer<SizeClassSlot>
     let count: Int
-    /// Raw class index (payload + header, in 16-byte steps) → merged class.
+    /// Raw class index (payload size in ``SizeClassTable/sizeDelta`` steps) → merged class.
     let rawToMerged: UnsafeMutablePointer<UInt8>
 
     init() {

@@ -2,7 +2,7 @@
 /// virtual bytes of which the first `pagesPerZspage` pages may be used.
 ///
 /// Objects are handed out from the free list first (objects freed earlier,
-/// linked through their headers), then from the untouched end (`bump`), so
+/// linked through their first word), then from the untouched end (`bump`), so
 /// pages become resident only as objects reach them. Descriptors live in
 /// the class's ``ChunkedTable`` and link into one fullness-group list each.
 struct ZsPageDescriptor: BitwiseCopyable {
@@ -16,7 +16,7 @@ struct ZsPageDescriptor: BitwiseCopyable {
     var inUse: UInt16
     /// Objects below this index have been handed out at least once.
     var bump: UInt16
-    /// First free object below `bump`, or ``ObjectHeader/endOfList``.
+    /// First free object below `bump`, or ``FreeObjectLink/endOfList``.
     var freeHead: UInt16
     /// Readers inside `withObject` on this zspage; compaction skips it meanwhile.
     var pins: UInt16

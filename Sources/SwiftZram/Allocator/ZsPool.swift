@@ -3,22 +3,29 @@ import Synchronization
 /// A zsmalloc-like allocator for compressed pages.
 ///
 /// Objects of 1...4096 bytes go to one of the merged size classes of
-/// ``SizeClassTable`` (123 of them, the huge class included). Each class
+/// ``SizeClassTable`` (119 of them, the huge class included). Each class
 /// has its own lock, zspages and handle table; the store/read/free paths
 /// take only that lock (plus the arena's slot lock when a zspage is created
 /// or freed). Handles are indirect, so compaction can move objects.
 ///
 /// ``memoryUsed`` counts the pages that zspages have actually touched: a
 /// zspage's pages become resident one by one as objects reach them, and all
-/// of them go back to the OS when it is freed. Metadata (handle tables,
-/// zspage descriptors: about 8 bytes per object plus 32 per zspage) lives on
-/// the malloc heap and is not counted, as in the kernel.
+/// of them go back to the OS when it is freed.
+///
+/// Objects have no in-object header: a zspage holds payload bytes only.
+/// Metadata lives on the malloc heap and is not counted, as in the kernel:
+/// the handle table (8 bytes per id: id → zspage and index), the owner
+/// table (4 bytes per object slot of the class's zspage high-water mark:
+/// zspage and index → id, used by compaction; ``ObjectOwnerTable``) and
+/// the zspage descriptors (32 bytes each), all grown lazily in chunks
+/// (1024 entries; 256 for owners). That is about 12 bytes per object plus
+/// 32 per zspage, plus up to one partly used chunk per table per class.
 public final class ZsPool: Sendable {
     /// Payloads larger than this are not worth compressing: the device stores
     /// such a page raw (4096 bytes) in the huge class.
     ///
-    /// 3628 here: the largest normal class (3632 bytes: 9 objects in 8
-    /// pages) minus the 4-byte header. The kernel's `huge_class_size` is
+    /// 3632 here: the size of the largest normal class (9 objects in 8
+    /// pages); objects have no header. The kernel's `huge_class_size` is
     /// 3625 ("at least", with an 8-byte header).
     public static let hugeThreshold: Int = SizeClassTable.hugeThreshold
 
@@ -51,7 +58,7 @@ public final class ZsPool: Sendable {
     /// copies them in.
     ///
     /// Payloads above ``hugeThreshold`` go to the huge class: one raw page
-    /// per object, no header.
+    /// per object.
     /// - Returns: the handle, or nil only if the OS refused memory.
     /// - Complexity: O(1); one lock.
     public func store(_ bytes: UnsafeRawBufferPointer) -> ObjectHandle? {

@@ -2,7 +2,7 @@
 public struct ZsPoolClassStatistics: Sendable, Hashable {
     /// Index of the merged class (0 is the smallest; the last is huge).
     public var classIndex: Int
-    /// Bytes per object slot, header included (4096 for the huge class).
+    /// Bytes per object slot, the largest payload it takes (4096 for the huge class).
     public var size: Int
     /// OS pages per zspage.
     public var pagesPerZspage: Int
@@ -14,7 +14,7 @@ public struct ZsPoolClassStatistics: Sendable, Hashable {
     public var liveObjects: Int
     /// Resident pages of the class's zspages (counted in ``ZsPool/memoryUsed``).
     public var pagesHeld: Int
-    /// Whether this is the huge class (raw pages, no header).
+    /// Whether this is the huge class (one raw page per object).
     public var isHuge: Bool
 
     /// Zspages that packing the live objects tightly would free.
