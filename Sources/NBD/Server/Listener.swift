@@ -1,0 +1,160 @@
+import Dispatch
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// A listening socket and the thread that accepts on it.
+final class Listener: Sendable {
+    let fd: Int32
+    /// Pipe that wakes the accept thread for `stop()`: (read end, write end).
+    private let wake: (Int32, Int32)
+    private let finished = DispatchSemaphore(value: 0)
+    let description: String
+    /// The port actually bound (TCP only).
+    let port: Int?
+
+    private init(fd: Int32, description: String, port: Int?) throws(NBDServerError) {
+        self.fd = fd
+        self.description = description
+        self.port = port
+        var p: (Int32, Int32) = (-1, -1)
+        let rc = withUnsafeMutableBytes(of: &p) { pipe($0.baseAddress!.assumingMemoryBound(to: Int32.self)) }
+        guard rc == 0 else {
+            close(fd)
+            throw NBDServerError("pipe: \(SocketIO.errorText)")
+        }
+        _ = fcntl(p.0, F_SETFD, FD_CLOEXEC)
+        _ = fcntl(p.1, F_SETFD, FD_CLOEXEC)
+        wake = p
+    }
+
+    /// Binds a Unix socket at `path` (mode 0600), creating the parent directory and
+    /// replacing a stale socket file.
+    static func unix(path: String) throws(NBDServerError) -> Listener {
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let maxPath = MemoryLayout.size(ofValue: addr.sun_path) - 1
+        let bytes = Array(path.utf8)
+        guard !bytes.isEmpty, bytes.count <= maxPath else { throw NBDServerError("socket path too long: \(path)") }
+        if let slash = path.lastIndex(of: "/"), slash != path.startIndex {
+            try makeDirectories(String(path[..<slash]))
+        }
+        var st = stat()
+        if lstat(path, &st) == 0 {
+            guard st.st_mode & S_IFMT == S_IFSOCK else { throw NBDServerError("\(path) exists and is not a socket") }
+            unlink(path)
+        }
+        withUnsafeMutableBytes(of: &addr.sun_path) { p in
+            for (i, b) in bytes.enumerated() { p[i] = b }
+        }
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw NBDServerError("socket: \(SocketIO.errorText)") }
+        let old = umask(0o177)
+        let rc = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        umask(old)
+        guard rc == 0 else {
+            let e = SocketIO.errorText
+            close(fd)
+            throw NBDServerError("bind \(path): \(e)")
+        }
+        chmod(path, 0o600)
+        guard listen(fd, 512) == 0 else {
+            let e = SocketIO.errorText
+            close(fd)
+            throw NBDServerError("listen \(path): \(e)")
+        }
+        return try Listener(fd: fd, description: "unix:\(path)", port: nil)
+    }
+
+    /// Binds a TCP socket (IPv4 or IPv6 literal, or `localhost`).
+    static func tcp(host: String, port: Int) throws(NBDServerError) -> Listener {
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV
+        var res: UnsafeMutablePointer<addrinfo>?
+        let gai = getaddrinfo(host, String(port), &hints, &res)
+        guard gai == 0, let ai = res else { throw NBDServerError("cannot resolve \(host): \(String(cString: gai_strerror(gai)))") }
+        defer { freeaddrinfo(res) }
+        let fd = socket(ai.pointee.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw NBDServerError("socket: \(SocketIO.errorText)") }
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        guard bind(fd, ai.pointee.ai_addr, ai.pointee.ai_addrlen) == 0, listen(fd, 512) == 0 else {
+            let e = SocketIO.errorText
+            close(fd)
+            throw NBDServerError("bind \(host):\(port): \(e)")
+        }
+        var ss = sockaddr_storage()
+        var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let bound = withUnsafeMutablePointer(to: &ss) { p -> Int in
+            _ = p.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
+            if Int32(p.pointee.ss_family) == AF_INET6 {
+                return p.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { Int(UInt16(bigEndian: $0.pointee.sin6_port)) }
+            }
+            return p.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { Int(UInt16(bigEndian: $0.pointee.sin_port)) }
+        }
+        return try Listener(fd: fd, description: "tcp:\(host):\(bound)", port: bound)
+    }
+
+    private static func makeDirectories(_ path: String) throws(NBDServerError) {
+        var prefix = path.hasPrefix("/") ? "" : "."
+        for part in path.split(separator: "/") {
+            prefix += "/" + part
+            if mkdir(prefix, 0o755) != 0 && errno != EEXIST {
+                throw NBDServerError("mkdir \(prefix): \(SocketIO.errorText)")
+            }
+        }
+    }
+
+    /// Starts the accept thread; each accepted socket goes to `onAccept`.
+    func start(_ onAccept: @escaping @Sendable (Int32) -> Void) throws(NBDServerError) {
+        let ok = spawnThread(name: "nbd-accept") { [self] in
+            acceptLoop(onAccept)
+            finished.signal()
+        }
+        guard ok else { throw NBDServerError("cannot start the accept thread") }
+    }
+
+    private func acceptLoop(_ onAccept: @Sendable (Int32) -> Void) {
+        var fds = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0), pollfd(fd: wake.0, events: Int16(POLLIN), revents: 0)]
+        while true {
+            let r = poll(&fds, 2, -1)
+            if r < 0 {
+                if errno == EINTR { continue }
+                return
+            }
+            if fds[1].revents != 0 { return }
+            if fds[0].revents & Int16(POLLIN) == 0 { continue }
+            let c = accept(fd, nil, nil)
+            if c < 0 {
+                // EMFILE and friends: back off briefly instead of spinning.
+                if errno != EINTR && errno != EAGAIN && errno != ECONNABORTED { usleep(10_000) }
+                continue
+            }
+            _ = fcntl(c, F_SETFD, FD_CLOEXEC)
+            onAccept(c)
+        }
+    }
+
+    /// Stops accepting, waits for the accept thread and closes the socket.
+    func stop() {
+        var one: UInt8 = 1
+        _ = write(wake.1, &one, 1)
+        finished.wait()
+        close(fd)
+        close(wake.0)
+        close(wake.1)
+    }
+}
+
+/// Why the server could not start.
+public struct NBDServerError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,180 @@
+import Dispatch
+import Logging
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// An NBD server: listeners on a Unix socket and/or TCP, one thread per connection.
+///
+/// ```swift
+/// let exports = ExportRegistry(defaultExportName: "zram0", exports: [device])
+/// let server = NBDServer(configuration: .init(unixSocketPath: "/run/znbd/nbd.sock"), exports: exports, logger: logger)
+/// try server.start()
+/// // ...
+/// server.shutdown()
+/// ```
+public final class NBDServer: Sendable {
+    public let configuration: NBDServerConfiguration
+    /// The exports offered; add and remove at any time.
+    public let exports: ExportRegistry
+    let core: ServerCore
+    private let listeners = Mutex<[Listener]>([])
+
+    public init(configuration: NBDServerConfiguration, exports: ExportRegistry, logger: Logger) {
+        self.configuration = configuration
+        self.exports = exports
+        core = ServerCore(configuration: configuration, exports: exports, logger: logger)
+    }
+
+    /// Binds the configured listeners and starts accepting.
+    /// Throws when a listener cannot be bound; nothing is left listening then.
+    public func start() throws(NBDServerError) {
+        var bound: [Listener] = []
+        do throws(NBDServerError) {
+            if let path = configuration.unixSocketPath { bound.append(try Listener.unix(path: path)) }
+            if let port = configuration.tcpPort { bound.append(try Listener.tcp(host: configuration.tcpHost, port: port)) }
+            guard !bound.isEmpty else { throw NBDServerError("no listener configured") }
+            for l in bound {
+                let core = self.core
+                let isTCP = l.port != nil
+                try l.start { fd in core.accept(fd, tcp: isTCP) }
+                core.logger.info("listening", metadata: ["on": "\(l.description)"])
+            }
+        } catch {
+            for l in bound { l.stop() }
+            if let path = configuration.unixSocketPath { unlink(path) }
+            throw error
+        }
+        listeners.withLock { $0 = bound }
+    }
+
+    /// The TCP port actually bound (useful with port 0), nil without TCP.
+    public var boundTCPPort: Int? { listeners.withLock { ls in ls.lazy.compactMap(\.port).first } }
+
+    /// Stops accepting, lets every connection finish the requests it has received,
+    /// closes them and removes the Unix socket file. Waits up to `grace` for
+    /// clients to drain before cutting them off.
+    public func shutdown(grace: Duration = .seconds(5)) {
+        let ls = listeners.withLock { ls in
+            defer { ls = [] }
+            return ls
+        }
+        for l in ls { l.stop() }
+        if !ls.isEmpty, let path = configuration.unixSocketPath { unlink(path) }
+        core.closeAll(grace: grace)
+    }
+
+    /// Connections in transmission on `export`.
+    public func connectionCount(export: String) -> Int { core.connectionCount(export: export) }
+
+    /// Every open connection, in handshake or transmission.
+    public var connectionCount: Int { core.connectionCount(export: nil) }
+
+    /// Cuts off every client of `export` (after it finishes what it has received); for hot-remove.
+    public func disconnectClients(export: String) { core.disconnect(export: export) }
+}
+
+/// What connection threads share: configuration, exports, pools, the connection table.
+final class ServerCore: Sendable {
+    let configuration: NBDServerConfiguration
+    let exports: ExportRegistry
+    let logger: Logger
+    let pool: BufferPool
+    private let group = DispatchGroup()
+    private let table = Mutex<Table>(Table())
+    private let warnedIOFlusher = Atomic<Bool>(false)
+
+    struct Table {
+        var nextID: UInt64 = 1
+        var connections: [UInt64: Record] = [:]
+        var closing = false
+    }
+
+    struct Record {
+        var fd: Int32
+        var export: String?
+    }
+
+    init(configuration: NBDServerConfiguration, exports: ExportRegistry, logger: Logger) {
+        self.configuration = configuration
+        self.exports = exports
+        self.logger = logger
+        pool = BufferPool(
+            budget: configuration.largeBufferBudget,
+            maxBufferSize: configuration.maxPayload + NBDReply.chunkHeaderSize + 8)
+    }
+
+    /// Takes an accepted socket and gives it a thread.
+    func accept(_ fd: Int32, tcp: Bool) {
+        let id: UInt64? = table.withLock { t in
+            guard !t.closing, t.connections.count < configuration.maxConnections else { return nil }
+            defer { t.nextID += 1 }
+            t.connections[t.nextID] = Record(fd: fd)
+            return t.nextID
+        }
+        guard let id else {
+            logger.warning("connection refused: server closing or at maxConnections")
+            close(fd)
+            return
+        }
+        if tcp { SocketIO.setNoDelay(fd) }
+        group.enter()
+        let started = spawnThread(name: "nbd-conn-\(id)", stackSize: 1 << 20) { [self] in
+            if configuration.markIOThreadsAsIOFlushers, let warning = SwapSafety.markCurrentThreadAsIOFlusher(),
+                !warnedIOFlusher.exchange(true, ordering: .relaxed)
+            {
+                logger.warning("\(warning)")
+            }
+            Connection(fd: fd, id: id, core: self).run()
+            finish(id)
+        }
+        if !started {
+            logger.error("cannot start a connection thread")
+            finish(id)
+        }
+    }
+
+    private func finish(_ id: UInt64) {
+        table.withLock { t in
+            if let r = t.connections.removeValue(forKey: id) { close(r.fd) }
+        }
+        group.leave()
+    }
+
+    func attached(_ id: UInt64, export: String) {
+        table.withLock { $0.connections[id]?.export = export }
+    }
+
+    func connectionCount(export: String?) -> Int {
+        table.withLock { t in
+            guard let export else { return t.connections.count }
+            return t.connections.values.count { $0.export == export }
+        }
+    }
+
+    func disconnect(export: String) {
+        table.withLock { t in
+            for r in t.connections.values where r.export == export { shutdownSocket(r.fd, Int32(SHUT_RD)) }
+        }
+    }
+
+    /// Ends reading on every connection (each finishes its received requests), then waits.
+    func closeAll(grace: Duration) {
+        table.withLock { t in
+            t.closing = true
+            for r in t.connections.values { shutdownSocket(r.fd, Int32(SHUT_RD)) }
+        }
+        let ms = Int(grace.components.seconds * 1000 + grace.components.attoseconds / 1_000_000_000_000_000)
+        if group.wait(timeout: .now() + .milliseconds(ms)) == .timedOut {
+            logger.warning("clients did not drain in time; cutting them off")
+            table.withLock { t in
+                for r in t.connections.values { shutdownSocket(r.fd, Int32(SHUT_RDWR)) }
+            }
+            group.wait()
+        }
+    }
+}

@@ -1,0 +1,45 @@
+/// How an `NBDServer` listens and how much it lets each client use.
+public struct NBDServerConfiguration: Sendable {
+    /// Path of the Unix socket to listen on (mode 0600, parent directory created); nil for none.
+    public var unixSocketPath: String?
+    /// TCP address to listen on; only used when `tcpPort` is set.
+    public var tcpHost: String
+    /// TCP port; nil means no TCP listener, 0 picks an ephemeral port (see `NBDServer.boundTCPPort`).
+    public var tcpPort: Int?
+
+    /// How long a client may take from connecting to entering transmission.
+    /// Values under 30 s are raised to 30 s: slow boots and serial bridges connect long before they speak.
+    public var handshakeTimeout: Duration {
+        get { _handshakeTimeout }
+        set { _handshakeTimeout = max(newValue, Self.minimumHandshakeTimeout) }
+    }
+    public static let minimumHandshakeTimeout: Duration = .seconds(30)
+    private var _handshakeTimeout: Duration = .seconds(60)
+    /// Test-only: bypasses the 30 s minimum.
+    var handshakeTimeoutOverride: Duration?
+    var effectiveHandshakeTimeout: Duration { handshakeTimeoutOverride ?? _handshakeTimeout }
+
+    /// The largest READ/WRITE payload served. Larger writes are consumed and answered with EOVERFLOW.
+    public var maxPayload: Int = 64 << 20
+    /// Longest option accepted during the handshake; longer ones close the connection.
+    public var maxOptionLength: Int = 64 << 10
+    /// Size of each connection's receive buffer and of its reply buffer. Requests
+    /// with payloads that do not fit use a pooled large buffer. One connection holds
+    /// at most 2 × this plus one payload (≤ `maxPayload`) at a time.
+    public var connectionBufferSize: Int = 256 << 10
+    /// Bytes of large payload buffers handed out across all connections at once;
+    /// past it, large requests are answered with ENOMEM.
+    public var largeBufferBudget: Int = 1 << 30
+    /// Connections beyond this are closed right after accept.
+    public var maxConnections: Int = 1024
+    /// Structured READs at least this long report unwritten ranges as holes (unless DF).
+    public var holeDetectionMinimum: Int = 64 << 10
+    /// Calls `prctl(PR_SET_IO_FLUSHER, 1)` on every connection thread (same-host swap).
+    public var markIOThreadsAsIOFlushers: Bool = false
+
+    public init(unixSocketPath: String? = nil, tcpHost: String = "127.0.0.1", tcpPort: Int? = nil) {
+        self.unixSocketPath = unixSocketPath
+        self.tcpHost = tcpHost
+        self.tcpPort = tcpPort
+    }
+}

@@ -1,0 +1,126 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// Thin wrappers over POSIX socket calls: EINTR retried, partial transfers
+/// finished, SIGPIPE suppressed with MSG_NOSIGNAL.
+enum SocketIO {
+    /// Receives up to `count` bytes; returns the count, 0 at end of stream, -1 on error.
+    static func receive(_ fd: Int32, _ p: UnsafeMutableRawPointer, _ count: Int) -> Int {
+        while true {
+            let n = recv(fd, p, count, 0)
+            if n >= 0 { return n }
+            if errno == EINTR { continue }
+            if errno == EAGAIN || errno == EWOULDBLOCK {
+                if !waitReadable(fd, timeoutMilliseconds: -1) { return -1 }
+                continue
+            }
+            return -1
+        }
+    }
+
+    /// Receives exactly `count` bytes; false on end of stream or error.
+    static func receiveExactly(_ fd: Int32, _ p: UnsafeMutableRawPointer, _ count: Int) -> Bool {
+        var done = 0
+        while done < count {
+            let n = receive(fd, p + done, count - done)
+            if n <= 0 { return false }
+            done += n
+        }
+        return true
+    }
+
+    /// Sends all `count` bytes; false on error.
+    static func sendAll(_ fd: Int32, _ p: UnsafeRawPointer, _ count: Int) -> Bool {
+        var done = 0
+        while done < count {
+            let n = send(fd, p + done, count - done, Int32(MSG_NOSIGNAL))
+            if n > 0 {
+                done += n
+            } else if n < 0 && errno == EINTR {
+                continue
+            } else if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
+                if !waitWritable(fd) { return false }
+            } else {
+                return false
+            }
+        }
+        return true
+    }
+
+    static func sendAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
+        bytes.isEmpty || bytes.withUnsafeBytes { sendAll(fd, $0.baseAddress!, $0.count) }
+    }
+
+    /// Sends every byte the iovecs describe with as few `sendmsg` calls as the
+    /// kernel allows. The iovec array is advanced in place on partial sends.
+    static func sendVectors(_ fd: Int32, _ iov: UnsafeMutablePointer<iovec>, _ count: Int) -> Bool {
+        var first = 0
+        while first < count {
+            var msg = msghdr()
+            msg.msg_iov = iov + first
+            msg.msg_iovlen = min(count - first, 1024)  // IOV_MAX
+            var n = sendmsg(fd, &msg, Int32(MSG_NOSIGNAL))
+            if n < 0 {
+                if errno == EINTR { continue }
+                if errno == EAGAIN || errno == EWOULDBLOCK {
+                    if !waitWritable(fd) { return false }
+                    continue
+                }
+                return false
+            }
+            while n > 0 && first < count {
+                let len = iov[first].iov_len
+                if n >= len {
+                    n -= len
+                    first += 1
+                } else {
+                    iov[first].iov_base = iov[first].iov_base + n
+                    iov[first].iov_len = len - n
+                    n = 0
+                }
+            }
+            while first < count && iov[first].iov_len == 0 { first += 1 }
+        }
+        return true
+    }
+
+    /// Waits until `fd` is readable; false on timeout or error. -1 waits forever.
+    static func waitReadable(_ fd: Int32, timeoutMilliseconds: Int32) -> Bool {
+        var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        while true {
+            let r = poll(&pfd, 1, timeoutMilliseconds)
+            if r < 0 && errno == EINTR { continue }
+            return r > 0
+        }
+    }
+
+    static func waitWritable(_ fd: Int32) -> Bool {
+        var pfd = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+        while true {
+            let r = poll(&pfd, 1, -1)
+            if r < 0 && errno == EINTR { continue }
+            return r > 0 && pfd.revents & Int16(POLLOUT) != 0
+        }
+    }
+
+    static func setNoDelay(_ fd: Int32) {
+        var one: Int32 = 1
+        _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+    }
+
+    static func setBufferSizes(_ fd: Int32, _ bytes: Int32) {
+        var size = bytes
+        _ = setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        _ = setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+    }
+
+    static var errorText: String { String(cString: strerror(errno)) }
+}
+
+/// `shutdown(2)`, named apart from the server's own `shutdown()`.
+func shutdownSocket(_ fd: Int32, _ how: Int32) {
+    _ = shutdown(fd, how)
+}
