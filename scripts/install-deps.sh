@@ -7,7 +7,7 @@
 set -euo pipefail
 packages=(
     pkg-config liblz4-dev liblzo2-dev libzstd-dev
-    libnbd-bin qemu-utils fio nbd-client nbdkit nbd-server
+    libnbd-bin python3-libnbd qemu-utils fio nbd-client nbdkit nbd-server
     fuse3 e2fsprogs util-linux procps
 )
 missing=()

@@ -6,7 +6,7 @@ struct ZNBD: ParsableCommand {
         commandName: "znbd",
         abstract: "Compressed RAM block devices (userspace zram) served over NBD.",
         subcommands: [
-            StatusCommand.self, GetCommand.self, SetCommand.self, HotAddCommand.self, HotRemoveCommand.self,
+            ServeCommand.self, StatusCommand.self, GetCommand.self, SetCommand.self, HotAddCommand.self, HotRemoveCommand.self,
             EstimateCommand.self,
         ])
 }

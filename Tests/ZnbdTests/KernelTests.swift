@@ -55,7 +55,7 @@ struct KernelTests {
         let after = try memUsedTotal(server)
         print("ext4 scratch: mem_used_total \(before) -> \(after) after rm + fstrim")
         #expect(after < before / 2, "mem_used_total \(before) -> \(after)")
-        let notifyFree = try server.cli(["get", "zram0", "io_stat"]).stdout.split(separator: " ").compactMap { Int($0) }
+        let notifyFree = try server.cli(["get", "zram0", "io_stat"]).stdout.split(whereSeparator: \.isWhitespace).compactMap { Int($0) }
         #expect(notifyFree.count == 4 && notifyFree[3] > 0)
         try ExternalCommand.require("bash", ["-c", "cd \(mountPoint) && sha256sum -c --ignore-missing ../sums"], timeout: 60)
         try ExternalCommand.require("umount", [mountPoint], timeout: 60)
@@ -63,7 +63,7 @@ struct KernelTests {
     }
 
     private func memUsedTotal(_ server: ZnbdServer) throws -> Int {
-        let fields = try server.cli(["get", "zram0", "mm_stat"]).stdout.split(separator: " ").compactMap { Int($0) }
+        let fields = try server.cli(["get", "zram0", "mm_stat"]).stdout.split(whereSeparator: \.isWhitespace).compactMap { Int($0) }
         try #require(fields.count == 9)
         return fields[2]
     }

@@ -16,28 +16,14 @@ final class ControlServer: Sendable {
 
     let path: String
     private let registry: DeviceRegistry
-    private let connectionCount: @Sendable (String) -> Int
-    private let onHotAdd: @Sendable (ZramExport) -> Void
-    private let onHotRemove: @Sendable (ZramExport) -> Void
     private let logger: Logger
     private let listener: Int32
     private let stopped = Atomic<Bool>(false)
 
-    /// - Parameters:
-    ///   - connectionCount: NBD connections attached to a device, by name.
-    ///   - onHotAdd, onHotRemove: publish or withdraw the device's NBD export.
-    init(
-        path: String, registry: DeviceRegistry, logger: Logger,
-        connectionCount: @escaping @Sendable (String) -> Int,
-        onHotAdd: @escaping @Sendable (ZramExport) -> Void,
-        onHotRemove: @escaping @Sendable (ZramExport) -> Void
-    ) throws {
+    init(path: String, registry: DeviceRegistry, logger: Logger) throws {
         self.path = path
         self.registry = registry
         self.logger = logger
-        self.connectionCount = connectionCount
-        self.onHotAdd = onHotAdd
-        self.onHotRemove = onHotRemove
         listener = try UnixSocket.listen(path)
     }
 
@@ -111,11 +97,6 @@ final class ControlServer: Sendable {
             case .set:
                 let (export, attribute) = try target(request)
                 guard let value = request.value else { throw ZramError.invalid("set needs a value") }
-                if attribute == "reset" {
-                    // An attached client makes the device busy even between requests.
-                    let users = connectionCount(export.name)
-                    if users > 0 { throw ZramError.busy("\(export.name) has \(users) NBD connection\(users == 1 ? "" : "s")") }
-                }
                 try export.device.writeAttribute(attribute, value)
                 logger.info("\(export.name): \(attribute) = \(value.trimmingCharacters(in: .whitespacesAndNewlines))")
                 return .success()
@@ -124,15 +105,11 @@ final class ControlServer: Sendable {
                     if let algorithm = request.attribute { try device.writeAttribute("comp_algorithm", algorithm) }
                     if let size = request.value { try device.writeAttribute("disksize", size) }
                 }
-                onHotAdd(export)
                 logger.info("hot-add: \(export.name)")
                 return .success(export.name)
             case .hotRemove:
                 guard let name = request.device else { throw ZramError.invalid("hot-remove needs a device") }
-                let users = connectionCount(name)
-                if users > 0 { throw ZramError.busy("\(name) has \(users) NBD connection\(users == 1 ? "" : "s")") }
-                let export = try registry.remove(named: name)
-                onHotRemove(export)
+                try registry.remove(named: name)
                 logger.info("hot-remove: \(name)")
                 return .success()
             }
@@ -160,7 +137,7 @@ final class ControlServer: Sendable {
                 comp_algorithm: device.algorithm.rawValue, streams: device.streamCount,
                 mm_stat: Dictionary(uniqueKeysWithValues: zip(MemoryStatistics.fieldNames, mm.fields)),
                 io_stat: Dictionary(uniqueKeysWithValues: zip(IOStatistics.fieldNames, io.fields)),
-                connections: connectionCount(device.name))
+                connections: device.openers)
         })
     }
 }

@@ -1,54 +1,55 @@
-import Synchronization
+import NBD
 import SwiftZram
 
-/// The server's devices by name (`zram0`, `zram1`, ...), with hot-add and hot-remove.
+/// The server's devices (`zram0`, `zram1`, ...): their NBD exports live in the
+/// server's `ExportRegistry`, which this wraps with zram's naming and EBUSY rules.
 final class DeviceRegistry: Sendable {
-    private let exports = Mutex<[ZramExport]>([])
+    let exports: ExportRegistry
 
-    /// Devices in name order.
-    var all: [ZramExport] { exports.withLock { $0 } }
-
-    func export(named name: String) -> ZramExport? {
-        exports.withLock { list in list.first { $0.name == name } }
+    init(exports: ExportRegistry = ExportRegistry(defaultExportName: "zram0")) {
+        self.exports = exports
     }
 
-    /// Creates `zramN` with the lowest free N, configured by `configure` before it becomes visible.
-    /// - Returns: the new device's export.
+    /// Devices in name order.
+    var all: [ZramExport] {
+        exports.all.compactMap { $0 as? ZramExport }.sorted { $0.name.numericallyBefore($1.name) }
+    }
+
+    func export(named name: String) -> ZramExport? {
+        name.isEmpty ? nil : exports.lookup(name) as? ZramExport
+    }
+
+    /// Creates and publishes `zramN` with the lowest free N, configured by `configure` first.
     @discardableResult
     func add(configure: (ZramDevice) throws(ZramError) -> Void) throws(ZramError) -> ZramExport {
-        let name = exports.withLock { list in
-            var index = 0
-            while list.contains(where: { $0.name == "zram\(index)" }) { index += 1 }
-            return "zram\(index)"
-        }
-        let device = ZramDevice(name: name)
+        var index = 0
+        while exports.lookup("zram\(index)") != nil { index += 1 }
+        let device = ZramDevice(name: "zram\(index)")
         try configure(device)
         let export = ZramExport(device: device)
-        try exports.withLock { list throws(ZramError) in
-            guard !list.contains(where: { $0.name == name }) else { throw .busy("\(name) was added concurrently") }
-            list.append(export)
-            list.sort { $0.name.localizedNumericLess(than: $1.name) }
-        }
+        guard exports.add(export) else { throw .busy("\(device.name) was added concurrently; try again") }
         return export
     }
 
-    /// Removes a device that no client has open.
+    /// Withdraws a device that no client has open.
     /// - Throws: `EBUSY` while it is open, `EINVAL` for an unknown name.
+    @discardableResult
     func remove(named name: String) throws(ZramError) -> ZramExport {
-        try exports.withLock { list throws(ZramError) -> ZramExport in
-            guard let index = list.firstIndex(where: { $0.name == name }) else { throw .invalid("no device named \(name)") }
-            let users = list[index].device.openers
-            guard users == 0 else { throw .busy("\(name) is in use by \(users) client\(users == 1 ? "" : "s")") }
-            return list.remove(at: index)
-        }
+        guard let export = export(named: name) else { throw .invalid("no device named \(name)") }
+        let users = export.device.openers
+        guard users == 0 else { throw .busy("\(name) is in use by \(users) client\(users == 1 ? "" : "s")") }
+        exports.remove(named: name)
+        return export
     }
 }
 
 extension String {
     /// `zram2` before `zram10`.
-    func localizedNumericLess(than other: String) -> Bool {
-        let a = self.drop { !$0.isNumber }, b = other.drop { !$0.isNumber }
-        if let x = Int(a), let y = Int(b), self.prefix(count - a.count) == other.prefix(other.count - b.count) {
+    func numericallyBefore(_ other: String) -> Bool {
+        let a = reversed().prefix { $0.isNumber }, b = other.reversed().prefix { $0.isNumber }
+        if let x = Int(String(a.reversed())), let y = Int(String(b.reversed())),
+            dropLast(a.count) == other.dropLast(b.count)
+        {
             return x < y
         }
         return self < other

@@ -1,0 +1,146 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import ArgumentParser
+import Logging
+import NBD
+import SwiftZram
+
+/// `znbd serve`: the devices, their NBD exports and the control socket.
+struct ServeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Serve compressed RAM devices over NBD.",
+        discussion: """
+            Exports zram0…zram{N-1} on a Unix socket (and TCP if asked). Attach one with
+              nbd-client -unix /run/znbd/nbd.sock -N zram0 -b 4096 /dev/nbd0
+            then mkswap /dev/nbd0 && swapon -p 100 /dev/nbd0, or use
+              nbd+unix:///zram0?socket=/run/znbd/nbd.sock with libnbd and qemu tools.
+            SIGINT/SIGTERM finish in-flight requests, remove the sockets and exit 0.
+            """)
+
+    @Option(help: "Unix socket for NBD clients (mode 0600).")
+    var unix: String = "/run/znbd/nbd.sock"
+
+    @Option(help: "Also listen on TCP: PORT binds 127.0.0.1, HOST:PORT binds HOST.")
+    var tcp: String?
+
+    @Option(help: "Control socket for status/get/set (mode 0600).")
+    var control: String = ControlClient.defaultPath
+
+    @Option(help: "Size of each device (K/M/G/T); default min(RAM/2, 4G), as zram-generator.")
+    var size: SizeArgument?
+
+    @Option(help: "Compression algorithm: lzo, lz4, lz4hc, zstd.")
+    var algorithm: CompressionAlgorithm = .default
+
+    @Option(help: "Compression level (acceleration for lz4).")
+    var level: Int?
+
+    @Option(name: .customLong("mem-limit"), help: "Cap on each device's mem_used_total (0 = none).")
+    var memLimit: SizeArgument?
+
+    @Option(help: "Compression streams per device (1-64; default: CPU count).")
+    var streams: Int?
+
+    @Option(help: "Number of devices (exports zram0…).")
+    var devices: Int = 1
+
+    @Option(name: .customLong("handshake-timeout"), help: "Seconds a client may stay silent during the handshake (>= 30).")
+    var handshakeTimeout: Int = 60
+
+    @Flag(name: .customLong("no-mlock"), help: "Don't lock the server's memory (default: locked when root, for swap safety).")
+    var noMlock = false
+
+    func validate() throws {
+        guard (1...64).contains(devices) else { throw ValidationError("--devices must be 1...64") }
+        if let streams, !(1...64).contains(streams) { throw ValidationError("--streams must be 1...64") }
+        guard handshakeTimeout >= 30 else { throw ValidationError("--handshake-timeout must be at least 30 s") }
+        if let level, !algorithm.levels.contains(level) {
+            throw ValidationError("--level \(level) is out of range for \(algorithm) (\(algorithm.levels))")
+        }
+        if let size, size.bytes == 0 { throw ValidationError("--size must be greater than 0") }
+    }
+
+    /// zram-generator's default: half the RAM, at most 4 GiB.
+    static var defaultSize: UInt64 {
+        let ram = UInt64(sysconf(Int32(_SC_PHYS_PAGES))) * UInt64(sysconf(Int32(_SC_PAGESIZE)))
+        return min(ram / 2, 4 << 30)
+    }
+
+    func run() throws {
+        LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+        var logger = Logger(label: "znbd")
+        logger.logLevel = .info
+
+        // Block the shutdown signals before any thread starts, so only sigwait sees them.
+        var signals = sigset_t()
+        sigemptyset(&signals)
+        sigaddset(&signals, SIGINT)
+        sigaddset(&signals, SIGTERM)
+        pthread_sigmask(SIG_BLOCK, &signals, nil)
+        signal(SIGPIPE, SIG_IGN)
+
+        for warning in SwapSafety.applyProcessWide(lockMemory: !noMlock) {
+            logger.warning("\(warning)")
+        }
+
+        let registry = DeviceRegistry()
+        let diskSize = size?.bytes ?? Self.defaultSize
+        for _ in 0..<devices {
+            try registry.add { device throws(ZramError) in
+                if let streams { try device.setStreamCount(streams) }
+                try device.setAlgorithm(algorithm)
+                if let level { try device.setAlgorithmParameters(level: level, dictionary: nil) }
+                if let memLimit { try device.setMemoryLimit(memLimit.bytes) }
+                try device.setDiskSize(diskSize)
+            }
+        }
+
+        var configuration = NBDServerConfiguration(unixSocketPath: unix)
+        if let tcp {
+            let address = try TCPAddress.parse(tcp)
+            configuration.tcpHost = address.host
+            configuration.tcpPort = Int(address.port)
+        }
+        configuration.handshakeTimeout = .seconds(handshakeTimeout)
+        configuration.markIOThreadsAsIOFlushers = true
+        let server = NBDServer(configuration: configuration, exports: registry.exports, logger: logger)
+        try server.start()
+        let controlServer = try ControlServer(path: control, registry: registry, logger: logger)
+        controlServer.start()
+        for export in registry.all {
+            logger.info("export \(export.name) (\(export.exportDescription)): nbd+unix:///\(export.name)?socket=\(unix)")
+            if let port = server.boundTCPPort {
+                logger.info("export \(export.name): nbd://\(configuration.tcpHost):\(port)/\(export.name)")
+            }
+        }
+        logger.info("control socket \(control)")
+
+        var received: Int32 = 0
+        sigwait(&signals, &received)
+        logger.info("signal \(received): finishing in-flight requests")
+        controlServer.shutdown()
+        server.shutdown()
+        logger.info("stopped")
+    }
+}
+
+/// `[HOST:]PORT` for `--tcp`.
+struct TCPAddress: Sendable {
+    var host: String
+    var port: UInt16
+
+    static func parse(_ text: String) throws -> TCPAddress {
+        var host = "127.0.0.1"
+        var portText = Substring(text)
+        if let colon = text.lastIndex(of: ":") {
+            host = String(text[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+            portText = text[text.index(after: colon)...]
+        }
+        guard let port = UInt16(portText), port > 0 else { throw ValidationError("--tcp '\(text)' needs a port 1-65535") }
+        return TCPAddress(host: host, port: port)
+    }
+}
+
+import Foundation
