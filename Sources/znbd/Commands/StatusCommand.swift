@@ -38,7 +38,8 @@ struct StatusCommand: ParsableCommand {
             return
         }
         let columns = try selectedColumns()
-        let mounts = AttachedDevices.discover()
+        let state = (try? SetupState.load(from: RuntimePaths.containing(controlSocket: options.control).stateFile)) ?? SetupState()
+        let mounts = AttachedDevices.discover(state: state)
         let rows = status.devices.map { device in
             columns.map { $0.value(device, bytes: bytes, mountpoint: mounts[device.name] ?? "") }
         }

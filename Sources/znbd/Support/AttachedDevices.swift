@@ -3,8 +3,14 @@ import Foundation
 /// Where the kernel uses our exports: swap areas and mounts on `/dev/nbdN`
 /// (attached by nbd-client) or on loop devices over nbdfuse files.
 enum AttachedDevices {
-    /// Mount point (or `[SWAP]`) by export name.
-    static func discover() -> [String: String] {
+    /// Mount point (or `[SWAP]`) by export name. Block devices that `znbd swapon`/`mount`
+    /// recorded in `state` map to the device recorded with them; others are recognised
+    /// by the nbd driver's backend or the loop device's nbdfuse file.
+    static func discover(state: SetupState = SetupState()) -> [String: String] {
+        var recorded: [String: String] = [:]
+        for use in state.swaps + state.mounts {
+            if let block = use.blockDevice, let device = use.device { recorded[block] = device }
+        }
         var byBlockDevice: [String: String] = [:]
         for line in lines("/proc/swaps").dropFirst() {
             if let device = line.split(separator: " ").first { byBlockDevice[String(device)] = "[SWAP]" }
@@ -17,7 +23,7 @@ enum AttachedDevices {
         }
         var result: [String: String] = [:]
         for (blockDevice, use) in byBlockDevice {
-            if let export = exportName(of: blockDevice) { result[export] = use }
+            if let export = recorded[blockDevice] ?? exportName(of: blockDevice) { result[export] = use }
         }
         return result
     }
@@ -49,7 +55,7 @@ enum AttachedDevices {
     }
 
     /// /proc/mounts escapes spaces and such as octal (`\040`).
-    private static func unescape(_ field: String) -> String {
+    static func unescape(_ field: String) -> String {
         var out = ""
         var chars = Array(field)[...]
         while let c = chars.popFirst() {
