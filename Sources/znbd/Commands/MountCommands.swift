@@ -55,21 +55,21 @@ struct MountCommand: ParsableCommand {
         if let config {
             mounts = try ZramConfig.load(path: config).specs(ramBytes: MachineMemory.totalBytes, file: config)
                 .compactMap { entry in entry.spec.mountPoint.map { (entry.spec, $0) } }
-            guard !mounts.isEmpty else { throw ValidationError("\(config) defines no device with a mount-point") }
+            guard !mounts.isEmpty else { throw Tool.Failure(description: "\(config) defines no device with a mount-point") }
         } else if let directory, let size {
             mounts = [(DeviceSpec(size: size.bytes / 4096 * 4096, algorithm: algorithm, memLimit: memLimit?.bytes,
                                   fsType: fs, options: options), directory)]
         }
         let setup = try setup.makeSetup()
+        for (_, directory) in mounts {
+            let path = absolutePath(directory)
+            if let existing = setup.state.mounts.first(where: { $0.mountPoint == path }) {
+                throw Tool.Failure(description: "\(path) is already a znbd mount (\(existing.device ?? "?")); `znbd umount \(path)` first")
+            }
+            if DeviceSetup.isMountPoint(path) { throw Tool.Failure(description: "something is already mounted on \(path)") }
+        }
         let start = setup.state.mounts.count
         do {
-            for (_, directory) in mounts {
-                let path = absolutePath(directory)
-                if let existing = setup.state.mounts.first(where: { $0.mountPoint == path }) {
-                    throw ValidationError("\(path) is already a znbd mount (\(existing.device ?? "?")); `znbd umount \(path)` first")
-                }
-                if DeviceSetup.isMountPoint(path) { throw ValidationError("something is already mounted on \(path)") }
-            }
             try setup.ensureServer()
             for (spec, directory) in mounts {
                 let path = absolutePath(directory)
@@ -77,7 +77,7 @@ struct MountCommand: ParsableCommand {
                 print("\(use.device ?? "?"): \(HumanSize.format(spec.size)) \(spec.algorithm?.rawValue ?? "lz4"), \(spec.fsType) on \(use.blockDevice ?? "?") mounted at \(path)")
             }
         } catch {
-            if setup.state.mounts.count > start || setup.state.daemon != nil {
+            if setup.state.mounts.count > start || setup.startedServer {
                 note("mount failed: \(error); undoing what was set up")
                 do { try setup.rollBack(\.mounts, from: start) } catch let undo {
                     note("could not undo everything (\(undo)); `znbd umount` retries")
@@ -120,7 +120,7 @@ struct UmountCommand: ParsableCommand {
         for target in targets {
             guard let index = setup.state.mounts.firstIndex(where: { $0.mountPoint == target }) else {
                 if !all {
-                    firstError = firstError ?? ValidationError("\(target) is not mounted by znbd (see \(setup.paths.stateFile))")
+                    firstError = firstError ?? Tool.Failure(description: "\(target) is not mounted by znbd (see \(setup.paths.stateFile))")
                 }
                 continue
             }

@@ -56,7 +56,7 @@ struct SwapOnCommand: ParsableCommand {
         if let config {
             let specs = try ZramConfig.load(path: config).specs(ramBytes: MachineMemory.totalBytes, file: config)
                 .map(\.spec).filter { $0.fsType == "swap" }
-            guard !specs.isEmpty else { throw ValidationError("\(config) defines no swap device") }
+            guard !specs.isEmpty else { throw Tool.Failure(description: "\(config) defines no swap device") }
             return specs
         }
         let count = devices ?? ProcessInfo.processInfo.activeProcessorCount

@@ -37,6 +37,8 @@ final class DeviceSetup {
     private(set) var state: SetupState
     private let lock: RuntimeLock
     private var method: AttachMethod
+    /// Whether this run started the server.
+    private(set) var startedServer = false
     private var client: ControlClient { ControlClient(path: control) }
 
     init(paths: RuntimePaths, control: String? = nil, unix: String? = nil, attach: AttachMethod = .auto) throws {
@@ -67,6 +69,7 @@ final class DeviceSetup {
             state.daemon = nil
         }
         state.daemon = try Daemon.start(paths, control: control, unix: unix)
+        startedServer = true
         try save()
         note("started znbd serve (pid \(state.daemon!.pid)), log \(paths.logFile)")
         try FailPoint.check("daemon")

@@ -65,10 +65,13 @@ struct ZramConfig: Sendable, Equatable {
         return try parse(text, file: path)
     }
 
+    /// `\r\n` is one Character in Swift: CRLF files would otherwise be one long line.
+    private static func isLineBreak(_ c: Character) -> Bool { c == "\n" || c == "\r\n" }
+
     static func parse(_ text: String, file: String = "<config>") throws(Error) -> ZramConfig {
         var devices: [Device] = []
         var seenKeys: Set<String> = []
-        for (offset, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        for (offset, rawLine) in text.split(omittingEmptySubsequences: false, whereSeparator: Self.isLineBreak).enumerated() {
             let number = offset + 1
             func fail(_ message: String) -> Error { Error(file: file, line: number, message: message) }
             let line = rawLine.trimmingCharacters(in: .whitespaces.union(CharacterSet(charactersIn: "\r")))
