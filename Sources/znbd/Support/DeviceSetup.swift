@@ -45,9 +45,9 @@ final class DeviceSetup {
         self.paths = paths
         lock = try RuntimeLock(paths)
         state = try SetupState.load(from: paths.stateFile)
-        // A server we started earlier keeps its sockets.
-        self.control = control ?? state.daemon?.control ?? paths.controlSocket
-        self.unix = unix ?? state.daemon?.unix ?? paths.nbdSocket
+        // The recorded devices live on the server recorded with them.
+        self.control = control ?? state.control ?? paths.controlSocket
+        self.unix = unix ?? state.unix ?? paths.nbdSocket
         method = attach
     }
 
@@ -63,6 +63,11 @@ final class DeviceSetup {
 
     /// Reuses the server answering on the control socket, or starts one in the background.
     func ensureServer() throws {
+        if !state.isEmpty, let recorded = state.control, recorded != control {
+            throw Tool.Failure(description: "\(paths.stateFile) records devices on the server at \(recorded); undo them first or use another --runtime-dir")
+        }
+        state.control = control
+        state.unix = unix
         if Daemon.isAnswering(control) { return }
         if let stale = state.daemon {
             note("the server znbd started earlier (pid \(stale.pid)) is gone; starting a new one")

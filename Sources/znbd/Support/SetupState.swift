@@ -12,6 +12,9 @@ import Foundation
 struct SetupState: Codable, Sendable {
     /// The server, when `swapon` or `mount` started it (nil when it was already running).
     var daemon: Daemon?
+    /// The server the recorded devices live on (its control and NBD sockets).
+    var control: String?
+    var unix: String?
     var swaps: [Use] = []
     var mounts: [Use] = []
 
@@ -53,6 +56,7 @@ struct SetupState: Codable, Sendable {
         }
     }
 
+    /// Nothing to undo (the server's address alone is not worth keeping).
     var isEmpty: Bool { daemon == nil && swaps.isEmpty && mounts.isEmpty }
 
     /// Reads the state file; a missing one is an empty state.
