@@ -79,6 +79,15 @@ struct OperationsTests {
         #expect(log.contains("stopped"), "the server started for it was stopped:\n\(log)")
     }
 
+    @Test(.timeLimit(.minutes(5)), .enabled(if: !FileManager.default.fileExists(atPath: "/sys/block/nbd0"), "this kernel has nbd devices"))
+    func forcingNBDWithoutTheDriverFailsCleanly() throws {
+        let sandbox = try OperationsSandbox()
+        defer { sandbox.cleanUp() }
+        let failed = try sandbox.znbd(["swapon", "--size", "32M", "--devices", "1", "--attach", "nbd"])
+        #expect(failed.status != 0 && failed.stderr.contains("nbd-client could not attach zram0"), "\(failed)")
+        sandbox.expectNothingLeft("after a failed nbd attach")
+    }
+
     @Test(.timeLimit(.minutes(5)))
     func scratchMountWritesReadsAndUnmountsClean() throws {
         let sandbox = try OperationsSandbox()

@@ -58,9 +58,17 @@ final class OperationsSandbox: @unchecked Sendable {  // used from one test at a
         }
     }
 
-    /// /proc/swaps entries (device, priority) on our loop devices.
+    /// nbd devices the state file records (hosts with the nbd driver).
+    var recordedNBDDevices: [String] {
+        let uses = ((try? state()) ?? [:]).flatMap { key, value in
+            ["swaps", "mounts"].contains(key) ? (value as? [[String: Any]]) ?? [] : []
+        }
+        return uses.compactMap { $0["nbdDevice"] as? String }
+    }
+
+    /// /proc/swaps entries (device, priority) on our loop (or recorded nbd) devices.
     var swapAreas: [(device: String, priority: Int)] {
-        let loops = Set(loopDevices)
+        let loops = Set(loopDevices + recordedNBDDevices)
         let swaps = (try? String(contentsOfFile: "/proc/swaps", encoding: .utf8)) ?? ""
         return swaps.split(separator: "\n").dropFirst().compactMap { line in
             let fields = line.split(whereSeparator: \.isWhitespace).map(String.init)
