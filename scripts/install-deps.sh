@@ -4,11 +4,12 @@
 #   real clients:  libnbd-bin (nbdinfo, nbdcopy, nbdfuse), qemu-utils (qemu-io), fio, nbd-client
 #   kernel tests:  fuse3, e2fsprogs, util-linux (losetup, mkswap, swapon)
 #   peers:         nbdkit, nbd-server (benchmarks only)
+#   contrib units: systemd (systemd-analyze verify; nothing is started)
 set -euo pipefail
 packages=(
     pkg-config liblz4-dev liblzo2-dev libzstd-dev
     libnbd-bin python3-libnbd qemu-utils fio nbd-client nbdkit nbd-server
-    fuse3 e2fsprogs util-linux procps
+    fuse3 e2fsprogs util-linux procps systemd
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -7,6 +7,7 @@ struct ZNBD: ParsableCommand {
         abstract: "Compressed RAM block devices (userspace zram) served over NBD.",
         subcommands: [
             ServeCommand.self, StatusCommand.self, GetCommand.self, SetCommand.self, HotAddCommand.self, HotRemoveCommand.self,
+            SwapOnCommand.self, SwapOffCommand.self, MountCommand.self, UmountCommand.self, CheckConfigCommand.self,
             EstimateCommand.self,
         ])
 }

@@ -19,14 +19,20 @@ struct ServeCommand: ParsableCommand {
             SIGINT/SIGTERM finish in-flight requests, remove the sockets and exit 0.
             """)
 
-    @Option(help: "Unix socket for NBD clients (mode 0600).")
-    var unix: String = "/run/znbd/nbd.sock"
+    @Option(help: "Unix socket for NBD clients (mode 0600; default in $ZNBD_RUNTIME_DIR or /run/znbd).")
+    var unix: String = RuntimePaths.fromEnvironment.nbdSocket
 
     @Option(help: "Also listen on TCP: PORT binds 127.0.0.1, HOST:PORT binds HOST.")
     var tcp: String?
 
     @Option(help: "Control socket for status/get/set (mode 0600).")
     var control: String = ControlClient.defaultPath
+
+    @Option(help: "Devices from a zram-generator-style file ([zramN] sections) instead of --devices/--size.")
+    var config: String?
+
+    @Option(help: "Write the server's pid here once it serves; removed on exit.")
+    var pidfile: String?
 
     @Option(help: "Size of each device (K/M/G/T); default min(RAM/2, 4G), as zram-generator.")
     var size: SizeArgument?
@@ -43,7 +49,7 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Compression streams per device (1-64; default: CPU count).")
     var streams: Int?
 
-    @Option(help: "Number of devices (exports zram0…).")
+    @Option(help: "Number of devices (exports zram0…; 0 = none until hot-add).")
     var devices: Int = 1
 
     @Option(name: .customLong("handshake-timeout"), help: "Seconds a client may stay silent during the handshake (>= 30).")
@@ -53,7 +59,8 @@ struct ServeCommand: ParsableCommand {
     var noMlock = false
 
     func validate() throws {
-        guard (1...64).contains(devices) else { throw ValidationError("--devices must be 1...64") }
+        guard (0...64).contains(devices) else { throw ValidationError("--devices must be 0...64") }
+        if config != nil, size != nil { throw ValidationError("--size and --config exclude each other: the file sizes the devices") }
         if let streams, !(1...64).contains(streams) { throw ValidationError("--streams must be 1...64") }
         guard handshakeTimeout >= 30 else { throw ValidationError("--handshake-timeout must be at least 30 s") }
         if let level, !algorithm.levels.contains(level) {
@@ -86,14 +93,30 @@ struct ServeCommand: ParsableCommand {
         }
 
         let registry = DeviceRegistry()
-        let diskSize = size?.bytes ?? Self.defaultSize
-        for _ in 0..<devices {
-            try registry.add { device throws(ZramError) in
-                if let streams { try device.setStreamCount(streams) }
-                try device.setAlgorithm(algorithm)
-                if let level { try device.setAlgorithmParameters(level: level, dictionary: nil) }
-                if let memLimit { try device.setMemoryLimit(memLimit.bytes) }
-                try device.setDiskSize(diskSize)
+        if let config {
+            // Each [zramN] section: its size, algorithm and mem-limit, else the command line's.
+            let specs = try ZramConfig.load(path: config).specs(ramBytes: MachineMemory.totalBytes, file: config)
+            for (name, spec) in specs {
+                try registry.add(named: name) { device throws(ZramError) in
+                    if let streams { try device.setStreamCount(streams) }
+                    try device.setAlgorithm(spec.algorithm ?? algorithm)
+                    if let level = spec.level ?? (spec.algorithm == nil ? level : nil) {
+                        try device.setAlgorithmParameters(level: level, dictionary: nil)
+                    }
+                    if let limit = spec.memLimit ?? memLimit?.bytes { try device.setMemoryLimit(limit) }
+                    try device.setDiskSize(spec.size)
+                }
+            }
+        } else {
+            let diskSize = size?.bytes ?? Self.defaultSize
+            for _ in 0..<devices {
+                try registry.add { device throws(ZramError) in
+                    if let streams { try device.setStreamCount(streams) }
+                    try device.setAlgorithm(algorithm)
+                    if let level { try device.setAlgorithmParameters(level: level, dictionary: nil) }
+                    if let memLimit { try device.setMemoryLimit(memLimit.bytes) }
+                    try device.setDiskSize(diskSize)
+                }
             }
         }
 
@@ -116,12 +139,23 @@ struct ServeCommand: ParsableCommand {
             }
         }
         logger.info("control socket \(control)")
+        if let pidfile {
+            try? UnixSocket.makeParentDirectory(of: pidfile)
+            if !FileManager.default.createFile(atPath: pidfile, contents: Data("\(getpid())\n".utf8)) {
+                logger.warning("cannot write pidfile \(pidfile)")
+            }
+        }
+        SystemdNotify.send("READY=1\nMAINPID=\(getpid())")
 
         var received: Int32 = 0
         sigwait(&signals, &received)
         logger.info("signal \(received): finishing in-flight requests")
+        SystemdNotify.send("STOPPING=1")
         controlServer.shutdown()
         server.shutdown()
+        if let pidfile, (try? String(contentsOfFile: pidfile, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) == "\(getpid())" {
+            unlink(pidfile)
+        }
         logger.info("stopped")
     }
 }

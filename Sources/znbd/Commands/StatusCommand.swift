@@ -38,7 +38,11 @@ struct StatusCommand: ParsableCommand {
             return
         }
         let columns = try selectedColumns()
-        let mounts = AttachedDevices.discover()
+        let runtime = RuntimePaths.containing(controlSocket: options.control)
+        // What swapon/mount recorded next to this control socket, if it is about this server.
+        var state = (try? SetupState.load(from: runtime.stateFile)) ?? SetupState()
+        if let recorded = state.control, recorded != options.control { state = SetupState() }
+        let mounts = AttachedDevices.discover(state: state, serverDirectory: runtime.directory)
         let rows = status.devices.map { device in
             columns.map { $0.value(device, bytes: bytes, mountpoint: mounts[device.name] ?? "") }
         }

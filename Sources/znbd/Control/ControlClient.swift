@@ -6,7 +6,8 @@ import Foundation
 
 /// Talks to a running `znbd serve` over its control socket.
 struct ControlClient {
-    static let defaultPath = "/run/znbd/control.sock"
+    /// `/run/znbd/control.sock`, or in `$ZNBD_RUNTIME_DIR`.
+    static let defaultPath = RuntimePaths.fromEnvironment.controlSocket
 
     let path: String
 

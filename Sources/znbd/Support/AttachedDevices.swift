@@ -3,8 +3,16 @@ import Foundation
 /// Where the kernel uses our exports: swap areas and mounts on `/dev/nbdN`
 /// (attached by nbd-client) or on loop devices over nbdfuse files.
 enum AttachedDevices {
-    /// Mount point (or `[SWAP]`) by export name.
-    static func discover() -> [String: String] {
+    /// Mount point (or `[SWAP]`) by export name, for the server whose sockets live in
+    /// `serverDirectory` (when known). Block devices that `znbd swapon`/`mount` recorded in
+    /// `state` map to the device recorded with them. Loop devices over nbdfuse map to the
+    /// export in nbdfuse's URI, if its socket is in `serverDirectory`; others are recognised
+    /// by the nbd driver's backend or by the nbdfuse file's directory name.
+    static func discover(state: SetupState = SetupState(), serverDirectory: String? = nil) -> [String: String] {
+        var recorded: [String: String] = [:]
+        for use in state.swaps + state.mounts {
+            if let block = use.blockDevice, let device = use.device { recorded[block] = device }
+        }
         var byBlockDevice: [String: String] = [:]
         for line in lines("/proc/swaps").dropFirst() {
             if let device = line.split(separator: " ").first { byBlockDevice[String(device)] = "[SWAP]" }
@@ -15,11 +23,51 @@ enum AttachedDevices {
                 byBlockDevice[String(fields[0])] = unescape(String(fields[1]))
             }
         }
+        let fuse = nbdfuseExports()
         var result: [String: String] = [:]
-        for (blockDevice, use) in byBlockDevice {
-            if let export = exportName(of: blockDevice) { result[export] = use }
+        var fromState: Set<String> = []
+        for (blockDevice, use) in byBlockDevice.sorted(by: { $0.key < $1.key }) {
+            if let export = recorded[blockDevice] {
+                result[export] = use
+                fromState.insert(export)
+                continue
+            }
+            let name = (blockDevice as NSString).lastPathComponent
+            if name.hasPrefix("loop"), let file = loopBackingFile(name), let served = fuse[file] {
+                // nbdfuse says which server and export: only ours count.
+                if let serverDirectory, (served.socket as NSString).deletingLastPathComponent != serverDirectory { continue }
+                if !fromState.contains(served.export) { result[served.export] = use }
+                continue
+            }
+            if let export = exportName(of: blockDevice), !fromState.contains(export) { result[export] = use }
         }
         return result
+    }
+
+    /// Running nbdfuse processes: the file each one serves (MOUNTPOINT/nbd) → export and socket from its URI.
+    static func nbdfuseExports() -> [String: (export: String, socket: String)] {
+        var result: [String: (export: String, socket: String)] = [:]
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] where Int(entry) != nil {
+            guard let data = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline"), !data.isEmpty else { continue }
+            let arguments = data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+            guard let program = arguments.first, (program as NSString).lastPathComponent == "nbdfuse",
+                let uriIndex = arguments.firstIndex(where: { $0.hasPrefix("nbd+unix://") }), uriIndex > 1
+            else { continue }
+            let mountPoint = arguments[uriIndex - 1]
+            guard let components = URLComponents(string: arguments[uriIndex]),
+                let socket = components.queryItems?.first(where: { $0.name == "socket" })?.value
+            else { continue }
+            let export = String(components.path.drop { $0 == "/" })
+            guard !export.isEmpty else { continue }
+            result[mountPoint + "/nbd"] = (export, socket)
+            result[mountPoint] = (export, socket)
+        }
+        return result
+    }
+
+    static func loopBackingFile(_ name: String) -> String? {
+        (try? String(contentsOfFile: "/sys/block/\(name)/loop/backing_file", encoding: .utf8))?
+            .trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     /// The export behind a block device, from the nbd driver's or the loop driver's sysfs.
@@ -49,7 +97,7 @@ enum AttachedDevices {
     }
 
     /// /proc/mounts escapes spaces and such as octal (`\040`).
-    private static func unescape(_ field: String) -> String {
+    static func unescape(_ field: String) -> String {
         var out = ""
         var chars = Array(field)[...]
         while let c = chars.popFirst() {

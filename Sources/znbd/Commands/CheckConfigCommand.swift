@@ -1,0 +1,33 @@
+import ArgumentParser
+import Foundation
+
+/// `znbd check-config FILE`: what a configuration file would create, without creating it.
+struct CheckConfigCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check-config",
+        abstract: "Parse a zram-generator-style file and print the devices it defines.",
+        discussion: "Errors name the file and line (FILE:LINE: message) and exit non-zero.")
+
+    @Argument(help: "The configuration file.")
+    var file: String
+
+    @Option(help: "Evaluate zram-size for this much RAM instead of this machine's (K/M/G/T).")
+    var ram: SizeArgument?
+
+    @Flag(help: "Print sizes in bytes.")
+    var bytes = false
+
+    func run() throws {
+        let config = try ZramConfig.load(path: file)
+        let specs = try config.specs(ramBytes: ram?.bytes ?? MachineMemory.totalBytes, file: file)
+        func size(_ value: UInt64) -> String { bytes ? String(value) : HumanSize.format(value) }
+        let rows = specs.map { name, spec in
+            [name, size(spec.size), spec.algorithm?.rawValue ?? "-", spec.level.map(String.init) ?? "-",
+             spec.memLimit.map(size) ?? "-", spec.fsType,
+             spec.fsType == "swap" ? String(spec.swapPriority) : (spec.mountPoint ?? "-")]
+        }
+        print(StatusTable.render(
+            header: ["NAME", "DISKSIZE", "ALGORITHM", "LEVEL", "MEM-LIMIT", "TYPE", "PRIORITY/MOUNTPOINT"], rows: rows,
+            raw: false, rightAligned: [false, true, false, true, true, false, false]))
+    }
+}

@@ -1,0 +1,205 @@
+import Foundation
+import Testing
+
+@testable import znbd
+
+/// The zram-generator-style configuration file: expressions, the INI reader, its
+/// errors with line numbers, and `serve --config` / `check-config` on real files.
+@Suite struct ConfigFileTests {
+    static let ram8G: Double = 8192
+
+    @Test(arguments: [
+        ("min(ram / 2, 4096)", 8192.0, 4096.0),
+        ("min(ram / 2, 4096)", 2048, 1024),
+        ("max(ram / 4, 1024)", 2048, 1024),
+        ("ram", 512, 512),
+        ("512", 0, 512),
+        ("0.5 * ram", 1000, 500),
+        ("(ram + 2) * 3 - 4 / 2", 10, 34),
+        ("2 * -3 + 10", 0, 4),
+        ("-(-ram)", 7, 7),
+        ("ram - ram / 4 - ram / 4", 100, 50),
+        ("min(ram, 100, max(1, 2, 3) * 10)", 64, 30),
+        ("  ram/2  ", 64, 32),
+        ("1 - 2 - 3", 0, -4),
+        ("24 / 4 / 2", 0, 3),
+    ])
+    func expressionsEvaluate(text: String, ram: Double, expected: Double) throws {
+        let expression = try SizeExpression.parse(text)
+        #expect(try expression.evaluate(ram: ram) == expected)
+    }
+
+    @Test(arguments: [
+        ("ram /", 6, "expected"),
+        ("min()", 5, "expected"),
+        ("min(ram", 8, "missing ')'"),
+        ("foo * 2", 1, "unknown name 'foo'"),
+        ("1 +* 2", 4, "unexpected '*'"),
+        ("(ram", 5, "missing ')'"),
+        ("ram)", 4, "unexpected ')'"),
+        ("1.2.3", 1, "not a number"),
+        ("ram 2", 5, "unexpected '2'"),
+        ("4G", 2, "unexpected 'G'"),
+        ("", 1, "expected"),
+    ])
+    func badExpressionsNameTheColumn(text: String, column: Int, message: String) {
+        #expect {
+            _ = try SizeExpression.parse(text)
+        } throws: { error in
+            guard let error = error as? SizeExpression.ParseError else { return false }
+            return error.column == column && error.message.contains(message)
+        }
+    }
+
+    @Test func divisionByZeroIsAnError() throws {
+        let expression = try SizeExpression.parse("ram / (ram - ram)")
+        #expect(throws: SizeExpression.EvaluationError(message: "division by zero")) { try expression.evaluate(ram: 1) }
+    }
+
+    @Test func deeplyNestedExpressionIsRefusedNotACrash() {
+        let text = String(repeating: "(", count: 10_000) + "1" + String(repeating: ")", count: 10_000)
+        #expect(throws: SizeExpression.ParseError.self) { try SizeExpression.parse(text) }
+        #expect(throws: SizeExpression.ParseError.self) { try SizeExpression.parse(String(repeating: "-", count: 10_000) + "1") }
+    }
+
+    static let goodFile = """
+        # Compressed swap and a scratch disk.
+        ; a comment in the other style
+
+        [zram0]
+        zram-size = min(ram / 2, 4096)
+        compression-algorithm = zstd(level=3)
+        swap-priority = 50
+
+          [ zram1 ]
+        zram-size=ram/8
+        compression-algorithm = lzo-rle
+        options = discard\r
+
+        [zram3]
+        zram-size = 512
+        fs-type = xfs
+        mount-point = /var/scratch
+        mem-limit = 256M
+
+        [zram4]
+        mount-point = /srv/tmp
+        mem-limit = none
+
+        [zram5]
+        zram-size = 0
+        """
+
+    @Test func goodFileParses() throws {
+        let config = try ZramConfig.parse(Self.goodFile, file: "good.conf")
+        #expect(config.devices.map(\.name) == ["zram0", "zram1", "zram3", "zram4", "zram5"])
+        #expect(config.devices.map(\.line) == [4, 9, 14, 20, 24])
+        let specs = try config.specs(ramBytes: 8 << 30)
+        // zram5 has size 0: no device, as in zram-generator.
+        #expect(specs.map(\.name) == ["zram0", "zram1", "zram3", "zram4"])
+        let zram0 = specs[0].spec, zram1 = specs[1].spec, zram3 = specs[2].spec, zram4 = specs[3].spec
+        #expect(zram0 == DeviceSpec(size: 4 << 30, algorithm: .zstd, level: 3, swapPriority: 50))
+        #expect(zram1 == DeviceSpec(size: 1 << 30, algorithm: .lzo, options: "discard"))
+        #expect(zram3 == DeviceSpec(size: 512 << 20, memLimit: 256 << 20, fsType: "xfs", mountPoint: "/var/scratch"))
+        // Defaults: min(ram / 2, 4096) MiB; fs-type ext4 when there is a mount-point.
+        #expect(zram4 == DeviceSpec(size: 4 << 30, fsType: "ext4", mountPoint: "/srv/tmp"))
+        // Sizes are whole pages.
+        let odd = try ZramConfig.parse("[zram0]\nzram-size = 1.0001\n").specs(ramBytes: 0)
+        #expect(odd[0].spec.size == 1 << 20)
+        #expect(try ZramConfig.parse("# nothing\n").devices.isEmpty)
+    }
+
+    @Test(arguments: [
+        ("zram-size = 1\n", 1, "before any [zramN] section"),
+        ("[zram0]\nzram-size = min(ram / 2, 4096\n", 2, "missing ')'"),
+        ("[zram0]\n\n[swap]\n", 3, "is not a device name"),
+        ("[zram0\n", 1, "must end with ']'"),
+        ("[zram0]\n[zram00]\n", 2, "is not a device name"),
+        ("[zram0]\n# ok\n[zram0]\n", 3, "already defined on line 1"),
+        ("[zram0]\nzram-size = 1\nzram-size = 2\n", 3, "set twice"),
+        ("[zram0]\ncolour = blue\n", 2, "unknown key 'colour'"),
+        ("[zram0]\njust some words\n", 2, "expected 'key = value'"),
+        ("[zram0]\nswap-priority = 100000\n", 2, "swap-priority"),
+        ("[zram0]\nswap-priority = high\n", 2, "swap-priority"),
+        ("[zram0]\ncompression-algorithm = brotli\n", 2, "unknown compression-algorithm 'brotli'"),
+        ("[zram0]\ncompression-algorithm = zstd(level=99)\n", 2, "out of range"),
+        ("[zram0]\ncompression-algorithm = zstd(dict=/x)\n", 2, "only (level=N)"),
+        ("[zram0]\nmem-limit = lots\n", 2, "mem-limit 'lots'"),
+        ("[zram0]\nmount-point = relative/dir\n", 2, "absolute path"),
+        ("[zram0]\nfs-type = ext4; rm -rf /\n", 2, "not a file system type"),
+        ("[zram0]\nzram-size =\n", 2, "has no value"),
+        ("\n\n[zram7]\nfs-type = swap\nmount-point = /mnt\n", 3, "mount-point but fs-type swap"),
+    ])
+    func badFilesNameTheLine(text: String, line: Int, message: String) {
+        #expect {
+            _ = try ZramConfig.parse(text, file: "bad.conf")
+        } throws: { error in
+            guard let error = error as? ZramConfig.Error else { return false }
+            return error.line == line && error.message.contains(message) && error.description.hasPrefix("bad.conf:\(line): ")
+        }
+    }
+
+    @Test func sizesThatCannotBeDevicesAreErrorsWithTheirLine() throws {
+        let config = try ZramConfig.parse("[zram0]\nzram-size = 1\n[zram1]\n\nzram-size = ram - 2 * ram\n", file: "neg.conf")
+        #expect {
+            _ = try config.specs(ramBytes: 1 << 30, file: "neg.conf")
+        } throws: { error in
+            (error as? ZramConfig.Error)?.description.hasPrefix("neg.conf:5: zram-size 'ram - 2 * ram'") == true
+        }
+        let zero = try ZramConfig.parse("[zram0]\nzram-size = ram / (ram - ram)\n")
+        #expect(throws: ZramConfig.Error.self) { try zero.specs(ramBytes: 1 << 30) }
+    }
+
+    // MARK: - Through the binary
+
+    @Test func checkConfigPrintsDevicesAndFailsWithTheLine() throws {
+        let directory = try ZnbdServer.makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let good = directory + "/good.conf", bad = directory + "/bad.conf"
+        try Self.goodFile.write(toFile: good, atomically: true, encoding: .utf8)
+        try "[zram0]\nzram-size = 64\n\ncompression-algorithm = zstd(\n".write(toFile: bad, atomically: true, encoding: .utf8)
+
+        let table = try ExternalCommand.require(ZnbdServer.binary, ["check-config", "--ram", "2G", "--bytes", good])
+        let rows = table.stdout.split(separator: "\n").map { $0.split(separator: " ").map(String.init) }
+        #expect(rows.first == ["NAME", "DISKSIZE", "ALGORITHM", "LEVEL", "MEM-LIMIT", "TYPE", "PRIORITY/MOUNTPOINT"])
+        #expect(rows.dropFirst().map { Array($0.prefix(2)) } == [
+            ["zram0", "1073741824"], ["zram1", "268435456"], ["zram3", "536870912"], ["zram4", "1073741824"],
+        ])
+        #expect(rows[1] == ["zram0", "1073741824", "zstd", "3", "-", "swap", "50"])
+        #expect(rows[3] == ["zram3", "536870912", "-", "-", "268435456", "xfs", "/var/scratch"])
+
+        let failed = try ExternalCommand.run(ZnbdServer.binary, ["check-config", bad])
+        #expect(failed.status != 0)
+        #expect(failed.stderr.contains("\(bad):4: compression-algorithm 'zstd(': missing ')'"), "\(failed)")
+        let missing = try ExternalCommand.run(ZnbdServer.binary, ["check-config", directory + "/none.conf"])
+        #expect(missing.status != 0 && missing.stderr.contains("none.conf:0: cannot read the file"), "\(missing)")
+    }
+
+    @Test func serveCreatesTheConfiguredDevices() throws {
+        let directory = try ZnbdServer.makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let file = directory + "/znbd.conf"
+        try """
+            [zram0]
+            zram-size = 64
+            compression-algorithm = zstd(level=5)
+
+            [zram2]
+            zram-size = min(ram, 32) / 2
+            mem-limit = 8M
+            """.write(toFile: file, atomically: true, encoding: .utf8)
+        let server = try ZnbdServer(["--config", file, "--algorithm", "lzo"])
+        defer { server.stop() }
+        let table = try server.cli(["status", "--bytes", "--raw", "--noheadings", "--output", "name,algorithm,disksize,mem-limit"])
+        #expect(table.stdout == "zram0 zstd 67108864 0\nzram2 lzo 16777216 8388608\n", "\(table)")
+        try ExternalCommand.require("nbdinfo", ["--size", server.uri("zram2")])
+
+        let bad = directory + "/bad.conf"
+        try "[zram0]\nzram-size = 64 +\n".write(toFile: bad, atomically: true, encoding: .utf8)
+        let refused = try ExternalCommand.run(
+            ZnbdServer.binary, ["serve", "--config", bad, "--unix", directory + "/b.sock", "--control", directory + "/b.ctl"], timeout: 30)
+        #expect(refused.status != 0 && refused.stderr.contains("bad.conf:2: zram-size"), "\(refused)")
+        let both = try ExternalCommand.run(ZnbdServer.binary, ["serve", "--config", file, "--size", "1G"], timeout: 30)
+        #expect(both.status != 0 && both.stderr.contains("--config"), "\(both)")
+    }
+}
