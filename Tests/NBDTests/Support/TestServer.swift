@@ -6,7 +6,7 @@ import Glibc
 #endif
 
 /// A server on a Unix socket in a fresh temp directory, serving in-memory exports.
-final class TestServer {
+final class TestServer: Sendable {
     let directory: String
     let socketPath: String
     let export: MemoryExport
