@@ -46,7 +46,8 @@ public final class NBDServer: Sendable {
             }
         } catch {
             for l in bound { l.stop() }
-            if let path = configuration.unixSocketPath { unlink(path) }
+            // Remove the socket file only if this server created it.
+            if let path = configuration.unixSocketPath, bound.contains(where: { $0.port == nil }) { unlink(path) }
             throw error
         }
         listeners.withLock { $0 = bound }

@@ -1,0 +1,111 @@
+import Logging
+import Testing
+@testable import NBD
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Listeners, the export registry and shutdown.
+@Suite struct ServerLifecycleTests {
+    @Test func unixSocketIsPrivateAndRemovedOnShutdown() throws {
+        let s = try TestServer()
+        var st = stat()
+        #expect(stat(s.socketPath, &st) == 0)
+        #expect(st.st_mode & 0o777 == 0o600)
+        #expect(st.st_mode & S_IFMT == S_IFSOCK)
+        s.server.shutdown()
+        #expect(access(s.socketPath, F_OK) != 0)
+        s.stop()
+    }
+
+    @Test func refusesToReplaceANonSocket() throws {
+        let s = try TestServer()
+        defer { s.stop() }
+        let path = s.directory + "/plain"
+        let fd = open(path, O_CREAT | O_WRONLY, 0o600)
+        close(fd)
+        defer { unlink(path) }
+        let server = NBDServer(configuration: .init(unixSocketPath: path), exports: s.registry, logger: Logger(label: "t"))
+        #expect(throws: NBDServerError.self) { try server.start() }
+        #expect(access(path, F_OK) == 0)
+    }
+
+    @Test func tcpOnLoopbackWithEphemeralPort() throws {
+        try withServer(tcp: true) { s in
+            let port = try #require(s.server.boundTCPPort)
+            #expect(port > 0)
+            let c = try RawClient(tcpPort: port)
+            try c.handshake()
+            #expect(try c.write(offset: 0, [4, 5, 6]) == 0)
+            #expect(try c.structuredRead(offset: 0, length: 3).data == [4, 5, 6])
+        }
+    }
+
+    @Test func exportsComeAndGoAtRuntime() throws {
+        try withServer { s in
+            let hot = MemoryExport(name: "zram7", size: 4 << 20)
+            #expect(throws: ClientError.self) { try s.client().handshake(export: "zram7") }
+            #expect(s.registry.add(hot))
+            #expect(!s.registry.add(MemoryExport(name: "zram7", size: 1)))
+            let c = try s.client()
+            try c.handshake(export: "zram7")
+            #expect(try c.write(offset: 0, [1]) == 0)
+            #expect(s.server.connectionCount(export: "zram7") == 1)
+            #expect(hot.attached.load(ordering: .relaxed) == 1)
+            #expect(s.registry.remove(named: "zram7") === hot)
+            // Attached clients keep working until cut off.
+            #expect(try c.write(offset: 1, [2]) == 0)
+            s.server.disconnectClients(export: "zram7")
+            #expect(c.isClosedByServer())
+            for _ in 0..<200 where s.server.connectionCount(export: "zram7") > 0 { usleep(10_000) }
+            #expect(s.server.connectionCount(export: "zram7") == 0)
+            #expect(hot.attached.load(ordering: .relaxed) == 0)
+            #expect(throws: ClientError.self) { try s.client().handshake(export: "zram7") }
+            s.registry.defaultExportName = "zram9"
+            #expect(s.registry.lookup("") == nil)
+        }
+    }
+
+    @Test func hundredsOfIdleConnectionsDoNotStallOthers() throws {
+        try withServer { s in
+            var idle: [RawClient] = []
+            for i in 0..<300 {
+                let c = try s.client()
+                if i % 2 == 0 { try c.readGreeting() }
+                idle.append(c)
+            }
+            let c = try s.connected()
+            let start = ContinuousClock.now
+            for i in 0..<100 { #expect(try c.write(offset: UInt64(i) * 512, [UInt8](repeating: 1, count: 512)) == 0) }
+            #expect(ContinuousClock.now - start < .seconds(5))
+            #expect(s.server.connectionCount >= 301)
+            let stop = ContinuousClock.now
+            s.server.shutdown()
+            #expect(ContinuousClock.now - stop < .seconds(4))
+            #expect(s.server.connectionCount == 0)
+        }
+    }
+
+    @Test func shutdownAnswersRequestsAlreadyReceived() throws {
+        let s = try TestServer()
+        let c = try s.connected(structured: false)
+        var b: [UInt8] = []
+        for i in 0..<50 {
+            NBDRequest(type: 1, cookie: UInt64(i), offset: UInt64(i) * 4096, length: 4096).encode(into: &b)
+            b += [UInt8](repeating: 3, count: 4096)
+        }
+        try c.send(b)
+        usleep(100_000)
+        s.server.shutdown()
+        for _ in 0..<50 { #expect(try c.readSimpleReply().0 == 0) }
+        #expect(c.isClosedByServer())
+        s.stop()
+    }
+
+    @Test func swapSafetyHooksReportInsteadOfFailing() {
+        // Unprivileged (or in a sandbox) these return warnings; privileged they return nil. Neither crashes.
+        let w = SwapSafety.markCurrentThreadAsIOFlusher()
+        #expect(w == nil || w!.contains("PR_SET_IO_FLUSHER"))
+    }
+}

@@ -1,0 +1,54 @@
+import Foundation
+
+/// Runs the real NBD clients (libnbd-bin, qemu-utils, fio) as subprocesses.
+enum Tools {
+    struct Result {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+        var output: String { stdout + stderr }
+    }
+
+    /// The tool's path; throws with a clear message when it is missing (CI installs them).
+    static func find(_ name: String) throws -> String {
+        for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":") {
+            let p = "\(dir)/\(name)"
+            if FileManager.default.isExecutableFile(atPath: p) { return p }
+        }
+        throw ClientError(
+            "\(name) not found on PATH: install it (apt-get install libnbd-bin qemu-utils fio nbdkit) to run the real-client tests")
+    }
+
+    /// Runs a tool to completion (killed after `timeout`).
+    static func run(_ name: String, _ args: [String], timeout: Duration = .seconds(120)) throws -> Result {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: try find(name))
+        p.arguments = args
+        let dir = FileManager.default.temporaryDirectory
+        let out = dir.appendingPathComponent("nbdtest-\(UUID().uuidString).out")
+        let err = dir.appendingPathComponent("nbdtest-\(UUID().uuidString).err")
+        FileManager.default.createFile(atPath: out.path, contents: nil)
+        FileManager.default.createFile(atPath: err.path, contents: nil)
+        defer {
+            try? FileManager.default.removeItem(at: out)
+            try? FileManager.default.removeItem(at: err)
+        }
+        p.standardOutput = try FileHandle(forWritingTo: out)
+        p.standardError = try FileHandle(forWritingTo: err)
+        p.standardInput = FileHandle.nullDevice
+        try p.run()
+        let deadline = ContinuousClock.now + timeout
+        while p.isRunning {
+            if ContinuousClock.now > deadline {
+                p.terminate()
+                p.waitUntilExit()
+                throw ClientError("\(name) timed out after \(timeout)")
+            }
+            usleep(20_000)
+        }
+        return Result(
+            status: p.terminationStatus,
+            stdout: (try? String(contentsOf: out, encoding: .utf8)) ?? "",
+            stderr: (try? String(contentsOf: err, encoding: .utf8)) ?? "")
+    }
+}
