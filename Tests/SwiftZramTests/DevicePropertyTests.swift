@@ -5,9 +5,10 @@ import Testing
 @Suite struct DevicePropertyTests {
     static let diskSize = 256 * pageSize
 
-    @Test(arguments: CompressionAlgorithm.allCases)
-    func randomOperationsMatchTheModel(algorithm: CompressionAlgorithm) throws {
-        let device = try ZramDevice.make(algorithm, diskSize: UInt64(Self.diskSize))
+    /// Every algorithm, with writes compressed inline and through the write-back stage.
+    @Test(arguments: CompressionAlgorithm.allCases, [0, ZramDevice.defaultStagePages])
+    func randomOperationsMatchTheModel(algorithm: CompressionAlgorithm, stagePages: Int) throws {
+        let device = try ZramDevice.make(algorithm, diskSize: UInt64(Self.diskSize), stagePages: stagePages)
         var model = [UInt8](repeating: 0, count: Self.diskSize)
         var rng = DeviceTestRandom(seed: 0x5EED ^ UInt64(algorithm.hashValue & 0xFFFF))
         let kinds = DeviceTestPage.allCases

@@ -61,9 +61,10 @@ enum DeviceTestPage: CaseIterable {
 extension ZramDevice {
     /// A device initialised with `algorithm` and `diskSize`.
     static func make(
-        _ algorithm: CompressionAlgorithm = .lz4, diskSize: UInt64 = 4 << 20, streams: Int = 2, name: String = "zram-test"
+        _ algorithm: CompressionAlgorithm = .lz4, diskSize: UInt64 = 4 << 20, streams: Int = 2, name: String = "zram-test",
+        stagePages: Int = ZramDevice.defaultStagePages
     ) throws -> ZramDevice {
-        let device = ZramDevice(name: name, streams: streams)
+        let device = ZramDevice(name: name, streams: streams, stagePages: stagePages)
         try device.setAlgorithm(algorithm)
         try device.setDiskSize(diskSize)
         return device

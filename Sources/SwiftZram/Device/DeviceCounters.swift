@@ -8,6 +8,8 @@ final class DeviceCounters: Sendable {
     /// Sum of stored object sizes; a huge page counts 4096.
     let comprDataSize = Atomic<Int>(0)
     let samePages = Atomic<Int>(0)
+    /// Pages waiting raw in the write-back stage (counted as 4096 compressed bytes until compressed).
+    let stagedPages = Atomic<Int>(0)
     let hugePages = Atomic<Int>(0)
     let hugePagesSince = Atomic<Int>(0)
     let memUsedMax = Atomic<Int>(0)
@@ -42,6 +44,8 @@ final class DeviceCounters: Sendable {
         storedPages.subtract(1, ordering: .relaxed)
         if state.isSame {
             samePages.subtract(1, ordering: .relaxed)
+        } else if state.isStaged {
+            stagedPages.subtract(1, ordering: .relaxed)
         } else {
             comprDataSize.subtract(state.objectSize, ordering: .relaxed)
             if state.isHuge { hugePages.subtract(1, ordering: .relaxed) }
@@ -55,6 +59,8 @@ final class DeviceCounters: Sendable {
         storedPages.add(1, ordering: .relaxed)
         if state.isSame {
             samePages.add(1, ordering: .relaxed)
+        } else if state.isStaged {
+            stagedPages.add(1, ordering: .relaxed)
         } else {
             comprDataSize.add(state.objectSize, ordering: .relaxed)
             if state.isHuge {

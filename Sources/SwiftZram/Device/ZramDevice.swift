@@ -32,7 +32,13 @@ public final class ZramDevice: @unchecked Sendable {
         var dictionary: [UInt8]?
         var dictionaryPath: String?
         var streams: Int
+        var stagePages: Int
     }
+
+    /// Write-back slots a device gets: 256 pages (1 MiB) of writes accepted before compression.
+    public static let defaultStagePages = 256
+
+    private let workerStart: (@Sendable () -> Void)?
 
     /// The stream count a device gets when none is given: one per CPU, as zram's per-CPU streams.
     public static var defaultStreamCount: Int {
@@ -42,10 +48,20 @@ public final class ZramDevice: @unchecked Sendable {
     /// - Parameters:
     ///   - name: the device name (`zram0`), also its NBD export name.
     ///   - streams: compression streams, 1...64; defaults to the CPU count.
-    public init(name: String, streams: Int = ZramDevice.defaultStreamCount) {
+    ///   - stagePages: write-back slots (a power of two), pages a write may leave for the
+    ///     device's compressor thread so that it returns before compression; 0 compresses inline.
+    ///   - workerStart: runs first on the compressor thread (e.g. to mark it an I/O flusher).
+    public init(
+        name: String, streams: Int = ZramDevice.defaultStreamCount, stagePages: Int = ZramDevice.defaultStagePages,
+        workerStart: (@Sendable () -> Void)? = nil
+    ) {
+        precondition(stagePages >= 0 && stagePages & (stagePages - 1) == 0, "stagePages must be 0 or a power of two")
         self.name = name
-        self.settings = Settings(streams: min(64, max(1, streams)))
+        self.settings = Settings(streams: min(64, max(1, streams)), stagePages: stagePages)
+        self.workerStart = workerStart
     }
+
+    deinit { store?.shutdown() }
 
     // MARK: Reading the state
 
@@ -77,11 +93,13 @@ public final class ZramDevice: @unchecked Sendable {
     /// mm_stat.
     public var memoryStatistics: MemoryStatistics {
         lifecycle.withShared {
+            store?.drain()
             var stat = MemoryStatistics()
             stat.memLimit = UInt64(counters.memLimit.load(ordering: .relaxed))
             stat.memUsedMax = UInt64(counters.memUsedMax.load(ordering: .relaxed))
+            let staged = counters.stagedPages.load(ordering: .relaxed) * pageSize
             stat.origDataSize = UInt64(counters.storedPages.load(ordering: .relaxed)) * UInt64(pageSize)
-            stat.comprDataSize = UInt64(counters.comprDataSize.load(ordering: .relaxed))
+            stat.comprDataSize = UInt64(counters.comprDataSize.load(ordering: .relaxed) + staged)
             stat.samePages = UInt64(counters.samePages.load(ordering: .relaxed))
             stat.hugePages = UInt64(counters.hugePages.load(ordering: .relaxed))
             stat.hugePagesSince = UInt64(counters.hugePagesSince.load(ordering: .relaxed))
@@ -124,7 +142,9 @@ public final class ZramDevice: @unchecked Sendable {
             let size = (bytes + UInt64(pageSize) - 1) & ~UInt64(pageSize - 1)
             let parameters = try CompressionParameters(
                 algorithm: settings.algorithm, level: settings.level, dictionary: settings.dictionary)
-            store = try ZramStore(diskSize: size, compression: parameters, streams: settings.streams, counters: counters)
+            store = try ZramStore(
+                diskSize: size, compression: parameters, streams: settings.streams, counters: counters,
+                stagePages: settings.stagePages, workerStart: workerStart)
         }
     }
 
@@ -176,6 +196,7 @@ public final class ZramDevice: @unchecked Sendable {
     /// Resets mem_used_max to the current mem_used_total (writing `0` to the attribute).
     public func resetMemoryPeak() {
         lifecycle.withShared {
+            store?.drain()
             counters.memUsedMax.store(store?.memoryUsed ?? 0, ordering: .relaxed)
         }
     }
@@ -188,9 +209,10 @@ public final class ZramDevice: @unchecked Sendable {
             guard users == 0 else {
                 throw .busy("\(name) is in use by \(users) client\(users == 1 ? "" : "s")")
             }
+            store?.shutdown()
             store = nil
             counters = DeviceCounters()
-            settings = Settings(streams: settings.streams)
+            settings = Settings(streams: settings.streams, stagePages: settings.stagePages)
         }
     }
 
@@ -198,7 +220,10 @@ public final class ZramDevice: @unchecked Sendable {
     /// - Returns: pages freed.
     @discardableResult
     public func compact() -> Int {
-        lifecycle.withShared { store?.pool.compact() ?? 0 }
+        lifecycle.withShared {
+            store?.drain()
+            return store?.pool.compact() ?? 0
+        }
     }
 
     /// Marks every stored page idle (`idle all`); a later access clears the mark.

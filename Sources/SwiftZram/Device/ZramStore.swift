@@ -6,51 +6,64 @@
 final class ZramStore: Sendable {
     let diskSize: UInt64
     let table: PageTable
-    let pool: ZsPool
     let compressors: CompressorPool
-    let counters: DeviceCounters
+    let encoder: PageEncoder
+    var pool: ZsPool { encoder.pool }
+    var counters: DeviceCounters { encoder.counters }
+    /// Pages accepted but not yet compressed; nil when write-back is off.
+    let stage: WriteBackStage?
+    private let compressor: WorkerThread?
 
-    init(diskSize: UInt64, compression: CompressionParameters, streams: Int, counters: DeviceCounters) throws(ZramError) {
+    /// - Parameters:
+    ///   - stagePages: write-back slots (a power of two; 0 compresses every write inline).
+    ///   - workerStart: runs first on the compressor thread (e.g. to mark it an I/O flusher).
+    init(
+        diskSize: UInt64, compression: CompressionParameters, streams: Int, counters: DeviceCounters,
+        stagePages: Int = 0, workerStart: (@Sendable () -> Void)? = nil
+    ) throws(ZramError) {
+        let compressors = try CompressorPool(parameters: compression, streams: streams)
+        let table = PageTable(pageCount: Int(diskSize / UInt64(pageSize)))
+        let encoder = PageEncoder(pool: ZsPool(), counters: counters)
+        let stage = stagePages > 0 ? WriteBackStage(capacity: stagePages) : nil
         self.diskSize = diskSize
-        self.compressors = try CompressorPool(parameters: compression, streams: streams)
-        self.table = PageTable(pageCount: Int(diskSize / UInt64(pageSize)))
-        self.pool = ZsPool()
-        self.counters = counters
+        self.compressors = compressors
+        self.table = table
+        self.encoder = encoder
+        self.stage = stage
+        // The thread holds the parts it needs, not the store, so dropping the store stops it.
+        compressor = stage.map { stage in
+            let worker = CompressorWorker(table: table, encoder: encoder, compressors: compressors, stage: stage)
+            return WorkerThread {
+                workerStart?()
+                worker.run()
+            }
+        }
     }
 
-    /// mem_used_total.
-    var memoryUsed: Int { pool.memoryUsed }
+    deinit { shutdown() }
+
+    /// Compresses what is staged and stops the compressor thread.
+    func shutdown() {
+        stage?.stop()
+        compressor?.join()
+    }
+
+    /// Waits until every page written so far is compressed, so counters are exact.
+    func drain() { stage?.drain() }
+
+    /// mem_used_total: the allocator's pages plus the stage slots holding pages.
+    var memoryUsed: Int { pool.memoryUsed + counters.stagedPages.load(ordering: .relaxed) * pageSize }
 }
 
 // MARK: - Encoding one page
 
 extension ZramStore {
-    /// How a page is stored: its table state and the payload word that goes with it.
-    struct EncodedPage {
-        var state: PageState
-        var payload: UInt64
-    }
+    typealias EncodedPage = PageEncoder.EncodedPage
 
-    /// Turns a full page into its stored form: a fill word, or a compressed or raw object.
-    /// Throws, having changed nothing, if the object's pages would take mem_used_total past mem_limit.
+    /// Encodes a page against the current mem_limit (see `PageEncoder`).
     @inline(__always)
     func encode(_ page: UnsafeRawBufferPointer, stream: CompressionStream) throws(ZramError) -> EncodedPage {
-        if let word = SameFilledPage.fillWord(of: page) {
-            return EncodedPage(state: .same(word), payload: word)
-        }
-        let compressed = stream.compress(page)
-        let huge = compressed.count > ZsPool.hugeThreshold
-        let object = huge ? page : compressed
-        let limit = counters.memLimit.load(ordering: .relaxed)
-        let handle: ObjectHandle
-        switch pool.store(object, memoryLimit: limit) {
-        case .stored(let stored): handle = stored
-        case .overLimit: throw ZramError(.memoryLimitReached, "mem_limit of \(limit) bytes reached")
-        case .outOfMemory: throw ZramError(.outOfMemory, "the system refused memory for a page")
-        }
-        let used = pool.memoryUsed
-        counters.notePeak(used)
-        return EncodedPage(state: .object(size: object.count, huge: huge), payload: handle.rawValue)
+        try encoder.encode(page, stream: stream, limit: counters.memLimit.load(ordering: .relaxed))
     }
 
     /// Releases what `state` and `payload` held. Call after the slot no longer points at it.
@@ -79,6 +92,8 @@ extension ZramStore {
                 counters.failedReads.add(1, ordering: .relaxed)
                 throw ZramError(.ioError, "stored page failed to decompress")
             }
+        } else if state.isStaged, let stage {
+            destination.baseAddress!.copyMemory(from: stage.buffer(Int(payload)), byteCount: pageSize)
         } else {
             SameFilledPage.fill(destination, with: state.isSame ? payload : 0, phase: 0)
         }
@@ -88,8 +103,24 @@ extension ZramStore {
 // MARK: - Page operations (one slot lock at a time; callers hold a stream first)
 
 extension ZramStore {
-    /// Stores a full page.
+    /// Stores a full page: same-filled pages at once, others through the write-back
+    /// stage when it has room and no mem_limit is set (a staged page must never fail later),
+    /// else compressed inline.
     func writePage(_ index: Int, from page: UnsafeRawBufferPointer, stream: CompressionStream) throws(ZramError) {
+        if let stage, counters.memLimit.load(ordering: .relaxed) == 0 {
+            if let word = SameFilledPage.fillWord(of: page) {
+                install(EncodedPage(state: .same(word), payload: word), at: index)
+                return
+            }
+            if let sequence = stage.reserve() {
+                let slot = stage.slot(ofSequence: sequence)
+                stage.buffer(slot).copyMemory(from: page.baseAddress!, byteCount: pageSize)
+                install(EncodedPage(state: .staged, payload: UInt64(slot)), at: index)
+                stage.publish(sequence, page: index)
+                counters.notePeak(memoryUsed)
+                return
+            }
+        }
         let encoded: EncodedPage
         do {
             encoded = try encode(page, stream: stream)
@@ -146,7 +177,9 @@ extension ZramStore {
         let state = slot.lock()
         defer { slot.unlock(setting: state.withoutIdle) }
         let payload = slot.pointee.payload
-        if state.isSame || !state.hasObject {
+        if state.isStaged, let stage {
+            destination.baseAddress!.copyMemory(from: stage.buffer(Int(payload)) + offset, byteCount: destination.count)
+        } else if state.isSame || !state.hasObject {
             SameFilledPage.fill(destination, with: state.isSame ? payload : 0, phase: offset)
         } else if destination.count == pageSize {
             try decode(state, payload: payload, into: destination, stream: stream)

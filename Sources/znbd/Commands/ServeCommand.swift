@@ -92,7 +92,8 @@ struct ServeCommand: ParsableCommand {
             logger.warning("\(warning)")
         }
 
-        let registry = DeviceRegistry()
+        // Compressor threads serve I/O too: mark them like the connection threads.
+        let registry = DeviceRegistry(workerStart: { _ = SwapSafety.markCurrentThreadAsIOFlusher() })
         if let config {
             // Each [zramN] section: its size, algorithm and mem-limit, else the command line's.
             let specs = try ZramConfig.load(path: config).specs(ramBytes: MachineMemory.totalBytes, file: config)

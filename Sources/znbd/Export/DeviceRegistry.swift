@@ -5,9 +5,15 @@ import SwiftZram
 /// server's `ExportRegistry`, which this wraps with zram's naming and EBUSY rules.
 final class DeviceRegistry: Sendable {
     let exports: ExportRegistry
+    /// Runs first on each device's compressor thread.
+    private let workerStart: (@Sendable () -> Void)?
 
-    init(exports: ExportRegistry = ExportRegistry(defaultExportName: "zram0")) {
+    init(
+        exports: ExportRegistry = ExportRegistry(defaultExportName: "zram0"),
+        workerStart: (@Sendable () -> Void)? = nil
+    ) {
         self.exports = exports
+        self.workerStart = workerStart
     }
 
     /// Devices in name order.
@@ -24,10 +30,18 @@ final class DeviceRegistry: Sendable {
     func add(configure: (ZramDevice) throws(ZramError) -> Void) throws(ZramError) -> ZramExport {
         var index = 0
         while exports.lookup("zram\(index)") != nil { index += 1 }
-        let device = ZramDevice(name: "zram\(index)")
+        return try add(named: "zram\(index)", configure: configure)
+    }
+
+    /// Creates and publishes a device with a given name (`serve --config`'s `[zram3]`).
+    /// - Throws: `EBUSY` when the name is taken.
+    @discardableResult
+    func add(named name: String, configure: (ZramDevice) throws(ZramError) -> Void) throws(ZramError) -> ZramExport {
+        guard export(named: name) == nil else { throw .busy("\(name) already exists") }
+        let device = ZramDevice(name: name, workerStart: workerStart)
         try configure(device)
         let export = ZramExport(device: device)
-        guard exports.add(export) else { throw .busy("\(device.name) was added concurrently; try again") }
+        guard exports.add(export) else { throw .busy("\(name) was added concurrently; try again") }
         return export
     }
 

@@ -1,0 +1,50 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The write-back stage's consumer: compresses staged pages in order and
+/// puts them in the allocator, as an inline write would have.
+struct CompressorWorker: Sendable {
+    let table: PageTable
+    let encoder: PageEncoder
+    let compressors: CompressorPool
+    let stage: WriteBackStage
+
+    private var counters: DeviceCounters { encoder.counters }
+
+    /// Runs until the stage is stopped and empty.
+    func run() {
+        while let (sequence, page) = stage.next() {
+            compress(page: page, slot: stage.slot(ofSequence: sequence))
+            stage.retire(sequence)
+        }
+    }
+
+    /// Replaces the staged copy of `page` by its stored form, unless the page was
+    /// overwritten or discarded since (then the slot is simply passed).
+    private func compress(page: Int, slot: Int) {
+        compressors.withStream { stream in
+            guard let entry = table.existingSlot(page) else { return }
+            while true {
+                let state = entry.lock()
+                guard state.isStaged, entry.pointee.payload == UInt64(slot) else {
+                    entry.unlock(setting: state)
+                    return
+                }
+                let raw = UnsafeRawBufferPointer(start: stage.buffer(slot), count: pageSize)
+                // The write was accepted when it was staged: store it whatever mem_limit says now.
+                if let encoded = try? encoder.encode(raw, stream: stream, limit: 0) {
+                    entry.pointee.payload = encoded.payload
+                    let idle = state.rawValue & PageState.idleBit
+                    entry.unlock(setting: PageState(rawValue: encoded.state.rawValue | idle))
+                    counters.record(encoded.state)
+                    counters.forget(state)
+                    return
+                }
+                // Only the OS refusing memory gets here: keep the page staged and retry.
+                entry.unlock(setting: state)
+                usleep(1000)
+            }
+        }
+    }
+}
