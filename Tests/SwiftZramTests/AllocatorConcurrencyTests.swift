@@ -38,7 +38,7 @@ extension AllocatorTests {
                     }
                     return
                 }
-                var random = AllocatorTestRandom(seed: UInt64(thread) &* 1_000_003 &+ 5)
+                var random = SplitMix64(seed: UInt64(thread) &* 1_000_003 &+ 5)
                 var live: [StoredObject] = []
                 var nextSeed = UInt64(thread) << 40
                 for _ in 0..<operationsPerWorker {

@@ -6,7 +6,7 @@ extension AllocatorTests {
     @Suite struct Contents {
         @Test func liveObjectsNeverOverlap() throws {
             let pool = ZsPool()
-            var random = AllocatorTestRandom(seed: 1)
+            var random = SplitMix64(seed: 1)
             var live: [StoredObject] = []
             var nextSeed: UInt64 = 1
             func storeSome(_ count: Int) throws {
@@ -40,7 +40,7 @@ extension AllocatorTests {
 
         @Test func handlesStayValidAcrossCompaction() throws {
             let pool = ZsPool()
-            var random = AllocatorTestRandom(seed: 2)
+            var random = SplitMix64(seed: 2)
             var live: [StoredObject] = []
             for seed in 1...20_000 as ClosedRange<UInt64> {
                 let length = random.compressedSize()

@@ -17,7 +17,7 @@ extension AllocatorTests {
 
         @Test func memoryUsedMatchesPagesHeldAndReturnsToZero() throws {
             let pool = ZsPool()
-            var random = AllocatorTestRandom(seed: 3)
+            var random = SplitMix64(seed: 3)
             var live: [StoredObject] = []
             for seed in 1...5000 as ClosedRange<UInt64> {
                 live.append(try #require(pool.storePattern(length: random.compressedSize(), seed: seed)))
@@ -77,7 +77,7 @@ extension AllocatorTests {
 
         @Test func overheadOnRealisticSizesIsAtMost2Point5Percent() throws {
             let pool = ZsPool()
-            var random = AllocatorTestRandom(seed: 4)
+            var random = SplitMix64(seed: 4)
             var payloadBytes = 0
             var handles: [ObjectHandle] = []
             let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 16)

@@ -10,18 +10,7 @@ import Testing
 /// memory (RSS) and would disturb each other in parallel.
 @Suite(.serialized) struct AllocatorTests {}
 
-/// SplitMix64: a small deterministic generator so failures reproduce.
-struct AllocatorTestRandom: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
+extension SplitMix64 {
     /// A compressed-page-like size: log-normal with median `median`,
     /// clipped to 1...4096.
     mutating func compressedSize(median: Double = 1200, sigma: Double = 0.6) -> Int {
@@ -41,7 +30,7 @@ struct StoredObject: Sendable {
 
 /// Fills `buffer` with the pattern of `seed` (distinct seeds, distinct bytes).
 func fillPattern(_ buffer: UnsafeMutableRawBufferPointer, seed: UInt64) {
-    var random = AllocatorTestRandom(seed: seed)
+    var random = SplitMix64(seed: seed)
     var offset = 0
     while offset < buffer.count {
         var word = random.next()

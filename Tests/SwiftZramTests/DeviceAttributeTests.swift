@@ -69,7 +69,7 @@ import Testing
         #expect(try device.readAttribute("mem_limit") == "12288\n")
         try device.writeAttribute("mem_limit", "0")
         #expect(try device.readAttribute("mem_limit") == "0\n")
-        var rng = DeviceTestRandom(seed: 77)
+        var rng = SplitMix64(seed: 77)
         try device.write(DeviceTestPage.text.bytes(using: &rng), at: 0)
         try device.discard(offset: 0, length: 4096)
         #expect(try device.readAttribute("mem_used_max") != "0\n")
@@ -79,7 +79,7 @@ import Testing
 
     @Test func algorithmParamsLoadADictionary() throws {
         let path = "/tmp/swiftzram-dict-\(getpid())"
-        var rng = DeviceTestRandom(seed: 78)
+        var rng = SplitMix64(seed: 78)
         let sample = DeviceTestPage.text.bytes(using: &rng)
         let fd = open(path, O_CREAT | O_WRONLY | O_TRUNC, 0o600)
         #expect(fd >= 0)

@@ -49,7 +49,7 @@ import Testing
 
     @Test func resetFreesEverythingAndAllowsReconfiguration() throws {
         let device = try ZramDevice.make(.lzo, diskSize: 1 << 20)
-        var rng = DeviceTestRandom(seed: 1)
+        var rng = SplitMix64(seed: 1)
         try device.write(DeviceTestPage.text.bytes(using: &rng), at: 0)
         try device.setMemoryLimit(1 << 20)
         #expect(device.memoryStatistics.memUsedTotal > 0)
@@ -88,7 +88,7 @@ import Testing
 
     @Test func idleMarksAreClearedByAccess() throws {
         let device = try ZramDevice.make(diskSize: 1 << 20)
-        var rng = DeviceTestRandom(seed: 2)
+        var rng = SplitMix64(seed: 2)
         for page in 0..<4 {
             try device.write(DeviceTestPage.records.bytes(using: &rng), at: UInt64(page * pageSize))
         }

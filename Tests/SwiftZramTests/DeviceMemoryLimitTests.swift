@@ -7,7 +7,7 @@ import Testing
         let device = try ZramDevice.make(algorithm, diskSize: 16 << 20)
         let limit: UInt64 = 256 << 10
         try device.setMemoryLimit(limit)
-        var rng = DeviceTestRandom(seed: 42)
+        var rng = SplitMix64(seed: 42)
         var written: [Int: [UInt8]] = [:]
         var failures = 0
         var firstFailure: Int?
@@ -56,7 +56,7 @@ import Testing
     @Test func sameFilledPagesNeedNoMemoryEvenAtTheLimit() throws {
         let device = try ZramDevice.make(diskSize: 1 << 20)
         try device.setMemoryLimit(4096)
-        var rng = DeviceTestRandom(seed: 43)
+        var rng = SplitMix64(seed: 43)
         for page in 0..<64 {
             try device.write(DeviceTestPage.sameWord.bytes(using: &rng), at: UInt64(page * pageSize))
         }

@@ -10,7 +10,7 @@ import Testing
     func randomOperationsMatchTheModel(algorithm: CompressionAlgorithm, stagePages: Int) throws {
         let device = try ZramDevice.make(algorithm, diskSize: UInt64(Self.diskSize), stagePages: stagePages)
         var model = [UInt8](repeating: 0, count: Self.diskSize)
-        var rng = DeviceTestRandom(seed: 0x5EED ^ UInt64(algorithm.hashValue & 0xFFFF))
+        var rng = SplitMix64(seed: 0x5EED ^ UInt64(algorithm.hashValue & 0xFFFF))
         let kinds = DeviceTestPage.allCases
 
         for step in 0..<3000 {
@@ -66,7 +66,7 @@ import Testing
         await withTaskGroup(of: (Int, [UInt8])?.self) { group in
             for writer in 0..<writers {
                 group.addTask {
-                    var rng = DeviceTestRandom(seed: UInt64(writer) + 100)
+                    var rng = SplitMix64(seed: UInt64(writer) + 100)
                     var model = [UInt8](repeating: 0, count: region)
                     let base = writer * region
                     for _ in 0..<400 {

@@ -5,7 +5,7 @@ import Testing
     @Test(arguments: CompressionAlgorithm.allCases)
     func sameFilledPagesAllocateNothing(algorithm: CompressionAlgorithm) throws {
         let device = try ZramDevice.make(algorithm, diskSize: 1 << 20)
-        var rng = DeviceTestRandom(seed: 3)
+        var rng = SplitMix64(seed: 3)
         let n = 37
         for page in 0..<n {
             let kind: DeviceTestPage = page % 2 == 0 ? .zeros : .sameWord
@@ -21,7 +21,7 @@ import Testing
 
     @Test func sameFilledPagesReadBack() throws {
         let device = try ZramDevice.make(diskSize: 1 << 20)
-        var rng = DeviceTestRandom(seed: 4)
+        var rng = SplitMix64(seed: 4)
         let page = DeviceTestPage.sameWord.bytes(using: &rng)
         try device.write(page, at: 8192)
         #expect(try device.read(count: pageSize, at: 8192) == page)
@@ -32,7 +32,7 @@ import Testing
     @Test(arguments: CompressionAlgorithm.allCases)
     func overwritingNeverDoubleCounts(algorithm: CompressionAlgorithm) throws {
         let device = try ZramDevice.make(algorithm, diskSize: 1 << 20)
-        var rng = DeviceTestRandom(seed: 5)
+        var rng = SplitMix64(seed: 5)
         let kinds: [DeviceTestPage] = [.text, .noise, .zeros, .records, .sameWord, .pointers, .noise, .text]
         for kind in kinds {
             try device.write(kind.bytes(using: &rng), at: 0)
@@ -50,7 +50,7 @@ import Testing
 
     @Test func incompressiblePagesAreStoredRaw() throws {
         let device = try ZramDevice.make(diskSize: 1 << 20)
-        var rng = DeviceTestRandom(seed: 6)
+        var rng = SplitMix64(seed: 6)
         let pages = (0..<5).map { _ in DeviceTestPage.noise.bytes(using: &rng) }
         for (i, page) in pages.enumerated() { try device.write(page, at: UInt64(i * pageSize)) }
         let stat = device.memoryStatistics
@@ -64,7 +64,7 @@ import Testing
 
     @Test func discardDecrementsExactly() throws {
         let device = try ZramDevice.make(diskSize: 1 << 20)
-        var rng = DeviceTestRandom(seed: 7)
+        var rng = SplitMix64(seed: 7)
         let kinds: [DeviceTestPage] = [.text, .noise, .zeros, .records, .sameWord, .pointers]
         for (i, kind) in kinds.enumerated() {
             try device.write(kind.bytes(using: &rng), at: UInt64(i * pageSize))
@@ -93,7 +93,7 @@ import Testing
 
     @Test func writeZeroesWithoutHolesKeepsZeroPages() throws {
         let device = try ZramDevice.make(diskSize: 1 << 20)
-        var rng = DeviceTestRandom(seed: 8)
+        var rng = SplitMix64(seed: 8)
         try device.write(DeviceTestPage.text.bytes(using: &rng), at: 0)
         try device.writeZeroes(offset: 0, length: UInt64(3 * pageSize), deallocate: false)
         let stat = device.memoryStatistics
@@ -108,7 +108,7 @@ import Testing
 
     @Test func allocationStatusReportsRuns() throws {
         let device = try ZramDevice.make(diskSize: 8 << 20)
-        var rng = DeviceTestRandom(seed: 9)
+        var rng = SplitMix64(seed: 9)
         try device.write(DeviceTestPage.text.bytes(using: &rng) + DeviceTestPage.text.bytes(using: &rng), at: UInt64(pageSize))
         try device.write(DeviceTestPage.zeros.bytes(using: &rng), at: UInt64(3 * pageSize))
         var runs: [(UInt64, PageAllocation)] = []
@@ -138,7 +138,7 @@ import Testing
     @Test(arguments: [0, ZramDevice.defaultStagePages])
     func memUsedMaxTracksPeakAndResets(stagePages: Int) throws {
         let device = try ZramDevice.make(diskSize: 4 << 20, stagePages: stagePages)
-        var rng = DeviceTestRandom(seed: 10)
+        var rng = SplitMix64(seed: 10)
         for i in 0..<64 { try device.write(DeviceTestPage.pointers.bytes(using: &rng), at: UInt64(i * pageSize)) }
         let peak = device.memoryStatistics.memUsedMax
         if stagePages == 0 {

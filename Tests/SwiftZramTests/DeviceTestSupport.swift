@@ -1,24 +1,11 @@
 import Testing
 @testable import SwiftZram
 
-/// A seeded generator, so every failing property test can be replayed.
-struct DeviceTestRandom: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 /// Pages that look like memory: text, records, pointers, noise, same-filled words.
 enum DeviceTestPage: CaseIterable {
     case text, records, pointers, noise, zeros, sameWord, halfNoise
 
-    func bytes(using rng: inout DeviceTestRandom) -> [UInt8] {
+    func bytes(using rng: inout SplitMix64) -> [UInt8] {
         var page = [UInt8](repeating: 0, count: pageSize)
         switch self {
         case .text:

@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 
+@testable import znbd
+
 /// The installable units in contrib/: systemd's verdict on the unit files, and the
 /// SysV init script's start/status/stop on this machine.
 @Suite(.serialized) struct ContribTests {

@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 
+@testable import znbd
+
 /// `znbd status/get/set/hot-add/hot-remove` against a live server.
 @Suite(.serialized) struct ControlSurfaceTests {
     @Test func statusPrintsZramctlColumns() throws {

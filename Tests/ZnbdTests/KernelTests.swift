@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 
+@testable import znbd
+
 /// The kernel on top of znbd, through nbdfuse + loop (these kernels have no nbd driver).
 @Suite(.serialized, .enabled(if: KernelAttachment.unavailableReason == nil, "\(KernelAttachment.unavailableReason ?? "")"))
 struct KernelTests {

@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 
+@testable import znbd
+
 /// `znbd swapon/swapoff` and `znbd mount/umount` end to end on this kernel (nbdfuse +
 /// loop when there is no nbd driver), each in its own runtime directory, including the
 /// rollback of a setup that fails half way (`ZNBD_FAIL_AFTER`).

@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 
+@testable import znbd
+
 /// znbd against the real NBD clients: libnbd's tools, qemu-io and fio.
 @Suite(.serialized) struct RealClientTests {
     func json(_ text: String) throws -> [String: Any] {

@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 
+@testable import znbd
+
 /// Puts an export under the kernel without the nbd driver: nbdfuse exposes it as
 /// a file, losetup turns the file into a block device. Every step is undone by
 /// `detach()`, which runs even when a test fails half way.

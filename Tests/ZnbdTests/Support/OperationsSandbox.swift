@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 
+@testable import znbd
+
 /// A private runtime directory (`ZNBD_RUNTIME_DIR`) for `znbd swapon/swapoff/mount/umount`,
 /// so tests never touch /run/znbd and can run beside other suites. `cleanUp()` (also on
 /// deinit) undoes whatever is left, first through znbd and then by hand: swap areas,

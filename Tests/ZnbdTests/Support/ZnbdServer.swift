@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 
+@testable import znbd
+
 /// A `znbd serve` child process on sockets in a private temporary directory.
 /// `stop()` (or deinit) ends it and removes the directory.
 final class ZnbdServer: @unchecked Sendable {  // used from one test at a time
