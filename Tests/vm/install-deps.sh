@@ -1,0 +1,23 @@
+#!/bin/bash
+# Install the host packages that Tests/vm/run-vm-swap-test.sh needs (idempotent).
+# The guest kernel is NOT installed here: run-vm-swap-test.sh downloads and
+# unpacks it into its cache directory.
+set -euo pipefail
+PKGS=(qemu-system-x86 busybox-static nbd-client e2fsprogs util-linux
+      gcc libc6-dev cpio gzip kmod dpkg apt)
+missing=()
+for p in "${PKGS[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$'; then
+        missing+=("$p")
+    fi
+done
+if [ ${#missing[@]} -eq 0 ]; then
+    echo "install-deps: all present"
+    exit 0
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+$SUDO apt-get update
+$SUDO apt-get install -y --no-install-recommends "${missing[@]}"
