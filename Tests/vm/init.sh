@@ -237,6 +237,8 @@ stage "pass 1 done"
 
 # ============ pass 2: ioctl (-nonetlink), two connections (-C 2) ============
 if [ "$NPORTS" -ge 2 ]; then
+    # qemu re-establishes the host connection closed by pass 1 (reconnect=1)
+    sleep 2
     stage "pass 2: attach (-nonetlink, -C 2)"
     attach /dev/nbd1 -C 2 -nonetlink
     sleep 0.5

@@ -25,6 +25,9 @@
 #   VM_HOG_MIB  size of the pass-1 memory hog (default 7/4 of guest MemTotal)
 #   VM_KERNEL_PKG  kernel package (default: what linux-image-amd64 depends on)
 #   VM_KEEP     if set, keep the work directory (initramfs, console log)
+#   VM_POST_CHECK  shell command run on the host after the guest finished
+#               (e.g. print and check the server's mm_stat); failure fails
+#               the test
 set -euo pipefail
 
 usage() { echo "usage: $0 SOCKET EXPORT" >&2; exit 2; }
@@ -268,8 +271,6 @@ while kill -0 "$QEMU_PID" 2>/dev/null; do
         sleep 5
         echo "sendkey alt-sysrq-l" >&8
         sleep 10
-        echo "info registers" >&8
-        sleep 1
         break
     fi
     sleep 0.5
@@ -304,6 +305,18 @@ if [ -S "$SOCKET" ] && timeout 20 nbd-client -l -unix "$SOCKET" >/dev/null 2>&1;
 else
     log "server on $SOCKET does NOT answer after the run"
     [ -n "$RESULT" ] && RESULT="VM-RESULT: FAIL server not healthy after the run ($RESULT)"
+fi
+
+# Optional host-side check of the server after the session, e.g. its mm_stat
+# through the control socket.  Non-zero status fails the test.
+if [ -n "${VM_POST_CHECK:-}" ]; then
+    log "post-check: $VM_POST_CHECK"
+    bash -c "$VM_POST_CHECK" 2>&1 | sed 's/^/  /'
+    pc=${PIPESTATUS[0]}
+    if [ "$pc" != 0 ]; then
+        log "post-check failed with status $pc"
+        case "$RESULT" in "VM-RESULT: PASS"*) RESULT="VM-RESULT: FAIL post-check failed ($RESULT)";; esac
+    fi
 fi
 
 case "$RESULT" in
