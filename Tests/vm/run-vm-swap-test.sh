@@ -85,27 +85,42 @@ trap 'exit 130' INT TERM
 
 # ------------------------------------------------------------------ kernel
 KPKG=${VM_KERNEL_PKG:-$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-/ { print $2; exit }')}
-[ -n "$KPKG" ] || die "cannot resolve linux-image-amd64's kernel package (apt-get update?)"
-KVER=${KPKG#linux-image-}
-KDIR=$VM_CACHE/$KVER
 mkdir -p "$VM_CACHE"
-(
-    flock 9
-    if [ ! -f "$KDIR/.complete" ]; then
-        T=$(now)
-        log "downloading $KPKG into $VM_CACHE (once)"
-        rm -rf "$KDIR" "$VM_CACHE/dl.$KVER"
-        mkdir -p "$VM_CACHE/dl.$KVER"
-        SANDBOX=()
-        [ "$(id -u)" = 0 ] && SANDBOX=(-o APT::Sandbox::User=root)
-        (cd "$VM_CACHE/dl.$KVER" && apt-get "${SANDBOX[@]}" -q download "$KPKG") || die "apt-get download $KPKG failed"
-        dpkg-deb -x "$VM_CACHE/dl.$KVER"/*.deb "$KDIR.tmp" || die "dpkg-deb -x failed"
-        rm -rf "$VM_CACHE/dl.$KVER"
-        mv "$KDIR.tmp" "$KDIR"
-        touch "$KDIR/.complete"
-        log "kernel $KVER unpacked in $(elapsed "$T") s"
-    fi
-) 9>"$VM_CACHE/.lock"
+newest_cached() { { ls -d "$VM_CACHE"/*/.complete 2>/dev/null || true; } | sed "s|/.complete$||" | sort -V | tail -n 1; }
+fetch_kernel() {   # KPKG KDIR: download and unpack once; prune older kernels
+    local kpkg=$1 kdir=$2 dl=$VM_CACHE/dl.tmp T
+    [ -f "$kdir/.complete" ] && return 0
+    T=$(now)
+    log "downloading $kpkg into $VM_CACHE (once)"
+    rm -rf "$kdir" "$kdir.tmp" "$dl"
+    mkdir -p "$dl"
+    local sandbox=()
+    [ "$(id -u)" = 0 ] && sandbox=(-o APT::Sandbox::User=root)
+    (cd "$dl" && apt-get "${sandbox[@]}" -q download "$kpkg") || { rm -rf "$dl"; return 1; }
+    dpkg-deb -x "$dl"/*.deb "$kdir.tmp" || { rm -rf "$dl" "$kdir.tmp"; return 1; }
+    rm -rf "$dl"
+    mv "$kdir.tmp" "$kdir"
+    touch "$kdir/.complete"
+    log "kernel ${kdir##*/} unpacked in $(elapsed "$T") s"
+    local old
+    for old in "$VM_CACHE"/*/.complete; do
+        old=${old%/.complete}
+        [ "$old" = "$kdir" ] || { log "removing older cached kernel ${old##*/}"; rm -rf "$old"; }
+    done
+}
+exec 9>"$VM_CACHE/.lock"
+flock 9
+KDIR=""
+if [ -n "$KPKG" ] && fetch_kernel "$KPKG" "$VM_CACHE/${KPKG#linux-image-}"; then
+    KDIR=$VM_CACHE/${KPKG#linux-image-}
+else
+    # offline, or the mirror dropped that version: use what is cached
+    KDIR=$(newest_cached)
+    [ -n "$KDIR" ] || die "cannot get a kernel: ${KPKG:-linux-image-amd64 unresolved (apt-get update?)}"
+    log "warning: could not fetch ${KPKG:-the current kernel}; using cached ${KDIR##*/}"
+fi
+exec 9>&-
+KVER=${KDIR##*/}
 VMLINUZ=$KDIR/boot/vmlinuz-$KVER
 MODDIR=$KDIR/lib/modules/$KVER
 [ -f "$VMLINUZ" ] && [ -d "$MODDIR" ] || die "incomplete kernel cache in $KDIR (remove it and retry)"
@@ -152,7 +167,7 @@ echo "root:x:0:" > "$R/etc/group"
 # modules and their dependencies, in load order
 declare -A MODPATH=() MODDONE=()
 while IFS= read -r f; do
-    b=$(basename "$f"); b=${b%%.ko*}; MODPATH[${b//-/_}]=$f
+    b=${f##*/}; b=${b%%.ko*}; MODPATH[${b//-/_}]=$f
 done < <(find "$MODDIR/kernel" -name '*.ko*')
 MODORDER=()
 add_mod() {
@@ -310,7 +325,7 @@ fi
 # Optional host-side check of the server after the session, e.g. its mm_stat
 # through the control socket.  Non-zero status fails the test.
 if [ -n "${VM_POST_CHECK:-}" ]; then
-    log "post-check: $VM_POST_CHECK"
+    log "post-check (VM_POST_CHECK):"
     bash -c "$VM_POST_CHECK" 2>&1 | sed 's/^/  /'
     pc=${PIPESTATUS[0]}
     if [ "$pc" != 0 ]; then
