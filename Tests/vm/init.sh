@@ -267,6 +267,7 @@ if [ "$NPORTS" -ge 2 ]; then
     stage "pass 2 done"
 fi
 
+kill -0 "$RELAY_PID" 2>/dev/null || fail "the relay died"
 echo "-- relay log"
 cat /run/relay.log
 stage "all passes done; runtime $(awk -v a="$T_INIT" -v b="$(uptime_s)" 'BEGIN { printf "%.1f", b - a }')s"

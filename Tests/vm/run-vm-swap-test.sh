@@ -219,7 +219,8 @@ log "initramfs $(( $(stat -c %s "$WORK/initrd.gz") / 1024 )) KiB built in $(elap
 # for its banner.  The answer is cached per host boot.
 kvm_works() {
     [ -r /dev/kvm ] && [ -w /dev/kvm ] || return 1
-    local stamp="$VM_CACHE/kvm-probe.$(cat /proc/sys/kernel/random/boot_id 2>/dev/null || echo unknown)"
+    local stamp
+    stamp="$VM_CACHE/kvm-probe.$(cat /proc/sys/kernel/random/boot_id 2>/dev/null || echo unknown)"
     if [ ! -f "$stamp" ]; then
         rm -f "$VM_CACHE"/kvm-probe.*
         local plog=$WORK/kvm-probe.log
@@ -244,6 +245,7 @@ set +e
 CONSOLE=$WORK/console.log
 : > "$CONSOLE"
 mkfifo "$WORK/mon.in" "$WORK/mon.out"
+# shellcheck disable=SC2054  # the commas are qemu's option syntax
 QEMU=(qemu-system-x86_64 -M pc -accel "$ACCEL" -cpu "$CPU" -smp "$VM_SMP" -m "$VM_MEM"
       -kernel "$VMLINUZ" -initrd "$WORK/initrd.gz"
       -append "console=ttyS0 quiet panic=-1 sysrq_always_enabled=1 mitigations=off"
