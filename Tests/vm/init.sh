@@ -1,0 +1,275 @@
+#!/bin/bash
+# /init of the znbd VM swap test (runs as PID 1 in the guest; see
+# run-vm-swap-test.sh).  Prints "VM-STAGE: ..." progress lines and ends with
+# exactly one "VM-RESULT: PASS ..." or "VM-RESULT: FAIL ..." line, then powers
+# the guest off.
+export PATH=/sbin:/bin:/usr/sbin:/usr/bin
+export HOME=/root TERM=dumb
+umask 022
+
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mkdir -p /dev/pts /dev/virtio-ports /run /tmp /mnt /root
+mount -t tmpfs -o size=16m tmpfs /run
+
+# shellcheck disable=SC1091
+. /etc/vmtest.conf   # EXPORT, VM_TIMEOUT, SEED, HOG_MIB, HOG2_MIB, NPORTS
+
+uptime_s() { cut -d' ' -f1 /proc/uptime; }
+stage() { echo "VM-STAGE: $* (t=$(uptime_s)s)"; }
+T_INIT=$(uptime_s)
+stage "init started"
+
+# Info messages (nbd, swap) and sysrq dumps reach the console.
+echo 7 > /proc/sys/kernel/printk
+echo 1 > /proc/sys/kernel/sysrq
+echo 30 > /proc/sys/kernel/hung_task_timeout_secs 2>/dev/null
+echo 0 > /proc/sys/kernel/hung_task_panic 2>/dev/null
+
+poweroff_now() {
+    sync
+    echo "VM-STAGE: powering off"
+    poweroff -f
+    echo o > /proc/sysrq-trigger
+    sleep 10
+}
+
+diag() {
+    echo "---- diagnostics ----"
+    cat /proc/swaps
+    grep -E 'MemTotal|MemFree|MemAvailable|SwapTotal|SwapFree' /proc/meminfo
+    grep -E '^(pswpin|pswpout|oom_kill) ' /proc/vmstat
+    [ -f /run/relay.log ] && { echo "-- relay log (tail)"; tail -n 20 /run/relay.log; }
+    [ -d /sys/fs/cgroup/hog ] && { echo "-- hog memory.events"; cat /sys/fs/cgroup/hog/memory.events; }
+    echo "-- dmesg (tail)"
+    dmesg | tail -n 40
+    echo "---------------------"
+}
+
+fail() {
+    echo "VM-STAGE: failure: $*"
+    diag
+    echo "VM-RESULT: FAIL $*"
+    poweroff_now
+}
+
+run() {   # run a command, echoing it, failing the test on non-zero status
+    echo "+ $*"
+    "$@" || fail "command failed (status $?): $*"
+}
+
+# ---- guest watchdog: dump blocked tasks and locks before the host gives up
+(
+    deadline=$(( VM_TIMEOUT - 45 ))
+    [ "$deadline" -lt 30 ] && deadline=30
+    sleep "$deadline"
+    echo "VM-WATCHDOG: ${deadline}s after init, test not finished: dumping blocked tasks (sysrq w) and CPUs (sysrq l)"
+    echo 8 > /proc/sys/kernel/printk
+    echo w > /proc/sysrq-trigger
+    echo l > /proc/sysrq-trigger
+    cat /proc/swaps; grep -E '^(pswpin|pswpout) ' /proc/vmstat
+    tail -n 20 /run/relay.log
+    sleep 20
+    echo "VM-WATCHDOG: second dump"
+    echo w > /proc/sysrq-trigger
+) &
+
+# ---- modules
+stage "loading modules"
+while read -r mod; do
+    [ -n "$mod" ] || continue
+    insmod "/modules/$mod" || fail "insmod $mod"
+done < /modules/order
+
+# virtio-serial ports by name (udev would create these symlinks)
+for i in $(seq 1 50); do
+    n=0
+    for p in /sys/class/virtio-ports/*; do
+        [ -f "$p/name" ] || continue
+        name=$(cat "$p/name")
+        [ -n "$name" ] && ln -sf "/dev/$(basename "$p")" "/dev/virtio-ports/$name" && n=$((n + 1))
+    done
+    [ "$n" -ge "$NPORTS" ] && break
+    sleep 0.2
+done
+ls -l /dev/virtio-ports/
+PORTS=()
+for i in $(seq 0 $((NPORTS - 1))); do
+    [ -e "/dev/virtio-ports/nbd$i" ] || fail "virtio port nbd$i missing"
+    PORTS+=("/dev/virtio-ports/nbd$i")
+done
+[ -b /dev/nbd0 ] || fail "/dev/nbd0 missing after loading nbd.ko"
+
+# ---- relay: /run/nbd.sock -> one virtio port per connection
+/bin/relay /run/nbd.sock "${PORTS[@]}" 2>/run/relay.log &
+RELAY_PID=$!
+for i in $(seq 1 50); do [ -S /run/nbd.sock ] && break; sleep 0.1; done
+[ -S /run/nbd.sock ] || fail "relay did not start"
+
+# attach DEV EXTRA-ARGS...: nbd-client with retries (the host connection of an
+# idle port may be in the middle of being re-established)
+attach() {
+    local dev=$1; shift
+    local try
+    for try in 1 2 3 4 5; do
+        echo "+ nbd-client -unix /run/nbd.sock -N $EXPORT -b 4096 $* $dev (try $try)"
+        if nbd-client -unix /run/nbd.sock -N "$EXPORT" -b 4096 "$@" "$dev"; then
+            local sz=0
+            for _ in $(seq 1 50); do
+                sz=$(cat "/sys/block/$(basename "$dev")/size")
+                [ "$sz" -gt 0 ] && break
+                sleep 0.1
+            done
+            [ "$sz" -gt 0 ] || fail "$dev has size 0 after nbd-client"
+            echo "$dev attached: $((sz / 2048)) MiB"
+            return 0
+        fi
+        nbd-client -d "$dev" >/dev/null 2>&1
+        sleep 2
+    done
+    fail "nbd-client could not attach $dev"
+}
+
+detach() {
+    local dev=$1
+    run nbd-client -d "$dev"
+    for _ in $(seq 1 100); do
+        [ "$(cat "/sys/block/$(basename "$dev")/size")" = 0 ] && return 0
+        sleep 0.1
+    done
+    fail "$dev still has a size after nbd-client -d"
+}
+
+vmstat() { awk -v k="$1" '$1 == k { print $2 }' /proc/vmstat; }
+meminfo_kb() { awk -v k="$1:" '$1 == k { print $2 }' /proc/meminfo; }
+
+# hog MIB LIMIT_MIB SEED: run memhog inside the memory cgroup "hog"
+CG=/sys/fs/cgroup
+setup_cgroup() {
+    mkdir -p $CG
+    mount -t cgroup2 cgroup2 $CG || fail "mount cgroup2"
+    echo +memory > $CG/cgroup.subtree_control || fail "enable memory controller"
+    mkdir -p $CG/hog
+}
+hog() {
+    local mib=$1 limit=$2 seed=$3
+    echo "$((limit * 1024 * 1024))" > $CG/hog/memory.max || fail "set memory.max"
+    echo max > $CG/hog/memory.swap.max 2>/dev/null
+    echo "+ memhog $mib (memory.max ${limit} MiB)"
+    ( echo "$BASHPID" > $CG/hog/cgroup.procs && exec /bin/memhog "$mib" "$seed" ) | tee /run/memhog.out
+    local st=${PIPESTATUS[0]}
+    echo "hog memory.events: $(tr '\n' ' ' < $CG/hog/memory.events)"
+    [ "$st" = 0 ] || fail "memhog failed (status $st)"
+    HOG_VERIFIED=$(sed -n 's/^memhog: OK .*verified=\([0-9]*\).*/\1/p' /run/memhog.out)
+    [ -n "$HOG_VERIFIED" ] || fail "memhog printed no OK line"
+}
+
+check_swaps() {   # DEV PRIO
+    local line
+    line=$(awk -v d="$1" '$1 == d' /proc/swaps)
+    echo "/proc/swaps: $line"
+    [ -n "$line" ] || fail "$1 not in /proc/swaps"
+    [ "$(echo "$line" | awk '{print $5}')" = "$2" ] || fail "$1 has priority $(echo "$line" | awk '{print $5}'), want $2"
+}
+
+setup_cgroup
+MEMTOTAL_MIB=$(( $(meminfo_kb MemTotal) / 1024 ))
+stage "guest MemTotal ${MEMTOTAL_MIB} MiB"
+
+# ===================== pass 1: netlink, one connection ======================
+stage "pass 1: attach (netlink, 1 connection)"
+attach /dev/nbd0
+run mkswap /dev/nbd0
+run swapon -p 100 /dev/nbd0
+check_swaps /dev/nbd0 100
+
+AVAIL_MIB=$(( $(meminfo_kb MemAvailable) / 1024 ))
+RESERVE_MIB=$(( MEMTOTAL_MIB / 8 )); [ "$RESERVE_MIB" -lt 48 ] && RESERVE_MIB=48
+LIMIT_MIB=$(( AVAIL_MIB - RESERVE_MIB ))
+[ "$LIMIT_MIB" -ge 64 ] || fail "too little guest memory for the hog (available ${AVAIL_MIB} MiB)"
+[ "${HOG_MIB:-0}" -gt 0 ] || HOG_MIB=$(( MEMTOTAL_MIB * 7 / 4 ))
+SWAP_MIB=$(( $(meminfo_kb SwapTotal) / 1024 ))
+[ $((HOG_MIB - LIMIT_MIB + 32)) -lt "$SWAP_MIB" ] || fail "swap (${SWAP_MIB} MiB) too small for a ${HOG_MIB} MiB hog"
+
+stage "pass 1: memory pressure: hog ${HOG_MIB} MiB, cgroup limit ${LIMIT_MIB} MiB (available ${AVAIL_MIB}, reserve ${RESERVE_MIB})"
+IN0=$(vmstat pswpin); OUT0=$(vmstat pswpout)
+hog "$HOG_MIB" "$LIMIT_MIB" "$SEED"
+IN1=$(vmstat pswpin); OUT1=$(vmstat pswpout)
+PSWPIN=$((IN1 - IN0)); PSWPOUT=$((OUT1 - OUT0))
+SWAPPED_MIB=$((PSWPOUT * 4 / 1024))
+PAGES_VERIFIED=$HOG_VERIFIED
+stage "pass 1: hog done: pages_verified=$PAGES_VERIFIED pswpin=$PSWPIN pswpout=$PSWPOUT swapped_mib=$SWAPPED_MIB"
+[ "$PSWPOUT" -gt $(( (HOG_MIB - LIMIT_MIB) * 256 / 2 )) ] || fail "too little swap-out ($PSWPOUT pages) for a ${HOG_MIB} MiB hog under a ${LIMIT_MIB} MiB limit"
+[ "$PSWPIN" -gt 0 ] || fail "no swap-in happened"
+
+run swapoff /dev/nbd0
+[ -z "$(awk '$1 == "/dev/nbd0"' /proc/swaps)" ] || fail "/dev/nbd0 still in /proc/swaps after swapoff"
+
+stage "pass 1: ext4"
+run mkfs.ext4 -q -F -b 4096 /dev/nbd0
+run mount -t ext4 /dev/nbd0 /mnt
+mkdir -p /mnt/data
+for i in $(seq 1 16); do
+    dd if=/dev/urandom of=/mnt/data/f$i bs=256k count=$(( (i % 4 + 1) * 4 )) 2>/dev/null || fail "write f$i"
+done
+# a compressible one and a sparse one too
+yes "znbd vm test line" | head -c 8388608 > /mnt/data/text || fail "write text"
+dd if=/dev/urandom of=/mnt/data/sparse bs=4k count=1 seek=4096 2>/dev/null || fail "write sparse"
+(cd /mnt/data && md5sum -- * > /run/sums) || fail "md5sum"
+du -sh /mnt/data
+run sync
+echo 3 > /proc/sys/vm/drop_caches
+(cd /mnt/data && md5sum -c -s /run/sums) || fail "checksums differ after drop_caches"
+echo "ext4: $(wc -l < /run/sums) files verified after drop_caches"
+rm -f /mnt/data/f1 /mnt/data/f3 /mnt/data/f5 /mnt/data/f7 /mnt/data/f9 /mnt/data/f11 /mnt/data/f13 /mnt/data/f15
+grep -v -E ' f(1|3|5|7|9|11|13|15)$' /run/sums > /run/sums2
+run sync
+run fstrim -v /mnt
+run umount /mnt
+run mount -t ext4 /dev/nbd0 /mnt
+(cd /mnt/data && md5sum -c -s /run/sums2) || fail "checksums differ after remount"
+echo "ext4: $(wc -l < /run/sums2) files verified after delete, fstrim and remount"
+run umount /mnt
+run e2fsck -fn /dev/nbd0
+detach /dev/nbd0
+stage "pass 1 done"
+
+# ============ pass 2: ioctl (-nonetlink), two connections (-C 2) ============
+if [ "$NPORTS" -ge 2 ]; then
+    # qemu re-establishes the host connection closed by pass 1 (reconnect=1)
+    sleep 2
+    stage "pass 2: attach (-nonetlink, -C 2)"
+    attach /dev/nbd1 -C 2 -nonetlink
+    sleep 0.5
+    active=$(sed -n 's/^relay: active connections: \([0-9]*\)$/\1/p' /run/relay.log | tail -n 1)
+    echo "relay: $active active connections"
+    [ "$active" = 2 ] || fail "-C 2 gave $active relayed connections, want 2"
+    run mkswap /dev/nbd1
+    run swapon -p 100 /dev/nbd1
+    check_swaps /dev/nbd1 100
+    [ "${HOG2_MIB:-0}" -gt 0 ] || HOG2_MIB=$(( MEMTOTAL_MIB / 2 ))
+    LIMIT2=$(( HOG2_MIB / 2 ))
+    IN0=$(vmstat pswpin); OUT0=$(vmstat pswpout)
+    hog "$HOG2_MIB" "$LIMIT2" $((SEED + 1))
+    IN1=$(vmstat pswpin); OUT1=$(vmstat pswpout)
+    P2IN=$((IN1 - IN0)); P2OUT=$((OUT1 - OUT0))
+    stage "pass 2: hog done: pages_verified=$HOG_VERIFIED pswpin=$P2IN pswpout=$P2OUT"
+    [ "$P2OUT" -gt 0 ] && [ "$P2IN" -gt 0 ] || fail "pass 2 did not swap"
+    PAGES_VERIFIED=$((PAGES_VERIFIED + HOG_VERIFIED))
+    PSWPIN=$((PSWPIN + P2IN)); PSWPOUT=$((PSWPOUT + P2OUT))
+    SWAPPED_MIB=$((PSWPOUT * 4 / 1024))
+    run swapoff /dev/nbd1
+    detach /dev/nbd1
+    # the ioctl-mode nbd-client daemon must have gone away
+    sleep 1
+    if pidof nbd-client >/dev/null; then fail "nbd-client still running after -d: $(pidof nbd-client)"; fi
+    stage "pass 2 done"
+fi
+
+kill -0 "$RELAY_PID" 2>/dev/null || fail "the relay died"
+echo "-- relay log"
+cat /run/relay.log
+stage "all passes done; runtime $(awk -v a="$T_INIT" -v b="$(uptime_s)" 'BEGIN { printf "%.1f", b - a }')s"
+echo "VM-RESULT: PASS pages_verified=$PAGES_VERIFIED pswpin=$PSWPIN pswpout=$PSWPOUT swapped_mib=$SWAPPED_MIB"
+poweroff_now
