@@ -21,3 +21,6 @@ if ((${#missing[@]})); then
     "${sudo_cmd[@]}" apt-get update -qq
     DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+
+# The VM swap test's own host packages (qemu, busybox-static, a C compiler, ...).
+"$(dirname "${BASH_SOURCE[0]}")/../Tests/vm/install-deps.sh"

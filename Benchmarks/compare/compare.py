@@ -23,6 +23,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import servers  # noqa: E402
 import workloads  # noqa: E402
 import memory  # noqa: E402
+import charts  # noqa: E402
+import scale  # noqa: E402
+import report  # noqa: E402
+from report import emit  # noqa: E402
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
@@ -52,7 +56,7 @@ def throughput(binary, workdir, runs, runtime, size):
                     r = workloads.fio(server.uri, rw, bs, qd, size, runtime)
                     r["cpu_per_gib"] = (servers.cpu_seconds(server.pid) - before) / max(r["bytes"] / 2**30, 1e-9)
                     results.setdefault((server.name, label), []).append(r)
-                    print(f"  {server.name:18} {label:18} run {run + 1}: {r['iops']:10.0f} IOPS "
+                    emit(f"  {server.name:18} {label:18} run {run + 1}: {r['iops']:10.0f} IOPS "
                           f"{r['mbps']:8.1f} MB/s", file=sys.stderr)
     names = [make().name for make in peers]
     return names, results
@@ -63,33 +67,33 @@ def median(values):
 
 
 def print_throughput(names, results):
-    print("## Throughput: fio ioengine=nbd, Unix socket, 60 % compressible data\n")
-    print("IOPS (median of runs); MB/s for 1M rows.\n")
-    print("| workload | " + " | ".join(names) + " | znbd / sparse | znbd / zstd | znbd / null |")
-    print("|---|" + "---|" * (len(names) + 3))
+    emit("## Throughput: fio ioengine=nbd, Unix socket, 60 % compressible data\n")
+    emit("IOPS (median of runs); MB/s for 1M rows.\n")
+    emit("| workload | " + " | ".join(names) + " | znbd / sparse | znbd / zstd | znbd / null |")
+    emit("|---|" + "---|" * (len(names) + 3))
     for label, *_ in workloads.WORKLOADS:
         key = "mbps" if label.startswith("1M") else "iops"
         values = [median([r[key] for r in results.get((n, label), [])]) for n in names]
         zn, sparse, zstd, null = values[0], values[1], values[2], values[3]
         cells = [f"{v:,.0f}" for v in values]
         ratios = [f"{zn / d:.2f}x" if d else "n/a" for d in (sparse, zstd, null)]
-        print(f"| {label} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
-    print("\nQD1 latency, µs (p50 / p99):\n")
-    print("| workload | " + " | ".join(names) + " |")
-    print("|---|" + "---|" * len(names))
+        emit(f"| {label} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
+    emit("\nQD1 latency, µs (p50 / p99):\n")
+    emit("| workload | " + " | ".join(names) + " |")
+    emit("|---|" + "---|" * len(names))
     for label, *_ in workloads.WORKLOADS[:2]:
         cells = []
         for n in names:
             runs = results.get((n, label), [])
             cells.append(f"{median([r['p50_us'] for r in runs]):.1f} / {median([r['p99_us'] for r in runs]):.1f}")
-        print(f"| {label} | " + " | ".join(cells) + " |")
-    print("\nServer CPU seconds per GiB moved (1M sequential):\n")
-    print("| direction | " + " | ".join(names) + " |")
-    print("|---|" + "---|" * len(names))
+        emit(f"| {label} | " + " | ".join(cells) + " |")
+    emit("\nServer CPU seconds per GiB moved (1M sequential):\n")
+    emit("| direction | " + " | ".join(names) + " |")
+    emit("|---|" + "---|" * len(names))
     for label in ("1M write QD4", "1M read QD4"):
         cells = [f"{median([r['cpu_per_gib'] for r in results.get((n, label), [])]):.2f}" for n in names]
-        print(f"| {label} | " + " | ".join(cells) + " |")
-    print()
+        emit(f"| {label} | " + " | ".join(cells) + " |")
+    emit()
 
 
 def main():
@@ -100,19 +104,35 @@ def main():
     parser.add_argument("--size", default=str(512 << 20), help="bytes of device each job covers")
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--skip-scale", action="store_true")
+    parser.add_argument("--out", default=os.path.join(ROOT, "Benchmarks", "compare", "results"),
+                        help="where report.md and the PNG charts go")
     args = parser.parse_args()
     if args.quick:
         args.runs, args.runtime = 1, 3
 
     binary = build_znbd()
-    print(f"# znbd vs peers — {time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, "
+    emit(f"# znbd vs peers — {time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, "
           f"{os.sysconf('SC_PHYS_PAGES') * os.sysconf('SC_PAGE_SIZE') / 2**30:.0f} GiB\n")
+    os.makedirs(args.out, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="znbd-compare-") as workdir:
         if not args.skip_memory:
-            memory.report(binary, workdir, ROOT)
+            rows = memory.report(binary, workdir, ROOT)
+            charts.memory_chart(os.path.join(args.out, "memory.png"),
+                                [(f"{store} {alg}", total or rss) for store, alg, _, _, total, rss in rows])
+            emit("![memory by store and algorithm](memory.png)\n")
         if not args.skip_throughput:
             names, results = throughput(binary, workdir, args.runs, args.runtime, int(args.size))
             print_throughput(names, results)
+            labels = [w[0] for w in workloads.WORKLOADS]
+            values = {label: {n: median([r["mbps" if label.startswith("1M") else "iops"]
+                                         for r in results.get((n, label), [])]) for n in names} for label in labels}
+            charts.throughput_chart(os.path.join(args.out, "throughput.png"), names, labels, values)
+            emit("![throughput by peer](throughput.png)\n")
+        if not args.skip_scale:
+            scale.report(binary, workdir)
+    report.write(os.path.join(args.out, "report.md"))
+    print(f"wrote {args.out}/report.md and charts", file=sys.stderr)
 
 
 if __name__ == "__main__":

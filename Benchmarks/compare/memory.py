@@ -5,6 +5,7 @@ import sys
 import time
 
 import servers
+from report import emit
 
 ZRAM = "/sys/block/zram0"
 
@@ -73,10 +74,10 @@ def nbdkit_memory(workdir, path):
 def report(binary, workdir, root):
     path = corpus(root)
     pages, same = shape(path)
-    print("## Memory: the same real anonymous memory everywhere\n")
-    print(f"Data: {path}, {pages * 4096 / 1e6:.1f} MB, {pages} pages, {same} same-filled ({100 * same / pages:.1f} %).\n")
-    print("| store | algorithm | orig | compr_data_size | mem_used_total | RSS growth | ratio orig/total | total/compr |")
-    print("|---|---|---|---|---|---|---|---|")
+    emit("## Memory: the same real anonymous memory everywhere\n")
+    emit(f"Data: {path}, {pages * 4096 / 1e6:.1f} MB, {pages} pages, {same} same-filled ({100 * same / pages:.1f} %).\n")
+    emit("| store | algorithm | orig | compr_data_size | mem_used_total | RSS growth | ratio orig/total | total/compr |")
+    emit("|---|---|---|---|---|---|---|---|")
     rows = []
     for algorithm in ("lz4", "lzo", "lz4hc", "zstd"):
         orig, compr, total, rss = znbd_memory(binary, workdir, path, algorithm)
@@ -94,13 +95,14 @@ def report(binary, workdir, root):
         base = total if total else rss
         ratio = f"{orig / base:.2f}" if base else "—"
         overhead = f"{total / compr:.4f}" if total and compr else "—"
-        print(f"| {store} | {algorithm} | {mb(orig)} | {mb(compr)} | {mb(total)} | {mb(rss)} | {ratio} | {overhead} |")
-    print()
+        emit(f"| {store} | {algorithm} | {mb(orig)} | {mb(compr)} | {mb(total)} | {mb(rss)} | {ratio} | {overhead} |")
+    emit()
     kernel = {a: t for s, a, _, _, t, _ in rows if s == "kernel zram0"}
     ours = {a: t for s, a, _, _, t, _ in rows if s == "znbd"}
     if "lz4" in kernel:
-        print(f"- znbd lz4 mem_used_total / kernel lz4: **{ours['lz4'] / kernel['lz4']:.3f}**")
+        emit(f"- znbd lz4 mem_used_total / kernel lz4: **{ours['lz4'] / kernel['lz4']:.3f}**")
     best = min((t for t in kernel.values()), default=None)
     if best:
-        print(f"- znbd zstd / kernel's best ({min(kernel, key=kernel.get)}): **{ours['zstd'] / best:.3f}**")
-    print()
+        emit(f"- znbd zstd / kernel's best ({min(kernel, key=kernel.get)}): **{ours['zstd'] / best:.3f}**")
+    emit()
+    return rows
