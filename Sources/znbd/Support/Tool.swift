@@ -30,39 +30,35 @@ enum Tool {
         return nil
     }
 
-    /// Runs `tool arguments` to completion (killed after `timeout` seconds) and returns its output.
+    /// Runs `tool arguments` to completion (SIGTERM after `timeout` seconds, SIGKILL soon after)
+    /// and returns its output. The child starts with no blocked signals and default dispositions,
+    /// whatever the caller's threads block, so it can itself stop what it starts.
     static func run(_ tool: String, _ arguments: [String], timeout: Double = 120) throws -> Output {
         guard let executable = path(of: tool) else { throw Failure(description: "\(tool) is not installed") }
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("znbd-tool-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: scratch) }
-        let out = scratch.appendingPathComponent("out"), err = scratch.appendingPathComponent("err")
-        _ = FileManager.default.createFile(atPath: out.path, contents: nil)
-        _ = FileManager.default.createFile(atPath: err.path, contents: nil)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = try FileHandle(forWritingTo: out)
-        process.standardError = try FileHandle(forWritingTo: err)
-        try process.run()
+        let out = scratch.appendingPathComponent("out").path, err = scratch.appendingPathComponent("err").path
+        let pid = try spawn(executable, arguments, stdout: out, stderr: err, newSession: false)
         let deadline = Date().addingTimeInterval(timeout)
         var timedOut = false
-        while process.isRunning {
-            if Date() > deadline {
+        var status: Int32 = 0
+        var killedAt: Date?
+        while waitpid(pid, &status, WNOHANG) == 0 {
+            if killedAt == nil, Date() > deadline {
                 timedOut = true
-                process.terminate()
-                usleep(300_000)
-                if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-                break
+                kill(pid, SIGTERM)
+                killedAt = Date()
+            } else if let killedAt, Date().timeIntervalSince(killedAt) > 0.3 {
+                kill(pid, SIGKILL)
             }
             usleep(5_000)
         }
-        process.waitUntilExit()
+        let exited = status & 0x7f == 0
         return Output(
-            status: process.terminationStatus,
-            stdout: (try? String(contentsOf: out, encoding: .utf8)) ?? "",
-            stderr: (try? String(contentsOf: err, encoding: .utf8)) ?? "",
+            status: exited ? (status >> 8) & 0xff : 128 + (status & 0x7f),
+            stdout: (try? String(contentsOfFile: out, encoding: .utf8)) ?? "",
+            stderr: (try? String(contentsOfFile: err, encoding: .utf8)) ?? "",
             timedOut: timedOut)
     }
 
@@ -81,27 +77,40 @@ enum Tool {
     /// Starts `executable arguments` in a new session (setsid), stdin from /dev/null and
     /// stdout/stderr appended to `log`, and does not wait for it. Returns its pid.
     static func spawnDetached(_ executable: String, _ arguments: [String], log: String) throws -> pid_t {
+        // Nothing else of ours (such as the runtime directory's lock) leaks into the daemon.
+        markDescriptorsCloseOnExec()
+        return try spawn(executable, arguments, stdout: log, stderr: nil, newSession: true)
+    }
+
+    /// posix_spawn with stdin from /dev/null, stdout appended to `stdout`, stderr to `stderr`
+    /// (or with stdout), an empty signal mask and default dispositions for the usual stop signals.
+    private static func spawn(
+        _ executable: String, _ arguments: [String], stdout: String, stderr: String?, newSession: Bool
+    ) throws -> pid_t {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_CREAT | O_APPEND, 0o640)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        // Nothing else of ours (such as the runtime directory's lock) leaks into the daemon.
-        markDescriptorsCloseOnExec()
+        posix_spawn_file_actions_addopen(&actions, 1, stdout, O_WRONLY | O_CREAT | O_APPEND, 0o640)
+        if let stderr {
+            posix_spawn_file_actions_addopen(&actions, 2, stderr, O_WRONLY | O_CREAT | O_APPEND, 0o640)
+        } else {
+            posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        }
 
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
         // A new session: no controlling terminal, no SIGHUP when the caller's terminal goes.
-        let flags = Int16(Self.spawnSetSID) | Int16(POSIX_SPAWN_SETSIGMASK) | Int16(POSIX_SPAWN_SETSIGDEF)
+        var flags = Int16(POSIX_SPAWN_SETSIGMASK) | Int16(POSIX_SPAWN_SETSIGDEF)
+        if newSession { flags |= Int16(Self.spawnSetSID) }
         posix_spawnattr_setflags(&attributes, flags)
         var empty = sigset_t()
         sigemptyset(&empty)
         posix_spawnattr_setsigmask(&attributes, &empty)
         var defaults = sigset_t()
         sigemptyset(&defaults)
-        for signal in [SIGPIPE, SIGINT, SIGTERM, SIGHUP] { sigaddset(&defaults, signal) }
+        for signal in [SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGCHLD] { sigaddset(&defaults, signal) }
         posix_spawnattr_setsigdefault(&attributes, &defaults)
 
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
