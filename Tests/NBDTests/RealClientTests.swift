@@ -111,7 +111,7 @@ import Testing
                 [
                     "--name=verify", "--ioengine=nbd", "--uri=\(s.uri())", "--rw=randwrite", "--bs=4k",
                     "--iodepth=16", "--numjobs=4", "--size=16m", "--offset_increment=32m",
-                    "--verify=crc32c", "--do_verify=1", "--verify_fatal=1", "--buffer_compress_percentage=60",
+                    "--verify=crc32c", "--do_verify=1", "--verify_fatal=1", "--verify_state_save=0", "--buffer_compress_percentage=60",
                     "--group_reporting", "--output-format=json",
                 ], timeout: .seconds(240))
             #expect(r.status == 0, "\(r.output)")

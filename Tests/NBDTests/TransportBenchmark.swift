@@ -58,15 +58,16 @@ struct TransportBenchmark {
     }
 
     @Test func fioAgainstNbdkit() throws {
-        try withServer(size: 1 << 30) { s in
+        let spin = Int(ProcessInfo.processInfo.environment["NBD_SPIN_US"] ?? "")
+        try withServer(size: 1 << 30, configure: { c in if let spin { c.receiveSpin = .microseconds(spin) } }) { s in
             let sparse = try Self.nbdkit(s.directory, "sparse", ["memory", "1G", "allocator=sparse"])
             defer {
-                sparse.process.terminate()
+                kill(sparse.process.processIdentifier, SIGKILL)  // SIGTERM is blocked in children of the test runner
                 sparse.process.waitUntilExit()
             }
             let null = try Self.nbdkit(s.directory, "null", ["null", "1G"])
             defer {
-                null.process.terminate()
+                kill(null.process.processIdentifier, SIGKILL)  // SIGTERM is blocked in children of the test runner
                 null.process.waitUntilExit()
             }
             var table = "| workload | znbd (memory export) | nbdkit memory sparse | nbdkit null | znbd / sparse |\n|---|---|---|---|---|\n"
@@ -92,7 +93,7 @@ struct ManualServe {
         let seconds = Int(env["NBD_SERVE_SECONDS"] ?? "60") ?? 60
         let export = MemoryExport(name: "zram0", size: 1 << 30)
         var config = NBDServerConfiguration(unixSocketPath: path)
-        config.receiveSpinAttempts = Int(env["NBD_SPINS"] ?? "") ?? config.receiveSpinAttempts
+        if let us = Int(env["NBD_SPIN_US"] ?? "") { config.receiveSpin = .microseconds(us) }
         let server = NBDServer(
             configuration: config, exports: ExportRegistry(exports: [export]), logger: .init(label: "serve"))
         try server.start()

@@ -34,11 +34,12 @@ public struct NBDServerConfiguration: Sendable {
     public var maxConnections: Int = 1024
     /// Structured READs at least this long report unwritten ranges as holes (unless DF).
     public var holeDetectionMinimum: Int = 64 << 10
-    /// Non-blocking receive attempts before a busy connection's thread sleeps
-    /// waiting for requests (about 0.5 µs each). Catching the next request awake
-    /// avoids waking an idle CPU, which dominates latency at queue depth 1; the
-    /// spin switches itself off for clients that pause. 0 disables it.
-    public var receiveSpinAttempts: Int = 64
+    /// How long a busy connection's thread keeps polling (non-blocking receives)
+    /// for the next request before it sleeps. Catching the request awake avoids
+    /// waking an idle CPU, which dominates latency at queue depth 1; the spin is
+    /// used only after single-request batches, and switches itself off for
+    /// clients that pause longer than 150 µs. `.zero` disables it.
+    public var receiveSpin: Duration = .microseconds(50)
     /// Calls `prctl(PR_SET_IO_FLUSHER, 1)` on every connection thread (same-host swap).
     public var markIOThreadsAsIOFlushers: Bool = false
 

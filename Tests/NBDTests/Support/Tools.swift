@@ -40,7 +40,8 @@ enum Tools {
         let deadline = ContinuousClock.now + timeout
         while p.isRunning {
             if ContinuousClock.now > deadline {
-                p.terminate()
+                // SIGKILL: children inherit the test runner's blocked signal mask, so SIGTERM may be ignored.
+                kill(p.processIdentifier, SIGKILL)
                 p.waitUntilExit()
                 throw ClientError("\(name) timed out after \(timeout)")
             }
