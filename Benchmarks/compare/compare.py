@@ -56,7 +56,7 @@ def throughput(binary, workdir, runs, runtime, size):
                     r = workloads.fio(server.uri, rw, bs, qd, size, runtime)
                     r["cpu_per_gib"] = (servers.cpu_seconds(server.pid) - before) / max(r["bytes"] / 2**30, 1e-9)
                     results.setdefault((server.name, label), []).append(r)
-                    emit(f"  {server.name:18} {label:18} run {run + 1}: {r['iops']:10.0f} IOPS "
+                    print(f"  {server.name:18} {label:18} run {run + 1}: {r['iops']:10.0f} IOPS "
                           f"{r['mbps']:8.1f} MB/s", file=sys.stderr)
     names = [make().name for make in peers]
     return names, results
