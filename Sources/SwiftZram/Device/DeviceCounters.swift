@@ -39,34 +39,27 @@ final class DeviceCounters: Sendable {
 
     /// Adjusts the counters for a page leaving `state`.
     @inline(__always)
-    func forget(_ state: PageState) {
-        guard state.isStored else { return }
-        storedPages.subtract(1, ordering: .relaxed)
-        if state.isSame {
-            samePages.subtract(1, ordering: .relaxed)
-        } else if state.isStaged {
-            stagedPages.subtract(1, ordering: .relaxed)
-        } else {
-            comprDataSize.subtract(state.objectSize, ordering: .relaxed)
-            if state.isHuge { hugePages.subtract(1, ordering: .relaxed) }
-        }
-    }
+    func forget(_ state: PageState) { count(state, -1) }
 
-    /// Adjusts the counters for a page entering `state`.
+    /// Adjusts the counters for a page entering `state` (huge pages also count in huge_pages_since).
     @inline(__always)
     func record(_ state: PageState) {
+        count(state, 1)
+        if state.isHuge { hugePagesSince.add(1, ordering: .relaxed) }
+    }
+
+    /// Adds `sign` (±1) pages of `state` to the counters that describe current contents.
+    @inline(__always)
+    private func count(_ state: PageState, _ sign: Int) {
         guard state.isStored else { return }
-        storedPages.add(1, ordering: .relaxed)
+        storedPages.add(sign, ordering: .relaxed)
         if state.isSame {
-            samePages.add(1, ordering: .relaxed)
+            samePages.add(sign, ordering: .relaxed)
         } else if state.isStaged {
-            stagedPages.add(1, ordering: .relaxed)
+            stagedPages.add(sign, ordering: .relaxed)
         } else {
-            comprDataSize.add(state.objectSize, ordering: .relaxed)
-            if state.isHuge {
-                hugePages.add(1, ordering: .relaxed)
-                hugePagesSince.add(1, ordering: .relaxed)
-            }
+            comprDataSize.add(sign * state.objectSize, ordering: .relaxed)
+            if state.isHuge { hugePages.add(sign, ordering: .relaxed) }
         }
     }
 }
