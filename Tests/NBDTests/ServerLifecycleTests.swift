@@ -1,4 +1,6 @@
+import Foundation
 import Logging
+import Synchronization
 import Testing
 @testable import NBD
 
@@ -17,6 +19,37 @@ import Glibc
         s.server.shutdown()
         #expect(access(s.socketPath, F_OK) != 0)
         s.stop()
+    }
+
+    /// The socket's 0600 must not come from a process-wide umask change: other
+    /// threads (and children they spawn) would create files with that umask.
+    @Test func bindingAUnixSocketLeavesTheUmaskAlone() throws {
+        let s = try TestServer()
+        defer { s.stop() }
+        let path = s.directory + "/umask.sock"
+        let done = Atomic<Bool>(false)
+        let seen = Mutex<Set<String>>([])
+        let watcher = Thread {
+            while !done.load(ordering: .acquiring) {
+                guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { continue }
+                for line in status.split(separator: "\n") where line.hasPrefix("Umask:") {
+                    _ = seen.withLock { $0.insert(String(line.dropFirst(6).trimmingCharacters(in: .whitespaces))) }
+                }
+            }
+        }
+        watcher.start()
+        for _ in 0..<300 {
+            let listener = try Listener.unix(path: path)
+            var st = stat()
+            #expect(stat(path, &st) == 0 && st.st_mode & 0o777 == 0o600)
+            try listener.start { close($0) }
+            listener.stop()
+            unlink(path)
+        }
+        done.store(true, ordering: .releasing)
+        while !watcher.isFinished { usleep(1000) }
+        let umasks = seen.withLock { $0 }
+        #expect(umasks.count == 1, "the process umask changed while binding: \(umasks.sorted())")
     }
 
     @Test func refusesToReplaceANonSocket() throws {

@@ -29,6 +29,7 @@
 #               (e.g. print and check the server's mm_stat); failure fails
 #               the test
 set -euo pipefail
+umask 022   # the initramfs needs executable, world-readable files whatever the caller's umask
 
 usage() { echo "usage: $0 SOCKET EXPORT" >&2; exit 2; }
 [ $# -eq 2 ] || usage

@@ -35,35 +35,22 @@ final class Listener: Sendable {
     /// Binds a Unix socket at `path` (mode 0600), creating the parent directory and
     /// replacing a stale socket file.
     static func unix(path: String) throws(NBDServerError) -> Listener {
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        let maxPath = MemoryLayout.size(ofValue: addr.sun_path) - 1
-        let bytes = Array(path.utf8)
-        guard !bytes.isEmpty, bytes.count <= maxPath else { throw NBDServerError("socket path too long: \(path)") }
-        if let slash = path.lastIndex(of: "/"), slash != path.startIndex {
-            try makeDirectories(String(path[..<slash]))
+        guard let socketPath = UnixSocketPath(path) else { throw NBDServerError("socket path too long: \(path)") }
+        if let failed = socketPath.makeParentDirectories() {
+            throw NBDServerError("mkdir \(failed): \(SocketIO.errorText)")
         }
         var st = stat()
         if lstat(path, &st) == 0 {
             guard st.st_mode & S_IFMT == S_IFSOCK else { throw NBDServerError("\(path) exists and is not a socket") }
             unlink(path)
         }
-        withUnsafeMutableBytes(of: &addr.sun_path) { p in
-            for (i, b) in bytes.enumerated() { p[i] = b }
-        }
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw NBDServerError("socket: \(SocketIO.errorText)") }
-        let old = umask(0o177)
-        let rc = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        umask(old)
-        guard rc == 0 else {
+        guard socketPath.bindPrivate(fd) == 0 else {
             let e = SocketIO.errorText
             close(fd)
             throw NBDServerError("bind \(path): \(e)")
         }
-        chmod(path, 0o600)
         guard listen(fd, 512) == 0 else {
             let e = SocketIO.errorText
             close(fd)
@@ -100,16 +87,6 @@ final class Listener: Sendable {
             return p.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { Int(UInt16(bigEndian: $0.pointee.sin_port)) }
         }
         return try Listener(fd: fd, description: "tcp:\(host):\(bound)", port: bound)
-    }
-
-    private static func makeDirectories(_ path: String) throws(NBDServerError) {
-        var prefix = path.hasPrefix("/") ? "" : "."
-        for part in path.split(separator: "/") {
-            prefix += "/" + part
-            if mkdir(prefix, 0o755) != 0 && errno != EEXIST {
-                throw NBDServerError("mkdir \(prefix): \(SocketIO.errorText)")
-            }
-        }
     }
 
     /// Starts the accept thread; each accepted socket goes to `onAccept`.

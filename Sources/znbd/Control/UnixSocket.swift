@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import NBD
 
 /// Minimal blocking Unix-socket helpers for the control channel.
 enum UnixSocket {
@@ -11,31 +12,17 @@ enum UnixSocket {
         }
     }
 
-    /// Fills a `sockaddr_un` for `path`.
-    static func address(_ path: String) throws(Failure) -> sockaddr_un {
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        let capacity = MemoryLayout.size(ofValue: address.sun_path)
-        guard bytes.count < capacity else { throw Failure("socket path \(path) is too long", errno: ENAMETOOLONG) }
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
-        }
-        return address
+    private static func socketPath(_ path: String) throws(Failure) -> UnixSocketPath {
+        guard let socketPath = UnixSocketPath(path) else { throw Failure("socket path \(path) is too long", errno: ENAMETOOLONG) }
+        return socketPath
     }
 
     /// Connects to the socket at `path`.
     static func connect(_ path: String) throws(Failure) -> Int32 {
-        var address = try address(path)
+        let socketPath = try socketPath(path)
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw Failure("socket") }
-        let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-            }
-        }
-        guard result == 0 else {
+        guard socketPath.connect(fd) == 0 else {
             let code = errno
             close(fd)
             throw Failure("cannot connect to \(path)", errno: code)
@@ -52,17 +39,10 @@ enum UnixSocket {
             throw Failure("another server is listening on \(path)", errno: EADDRINUSE)
         }
         unlink(path)
-        var address = try address(path)
+        let socketPath = try socketPath(path)
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw Failure("socket") }
-        let previous = umask(0o177)
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-            }
-        }
-        umask(previous)
-        guard bound == 0, chmod(path, 0o600) == 0, Glibc.listen(fd, 64) == 0 else {
+        guard socketPath.bindPrivate(fd) == 0, Glibc.listen(fd, 64) == 0 else {
             let code = errno
             close(fd)
             throw Failure("cannot listen on \(path)", errno: code)
@@ -72,15 +52,8 @@ enum UnixSocket {
 
     /// `mkdir -p` of the path's directory, mode 0755.
     static func makeParentDirectory(of path: String) throws(Failure) {
-        var components = path.split(separator: "/", omittingEmptySubsequences: false).dropLast()
-        guard !components.isEmpty else { return }
-        var current = path.hasPrefix("/") ? "" : "."
-        if components.first == "" { components = components.dropFirst() }
-        for component in components where !component.isEmpty {
-            current += "/" + component
-            if mkdir(current, 0o755) != 0 && errno != EEXIST {
-                throw Failure("cannot create directory \(current)")
-            }
+        if let failed = UnixSocketPath.makeParentDirectories(of: path) {
+            throw Failure("cannot create directory \(failed)")
         }
     }
 
