@@ -29,7 +29,8 @@ let package = Package(
             dependencies: ["CLZ4", "CLZO", "CZstd"]),
         .target(
             name: "NBD",
-            dependencies: [.product(name: "Logging", package: "swift-log")]),
+            dependencies: [.product(name: "Logging", package: "swift-log")],
+            exclude: ["README-design.md"]),
         .executableTarget(
             name: "znbd",
             dependencies: [
@@ -48,6 +49,15 @@ let package = Package(
                 .product(name: "Benchmark", package: "package-benchmark"),
             ],
             path: "Benchmarks/StoreBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]),
+        .executableTarget(
+            name: "ProtocolBenchmarks",
+            dependencies: [
+                "NBD",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Benchmark", package: "package-benchmark"),
+            ],
+            path: "Benchmarks/ProtocolBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]),
     ],
     swiftLanguageModes: [.v6]

@@ -1,21 +1,15 @@
 #!/usr/bin/env bash
 # Captures a corpus of real anonymous memory for the codec benchmarks: starts a Python
 # workload that builds ~350 MB of dicts, strings, lists and floats (what a swapped-out
-# heap looks like), then dumps its heap and anonymous mappings with shared/tools/anon-corpus.
+# heap looks like), then copies its private writable memory (heap, stack, anonymous
+# mappings: what the kernel would swap out) through /proc/PID/mem.
 #
 # Usage: scripts/capture-anon-corpus.sh [OUT]
 #   OUT defaults to $ZRAM_CORPUS, then /tmp/znbd-anon.bin.
-#   ANON_CORPUS_TOOL overrides the capture tool (default: <repo>/../shared/tools/anon-corpus).
 # Needs ptrace rights over its own child (root, or ptrace_scope 0).
 set -euo pipefail
 
 out="${1:-${ZRAM_CORPUS:-/tmp/znbd-anon.bin}}"
-root="$(git -C "$(dirname "${BASH_SOURCE[0]}")" rev-parse --show-toplevel)"
-tool="${ANON_CORPUS_TOOL:-$root/../shared/tools/anon-corpus}"
-if [[ ! -e "$tool" ]]; then
-    echo "capture-anon-corpus: no capture tool at $tool" >&2
-    exit 1
-fi
 
 ready="$(mktemp)"
 rm -f "$ready"
@@ -50,5 +44,27 @@ for _ in $(seq 600); do
 done
 [[ -s "$ready" ]] || { echo "capture-anon-corpus: workload never became ready" >&2; exit 1; }
 
-bytes="$(python3 "$tool" "$workload" "$out")"
+bytes="$(python3 - "$workload" "$out" <<'PY'
+import sys
+
+pid, out_path = sys.argv[1], sys.argv[2]
+written = 0
+with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/mem", "rb", 0) as mem, open(out_path, "wb") as out:
+    for line in maps:
+        address, perms, *rest = line.split()
+        name = rest[3] if len(rest) > 3 else ""
+        # private writable memory without a backing file: what would go to swap
+        if not perms.startswith("rw") or perms[3] != "p" or name not in ("", "[heap]", "[stack]"):
+            continue
+        start, end = (int(part, 16) for part in address.split("-"))
+        try:
+            mem.seek(start)
+            chunk = mem.read(end - start)
+        except OSError:
+            continue  # guard pages and the like
+        out.write(chunk)
+        written += len(chunk)
+print(written)
+PY
+)"
 echo "capture-anon-corpus: wrote $bytes bytes of anonymous memory from PID $workload to $out" >&2
