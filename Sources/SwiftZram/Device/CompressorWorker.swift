@@ -12,12 +12,24 @@ struct CompressorWorker: Sendable {
 
     private var counters: DeviceCounters { encoder.counters }
 
+    /// The compressor thread's name in `top -H`, `ps -L` and `perf`.
+    static let threadName = "zram-compress"
+
     /// Runs until the stage is stopped and empty.
     func run() {
+        Self.nameThread()
         while let (sequence, page) = stage.next() {
             compress(page: page, slot: stage.slot(ofSequence: sequence))
             stage.retire(sequence)
         }
+    }
+
+    /// Linux names threads through /proc (pthread_setname_np is not visible to Swift).
+    private static func nameThread() {
+        let fd = open("/proc/thread-self/comm", O_WRONLY | O_CLOEXEC)
+        guard fd >= 0 else { return }
+        _ = threadName.withCString { write(fd, $0, strlen($0)) }
+        close(fd)
     }
 
     /// Replaces the staged copy of `page` by its stored form, unless the page was
