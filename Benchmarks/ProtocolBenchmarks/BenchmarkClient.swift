@@ -22,8 +22,8 @@ final class BenchmarkClient {
     /// are simple), and prebuilds `depth` requests of `command` for `length` bytes at spread offsets.
     init(socket: String, export: String, command: NBDCommand, length: Int, depth: Int) throws {
         guard let path = UnixSocketPath(socket) else { throw BenchmarkClientError(description: "bad socket path \(socket)") }
-        fd = Glibc.socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0, path.connect(fd) == 0 else { throw BenchmarkClientError(description: "cannot connect to \(socket)") }
+        fd = path.connect()
+        guard fd >= 0 else { throw BenchmarkClientError(description: "cannot connect to \(socket)") }
         self.depth = depth
         let hasPayload = command == .write
         let requestSize = 28 + (hasPayload ? length : 0)

@@ -36,7 +36,7 @@ final class Listener: Sendable {
     /// replacing a stale socket file.
     static func unix(path: String) throws(NBDServerError) -> Listener {
         guard let socketPath = UnixSocketPath(path) else { throw NBDServerError("socket path too long: \(path)") }
-        if let failed = socketPath.makeParentDirectories() {
+        if let failed = UnixSocketPath.makeParentDirectories(of: path) {
             throw NBDServerError("mkdir \(failed): \(SocketIO.errorText)")
         }
         var st = stat()
@@ -44,18 +44,8 @@ final class Listener: Sendable {
             guard st.st_mode & S_IFMT == S_IFSOCK else { throw NBDServerError("\(path) exists and is not a socket") }
             unlink(path)
         }
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw NBDServerError("socket: \(SocketIO.errorText)") }
-        guard socketPath.bindPrivate(fd) == 0 else {
-            let e = SocketIO.errorText
-            close(fd)
-            throw NBDServerError("bind \(path): \(e)")
-        }
-        guard listen(fd, 512) == 0 else {
-            let e = SocketIO.errorText
-            close(fd)
-            throw NBDServerError("listen \(path): \(e)")
-        }
+        let fd = socketPath.listen(backlog: 512)
+        guard fd >= 0 else { throw NBDServerError("cannot listen on \(path): \(SocketIO.errorText)") }
         return try Listener(fd: fd, description: "unix:\(path)", port: nil)
     }
 

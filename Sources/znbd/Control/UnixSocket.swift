@@ -19,34 +19,23 @@ enum UnixSocket {
 
     /// Connects to the socket at `path`.
     static func connect(_ path: String) throws(Failure) -> Int32 {
-        let socketPath = try socketPath(path)
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw Failure("socket") }
-        guard socketPath.connect(fd) == 0 else {
-            let code = errno
-            close(fd)
-            throw Failure("cannot connect to \(path)", errno: code)
-        }
+        let fd = try socketPath(path).connect()
+        guard fd >= 0 else { throw Failure("cannot connect to \(path)") }
         return fd
     }
 
     /// Binds and listens at `path` with mode 0600, creating the parent directory.
     /// A stale socket file (nobody listening) is replaced; a live one is EADDRINUSE.
     static func listen(_ path: String) throws(Failure) -> Int32 {
+        let socketPath = try socketPath(path)
         try makeParentDirectory(of: path)
         if let fd = try? connect(path) {
             close(fd)
             throw Failure("another server is listening on \(path)", errno: EADDRINUSE)
         }
         unlink(path)
-        let socketPath = try socketPath(path)
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw Failure("socket") }
-        guard socketPath.bindPrivate(fd) == 0, Glibc.listen(fd, 64) == 0 else {
-            let code = errno
-            close(fd)
-            throw Failure("cannot listen on \(path)", errno: code)
-        }
+        let fd = socketPath.listen(backlog: 64)
+        guard fd >= 0 else { throw Failure("cannot listen on \(path)") }
         return fd
     }
 
