@@ -6,12 +6,10 @@ import Glibc
 
 /// LZ4 fast mode with a reused `LZ4_stream_t`, and the LZ4 block decoder that lz4hc shares.
 ///
-/// Debian's liblz4.so does not export the static-linking-only calls
-/// (`LZ4_compress_fast_extState_fastReset`, `LZ4_attach_dictionary`), so this uses their
-/// exported equivalents: `LZ4_resetStream_fast` + `LZ4_compress_fast_continue` starts an
-/// independent block on a reused state without clearing its 16 KiB table, and a dictionary
-/// is applied by copying the pool's dictionary-loaded stream over the working stream
-/// (what lz4frame did before `LZ4_attach_dictionary` existed).
+/// A page without a dictionary goes through `LZ4_compress_fast_extState`, the kernel's path.
+/// Debian's liblz4.so does not export `LZ4_attach_dictionary`, so a dictionary is applied by
+/// copying the pool's dictionary-loaded stream over the working stream and compressing with
+/// `LZ4_compress_fast_continue` (what lz4frame did before `LZ4_attach_dictionary` existed).
 extension CompressionStream {
     static func makeLZ4(
         level: Int32, buffers: UnsafeMutableRawPointer, dictionary: CompressionDictionary.Handles?
@@ -36,13 +34,15 @@ extension CompressionStream {
         let capacity = Int32(Self.outputCapacity)
         let pageSize = Int32(Self.pageSize)
         let working = state!.assumingMemoryBound(to: LZ4_stream_t.self)
-        if let dictionary, let dictionaryStream = dictionary.lz4Stream {
-            // A fresh working stream per page whose history is exactly the dictionary.
-            working.update(from: dictionaryStream, count: 1)
-        } else {
-            // A new independent block: no history from the previous page.
-            LZ4_resetStream_fast(working)
+        guard let dictionary, let dictionaryStream = dictionary.lz4Stream else {
+            // An independent block. This clears the state and, for inputs under 64 KiB,
+            // uses LZ4's 16-bit table: 2.1x faster than a fast reset plus `_continue`
+            // on fio's 60 % compressible pages, 1.07x on real memory, as the kernel's
+            // LZ4_compress_fast does.
+            return Int(LZ4_compress_fast_extState(working, input, target, pageSize, capacity, level))
         }
+        // A fresh working stream per page whose history is exactly the dictionary.
+        working.update(from: dictionaryStream, count: 1)
         return Int(LZ4_compress_fast_continue(working, input, target, pageSize, capacity, level))
     }
 
