@@ -133,6 +133,26 @@ import Testing
         #expect(io.kernelText == "       0        0        0       12\n")
     }
 
+    /// An overwrite through the write-back stage leaves the object it replaced to the
+    /// compressor thread: every one of them must be freed, so a full discard leaves nothing.
+    @Test func stagedOverwritesFreeWhatTheyReplace() throws {
+        let device = try ZramDevice.make(diskSize: 4 << 20, stagePages: 64)
+        var rng = SplitMix64(seed: 11)
+        let pages = 200
+        for round in 0..<3 {
+            for i in 0..<pages { try device.write(DeviceTestPage.records.bytes(using: &rng), at: UInt64(i * pageSize)) }
+            if round == 0 { #expect(device.memoryStatistics.hugePages == 0) }
+        }
+        let written = device.memoryStatistics
+        #expect(written.origDataSize == UInt64(pages * pageSize))
+        #expect(written.memUsedTotal < UInt64(pages * pageSize))
+        try device.discard(offset: 0, length: 4 << 20)
+        let stat = device.memoryStatistics
+        #expect(stat.origDataSize == 0)
+        #expect(stat.comprDataSize == 0)
+        #expect(stat.memUsedTotal == 0)
+    }
+
     /// Inline, the peak after a burst of writes is what they left; with write-back it also
     /// saw the raw pages the stage held before they were compressed.
     @Test(arguments: [0, ZramDevice.defaultStagePages])

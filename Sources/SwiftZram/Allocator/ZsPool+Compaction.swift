@@ -16,7 +16,7 @@ extension ZsPool {
                 freedPages += released.touchedPages
             }
         }
-        pagesCompactedTotal.add(freedPages, ordering: .relaxed)
+        pagesCompactedTotal.wrappingAdd(freedPages, ordering: .relaxed)
         return freedPages
     }
 
@@ -25,7 +25,7 @@ extension ZsPool {
         classes.base[classIndex].state.withLock { state in
             let before = state.pagesHeld
             let released = state.compactStep()
-            pagesHeld.add(state.pagesHeld - before, ordering: .relaxed)
+            pagesHeld.wrappingAdd(state.pagesHeld - before, ordering: .relaxed)
             return released
         }
     }

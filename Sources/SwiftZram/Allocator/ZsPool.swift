@@ -85,7 +85,7 @@ public final class ZsPool: Sendable {
             let payload = UnsafeRawBufferPointer(start: UnsafeRawPointer(bitPattern: source), count: count)
             let id = state.store(payload, arena: arena)
             let delta = state.pagesHeld - before
-            if delta != reserved { pagesHeld.add(delta - reserved, ordering: .relaxed) }
+            if delta != reserved { pagesHeld.wrappingAdd(delta - reserved, ordering: .relaxed) }
             return (id, false)
         }
         if result.overLimit { return .overLimit }
@@ -98,7 +98,7 @@ public final class ZsPool: Sendable {
     private func reserve(_ pages: Int, limitPages: Int) -> Bool {
         guard pages > 0 else { return true }
         guard limitPages > 0 else {
-            pagesHeld.add(pages, ordering: .relaxed)
+            pagesHeld.wrappingAdd(pages, ordering: .relaxed)
             return true
         }
         var current = pagesHeld.load(ordering: .relaxed)
@@ -139,13 +139,13 @@ public final class ZsPool: Sendable {
             let before = state.pagesHeld
             let freed = state.free(handle.localId)
             let compacted = state.shouldCompactAutomatically ? state.compactStep() : nil
-            pagesHeld.add(state.pagesHeld - before, ordering: .relaxed)
+            pagesHeld.wrappingAdd(state.pagesHeld - before, ordering: .relaxed)
             return (freed, compacted)
         }
         if let freed { arena.releaseSlot(freed.slotAddress, touchedPages: freed.touchedPages) }
         if let compacted {
             arena.releaseSlot(compacted.slotAddress, touchedPages: compacted.touchedPages)
-            pagesCompactedTotal.add(compacted.touchedPages, ordering: .relaxed)
+            pagesCompactedTotal.wrappingAdd(compacted.touchedPages, ordering: .relaxed)
         }
     }
 

@@ -18,8 +18,10 @@ struct CompressorWorker: Sendable {
     /// Runs until the stage is stopped and empty.
     func run() {
         Self.nameThread()
-        while let (sequence, page) = stage.next() {
-            compress(page: page, slot: stage.slot(ofSequence: sequence))
+        var run = 0
+        while let (sequence, entry) = stage.next(run: &run) {
+            compress(page: entry.page, slot: stage.slot(ofSequence: sequence))
+            if entry.replacedObject != 0 { encoder.pool.free(ObjectHandle(rawValue: entry.replacedObject)) }
             stage.retire(sequence)
         }
     }

@@ -45,21 +45,21 @@ final class DeviceCounters: Sendable {
     @inline(__always)
     func record(_ state: PageState) {
         count(state, 1)
-        if state.isHuge { hugePagesSince.add(1, ordering: .relaxed) }
+        if state.isHuge { hugePagesSince.wrappingAdd(1, ordering: .relaxed) }
     }
 
     /// Adds `sign` (±1) pages of `state` to the counters that describe current contents.
     @inline(__always)
     private func count(_ state: PageState, _ sign: Int) {
         guard state.isStored else { return }
-        storedPages.add(sign, ordering: .relaxed)
+        storedPages.wrappingAdd(sign, ordering: .relaxed)
         if state.isSame {
-            samePages.add(sign, ordering: .relaxed)
+            samePages.wrappingAdd(sign, ordering: .relaxed)
         } else if state.isStaged {
-            stagedPages.add(sign, ordering: .relaxed)
+            stagedPages.wrappingAdd(sign, ordering: .relaxed)
         } else {
-            comprDataSize.add(sign * state.objectSize, ordering: .relaxed)
-            if state.isHuge { hugePages.add(sign, ordering: .relaxed) }
+            comprDataSize.wrappingAdd(sign * state.objectSize, ordering: .relaxed)
+            if state.isHuge { hugePages.wrappingAdd(sign, ordering: .relaxed) }
         }
     }
 }

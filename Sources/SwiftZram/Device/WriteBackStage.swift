@@ -8,39 +8,70 @@ import Synchronization
 ///
 /// A full-page write that is not same-filled copies its page into the next
 /// slot and returns at once, so the client's round trip pays for a memcpy, not
-/// for compression; the compressor thread (`ZramStore.runCompressor`) then
-/// stores the page as any write would. When the ring is full, writers
-/// compress inline, so a busy device uses its writer threads and the
-/// compressor at once.
+/// for compression; the compressor thread (`CompressorWorker`) then stores the
+/// page as any write would, and frees the object the write replaced. When the
+/// ring is full, writers compress inline, so a busy device uses its writer
+/// threads and the compressor at once.
+///
+/// The hand-off takes no lock: writers claim sequence numbers with a
+/// compare-exchange on `head` and mark their slot ready; the compressor
+/// advances `tail`. The mutex and condition variable are only for sleeping:
+/// the compressor when the ring is empty, and `drain()` callers.
 ///
 /// A slot is reused only after the compressor has passed it, and the page
 /// table points at a slot only while it holds the page's data; readers copy
 /// from the slot under the page's lock.
-// @unchecked: `owners`/`ready`/slot buffers follow the protocol above; ring
-// indices are guarded by `lock`; `waiters` and `stopping` likewise.
+// @unchecked: a slot's buffer and entry belong to the writer that claimed its
+// sequence until it sets `ready`, then to the compressor until it advances
+// `tail` past it (release/acquire on both); the rest is atomics or immutable.
 final class WriteBackStage: @unchecked Sendable {
     /// Slots in the ring (a power of two).
     let capacity: Int
     private let buffers: UnsafeMutableRawPointer
-    private let owners: UnsafeMutablePointer<Int>
-    private let ready: UnsafeMutablePointer<Atomic<Bool>>
+    private let entries: UnsafeMutablePointer<Entry>
+    /// One flag per slot, each on its own cache line: the writer sets a new slot's
+    /// flag while the compressor clears an old one.
+    private let readyFlags: UnsafeMutableRawPointer
+    private static let readyStride = 64
+    /// Next sequence number to claim, and next to compress (both only grow).
+    private let head = Atomic<Int>(0)
+    private let tail = Atomic<Int>(0)
+    private let stopping = Atomic<Bool>(false)
+    /// Set by the compressor before it sleeps; the writer that clears it wakes it.
+    private let compressorAsleep = Atomic<Bool>(false)
+    /// `drain()` callers waiting for `tail`.
+    private let drainers = Atomic<Int>(0)
     private let lock: UnsafeMutablePointer<pthread_mutex_t>
     private let changed: UnsafeMutablePointer<pthread_cond_t>
-    /// Next sequence number to fill, and next to compress (both only grow).
-    private var head = 0
-    private var tail = 0
-    private var stopping = false
-    /// Slots holding pages (head - tail), readable without the lock.
-    let occupied = Atomic<Int>(0)
+
+    /// What a writer hands over with a slot.
+    struct Entry {
+        /// The page the slot was written for.
+        var page: Int
+        /// The allocator handle of the object the write replaced, 0 for none;
+        /// the compressor frees it, keeping allocator locks off the writer's path.
+        var replacedObject: UInt64
+    }
+
+    /// How long the compressor polls an empty ring before it sleeps, per page it
+    /// compressed since the ring was last empty, and at most. A client sending batches
+    /// of 32 pages keeps it polling through the gap between batches (a wake-up costs the
+    /// writer a futex call and the page a scheduler hop), while a trickle of single pages
+    /// lets it sleep almost at once: it never polls longer than about twice the time it
+    /// spent compressing the run before.
+    static let pollNanosecondsPerPage: UInt64 = 6_000
+    static let pollNanosecondsMax: UInt64 = 200_000
 
     init(capacity: Int) {
         precondition(capacity > 0 && capacity & (capacity - 1) == 0, "stage capacity must be a power of two")
         self.capacity = capacity
         buffers = UnsafeMutableRawPointer.allocate(byteCount: capacity * pageSize, alignment: pageSize)
-        owners = .allocate(capacity: capacity)
-        owners.initialize(repeating: 0, count: capacity)
-        ready = .allocate(capacity: capacity)
-        for i in 0..<capacity { (ready + i).initialize(to: Atomic(false)) }
+        entries = .allocate(capacity: capacity)
+        entries.initialize(repeating: Entry(page: 0, replacedObject: 0), count: capacity)
+        readyFlags = .allocate(byteCount: capacity * Self.readyStride, alignment: Self.readyStride)
+        for slot in 0..<capacity {
+            (readyFlags + slot * Self.readyStride).bindMemory(to: Atomic<Bool>.self, capacity: 1).initialize(to: Atomic(false))
+        }
         lock = .allocate(capacity: 1)
         pthread_mutex_init(lock, nil)
         changed = .allocate(capacity: 1)
@@ -52,9 +83,9 @@ final class WriteBackStage: @unchecked Sendable {
         pthread_mutex_destroy(lock)
         changed.deallocate()
         lock.deallocate()
-        ready.deinitialize(count: capacity)
-        ready.deallocate()
-        owners.deallocate()
+        for slot in 0..<capacity { ready(slot).deinitialize(count: 1) }
+        readyFlags.deallocate()
+        entries.deallocate()
         buffers.deallocate()
     }
 
@@ -63,75 +94,122 @@ final class WriteBackStage: @unchecked Sendable {
     func buffer(_ slot: Int) -> UnsafeMutableRawPointer { buffers + slot * pageSize }
 
     @inline(__always)
+    private func ready(_ slot: Int) -> UnsafeMutablePointer<Atomic<Bool>> {
+        (readyFlags + slot * Self.readyStride).assumingMemoryBound(to: Atomic<Bool>.self)
+    }
+
+    @inline(__always)
     func slot(ofSequence sequence: Int) -> Int { sequence & (capacity - 1) }
 
-    /// Takes the next slot for a writer, or nil when the ring is full (write inline then).
+    // MARK: Writers
+
+    /// Claims the next slot for a writer, or nil when the ring is full (write inline then).
     @inline(__always)
     func reserve() -> Int? {
-        pthread_mutex_lock(lock)
-        defer { pthread_mutex_unlock(lock) }
-        guard !stopping, head - tail < capacity else { return nil }
-        let sequence = head
-        head += 1
-        occupied.add(1, ordering: .relaxed)
-        return sequence
+        var sequence = head.load(ordering: .relaxed)
+        while !stopping.load(ordering: .relaxed) {
+            // Acquiring: the compressor is done with the slot's buffer before it is reused.
+            guard sequence - tail.load(ordering: .acquiring) < capacity else { return nil }
+            let (won, seen) = head.weakCompareExchange(
+                expected: sequence, desired: sequence + 1, ordering: .relaxed)
+            if won { return sequence }
+            sequence = seen
+        }
+        return nil
     }
 
     /// Hands a filled slot to the compressor. Call after the page table points at it.
     @inline(__always)
-    func publish(_ sequence: Int, page: Int) {
+    func publish(_ sequence: Int, _ entry: Entry) {
         let slot = slot(ofSequence: sequence)
-        owners[slot] = page
-        ready[slot].store(true, ordering: .releasing)
-        pthread_mutex_lock(lock)
-        pthread_cond_broadcast(changed)
-        pthread_mutex_unlock(lock)
+        entries[slot] = entry
+        // Sequentially consistent with the compressor's sleep check: either it sees
+        // this slot ready, or this sees it asleep and wakes it.
+        ready(slot).pointee.store(true, ordering: .sequentiallyConsistent)
+        if compressorAsleep.load(ordering: .sequentiallyConsistent),
+            compressorAsleep.exchange(false, ordering: .sequentiallyConsistent)
+        {
+            broadcast()
+        }
     }
 
-    /// The compressor's next slot and the page it was written for; blocks until
-    /// there is one. nil once `stop()` was called and the ring is empty.
-    func next() -> (sequence: Int, page: Int)? {
+    // MARK: The compressor
+
+    /// The compressor's next sequence and its entry; waits until there is one.
+    /// nil once `stop()` was called and every claimed slot is compressed.
+    /// - Parameter run: pages compressed since the ring was last found empty; the
+    ///   compressor keeps it and this resets it.
+    func next(run: inout Int) -> (sequence: Int, entry: Entry)? {
+        let sequence = tail.load(ordering: .relaxed)
+        let ready = ready(slot(ofSequence: sequence))
+        if !ready.pointee.load(ordering: .acquiring) {
+            let poll = min(Self.pollNanosecondsMax, UInt64(run) &* Self.pollNanosecondsPerPage)
+            run = 0
+            let deadline = Self.monotonicNanoseconds() + poll
+            var polls = 0
+            while !ready.pointee.load(ordering: .acquiring) {
+                polls &+= 1
+                guard polls & 63 == 0, Self.monotonicNanoseconds() >= deadline else { continue }
+                guard sleep(untilReady: ready, sequence: sequence) else { return nil }
+            }
+        }
+        run += 1
+        return (sequence, entries[slot(ofSequence: sequence)])
+    }
+
+    /// Sleeps until `ready` is set. false when stopping and nothing more was claimed.
+    private func sleep(untilReady ready: UnsafeMutablePointer<Atomic<Bool>>, sequence: Int) -> Bool {
         pthread_mutex_lock(lock)
-        while tail == head && !stopping { pthread_cond_wait(changed, lock) }
-        guard tail < head else {
-            pthread_mutex_unlock(lock)
-            return nil
+        defer { pthread_mutex_unlock(lock) }
+        while true {
+            compressorAsleep.store(true, ordering: .sequentiallyConsistent)
+            if ready.pointee.load(ordering: .sequentiallyConsistent) { break }
+            if stopping.load(ordering: .sequentiallyConsistent) && head.load(ordering: .sequentiallyConsistent) == sequence {
+                compressorAsleep.store(false, ordering: .relaxed)
+                return false
+            }
+            pthread_cond_wait(changed, lock)
         }
-        let sequence = tail
-        pthread_mutex_unlock(lock)
-        let slot = slot(ofSequence: sequence)
-        // The writer reserved the slot before filling it; it publishes within microseconds.
-        var spins = 0
-        while !ready[slot].load(ordering: .acquiring) {
-            spins += 1
-            if spins > 64 { sched_yield() }
-        }
-        return (sequence, owners[slot])
+        compressorAsleep.store(false, ordering: .relaxed)
+        return true
     }
 
     /// Frees the compressor's current slot for reuse.
     func retire(_ sequence: Int) {
-        ready[slot(ofSequence: sequence)].store(false, ordering: .relaxed)
-        pthread_mutex_lock(lock)
-        precondition(sequence == tail, "the compressor retires slots in order")
-        tail += 1
-        occupied.subtract(1, ordering: .relaxed)
-        pthread_cond_broadcast(changed)
-        pthread_mutex_unlock(lock)
+        ready(slot(ofSequence: sequence)).pointee.store(false, ordering: .relaxed)
+        // Sequentially consistent with `drain()`'s check of `drainers` and `tail`.
+        tail.store(sequence + 1, ordering: .sequentiallyConsistent)
+        if drainers.load(ordering: .sequentiallyConsistent) > 0 { broadcast() }
     }
+
+    // MARK: Control
 
     /// Waits until every page staged before this call has been compressed.
     func drain() {
+        let target = head.load(ordering: .acquiring)
+        guard tail.load(ordering: .acquiring) < target else { return }
         pthread_mutex_lock(lock)
-        let target = head
-        while tail < target { pthread_cond_wait(changed, lock) }
+        drainers.add(1, ordering: .sequentiallyConsistent)
+        while tail.load(ordering: .sequentiallyConsistent) < target { pthread_cond_wait(changed, lock) }
+        drainers.subtract(1, ordering: .relaxed)
         pthread_mutex_unlock(lock)
     }
 
     /// Refuses new pages and wakes the compressor, which finishes what is staged.
+    /// Call when no write is in flight (the device's lifecycle lock held exclusively).
     func stop() {
+        stopping.store(true, ordering: .sequentiallyConsistent)
+        broadcast()
+    }
+
+    private static func monotonicNanoseconds() -> UInt64 {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        return UInt64(now.tv_sec) &* 1_000_000_000 &+ UInt64(now.tv_nsec)
+    }
+
+    private func broadcast() {
         pthread_mutex_lock(lock)
-        stopping = true
         pthread_cond_broadcast(changed)
         pthread_mutex_unlock(lock)
     }

@@ -52,7 +52,7 @@ extension ZramDevice {
         try withInitializedStore { store throws(ZramError) in
             let (end, overflow) = offset.addingReportingOverflow(length)
             guard !overflow, end <= store.diskSize else {
-                store.counters.invalidIO.add(1, ordering: .relaxed)
+                store.counters.invalidIO.wrappingAdd(1, ordering: .relaxed)
                 throw ZramError(.outOfRange, "\(length) bytes at \(offset) reach past the end of \(name)")
             }
             return try body(store)

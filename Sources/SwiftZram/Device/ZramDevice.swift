@@ -20,7 +20,12 @@ public final class ZramDevice: @unchecked Sendable {
     public let name: String
 
     private let lifecycle = LifecycleLock()
-    private var store: ZramStore?
+    private var store: ZramStore? {
+        didSet { ioStore = store }
+    }
+    /// `store` for the I/O path, read without a retain/release pair: `store` owns it,
+    /// and both change only under `lifecycle` held exclusively.
+    private unowned(unsafe) var ioStore: ZramStore?
     private var settings: Settings
     private var counters = DeviceCounters()
     private let openCount = Atomic<Int>(0)
@@ -190,7 +195,11 @@ public final class ZramDevice: @unchecked Sendable {
     public func setMemoryLimit(_ bytes: UInt64) throws(ZramError) {
         guard bytes <= UInt64(Int.max) - UInt64(pageSize) else { throw .invalid("mem_limit is too large") }
         let aligned = (bytes + UInt64(pageSize) - 1) & ~UInt64(pageSize - 1)
-        lifecycle.withShared { counters.memLimit.store(Int(aligned), ordering: .relaxed) }
+        lifecycle.withShared {
+            // Staged pages may still hold objects they replaced: free them before the limit counts.
+            store?.drain()
+            counters.memLimit.store(Int(aligned), ordering: .relaxed)
+        }
     }
 
     /// Resets mem_used_max to the current mem_used_total (writing `0` to the attribute).
@@ -251,7 +260,7 @@ public final class ZramDevice: @unchecked Sendable {
     @inline(__always)
     func withInitializedStore<R>(_ body: (ZramStore) throws(ZramError) -> R) throws(ZramError) -> R {
         try lifecycle.withShared { () throws(ZramError) -> R in
-            guard let store else { throw ZramError(.notInitialized, "\(name) has no disksize yet") }
+            guard let store = ioStore else { throw ZramError(.notInitialized, "\(name) has no disksize yet") }
             return try body(store)
         }
     }

@@ -26,7 +26,7 @@ extension ZramStore {
                 try readPage(index, into: piece, at: inPage, stream: stream)
             }
         }
-        counters.pagesRead.add(pagesTouched(offset: offset, length: buffer.count), ordering: .relaxed)
+        counters.pagesRead.wrappingAdd(pagesTouched(offset: offset, length: buffer.count), ordering: .relaxed)
     }
 
     func write(_ data: UnsafeRawBufferPointer, at offset: UInt64) throws(ZramError) {
@@ -40,7 +40,7 @@ extension ZramStore {
                 }
             }
         }
-        counters.pagesWritten.add(pagesTouched(offset: offset, length: data.count), ordering: .relaxed)
+        counters.pagesWritten.wrappingAdd(pagesTouched(offset: offset, length: data.count), ordering: .relaxed)
     }
 
     /// Zeroes `length` bytes at `offset` of page `index` through read-modify-write.
@@ -93,7 +93,7 @@ extension ZramStore {
             }
             index = chunkEnd
         }
-        counters.notifyFree.add(pages.count, ordering: .relaxed)
+        counters.notifyFree.wrappingAdd(pages.count, ordering: .relaxed)
     }
 
     /// Reports `base:allocation` status for the range as runs of equal flags.

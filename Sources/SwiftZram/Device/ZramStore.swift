@@ -31,8 +31,12 @@ final class ZramStore: Sendable {
         self.encoder = encoder
         self.stage = stage
         // The thread holds the parts it needs, not the store, so dropping the store stops it.
+        // It has a stream of its own, so it never contends with writers for one.
+        let workerStream = try stage.map { _ throws(ZramError) in
+            try CompressorPool(parameters: compression, streams: 1)
+        }
         compressor = stage.map { stage in
-            let worker = CompressorWorker(table: table, encoder: encoder, compressors: compressors, stage: stage)
+            let worker = CompressorWorker(table: table, encoder: encoder, compressors: workerStream!, stage: stage)
             return WorkerThread {
                 workerStart?()
                 worker.run()
@@ -89,7 +93,7 @@ extension ZramStore {
                 return stream.decompress(object, into: destination)
             }
             guard ok else {
-                counters.failedReads.add(1, ordering: .relaxed)
+                counters.failedReads.wrappingAdd(1, ordering: .relaxed)
                 throw ZramError(.ioError, "stored page failed to decompress")
             }
         } else if state.isStaged, let stage {
@@ -115,8 +119,8 @@ extension ZramStore {
             if let sequence = stage.reserve() {
                 let slot = stage.slot(ofSequence: sequence)
                 stage.buffer(slot).copyMemory(from: page.baseAddress!, byteCount: pageSize)
-                install(EncodedPage(state: .staged, payload: UInt64(slot)), at: index)
-                stage.publish(sequence, page: index)
+                let replaced = installStaged(slot: slot, at: index)
+                stage.publish(sequence, .init(page: index, replacedObject: replaced))
                 counters.notePeak(memoryUsed)
                 return
             }
@@ -125,7 +129,7 @@ extension ZramStore {
         do {
             encoded = try encode(page, stream: stream)
         } catch {
-            counters.failedWrites.add(1, ordering: .relaxed)
+            counters.failedWrites.wrappingAdd(1, ordering: .relaxed)
             throw error
         }
         install(encoded, at: index)
@@ -149,7 +153,7 @@ extension ZramStore {
             release(old, payload: oldPayload)
         } catch {
             slot.unlock(setting: old)
-            counters.failedWrites.add(1, ordering: .relaxed)
+            counters.failedWrites.wrappingAdd(1, ordering: .relaxed)
             throw error
         }
     }
@@ -164,6 +168,21 @@ extension ZramStore {
         slot.unlock(setting: encoded.state)
         counters.record(encoded.state)
         release(old, payload: oldPayload)
+    }
+
+    /// Points page `index` at stage slot `slot`. The object it held, if any, is left
+    /// for the compressor to free.
+    /// - Returns: that object's handle (never 0), or 0.
+    @inline(__always)
+    private func installStaged(slot stageSlot: Int, at index: Int) -> UInt64 {
+        let slot = table.slot(index)
+        let old = slot.lock()
+        let oldPayload = slot.pointee.payload
+        slot.pointee.payload = UInt64(stageSlot)
+        slot.unlock(setting: .staged)
+        counters.record(.staged)
+        counters.forget(old)
+        return old.hasObject ? oldPayload : 0
     }
 
     /// Reads `destination.count` bytes from `offset` inside page `index`.
