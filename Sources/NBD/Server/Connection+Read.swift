@@ -1,6 +1,6 @@
 /// READ and BLOCK_STATUS: the commands whose replies carry data.
 extension Connection {
-    func serveRead(_ req: NBDRequest) {
+    func serveRead(_ req: NBDRequest, on export: any BlockExport) {
         let len = Int(req.length)
         guard len <= core.configuration.maxPayload else {
             return replyStatus(req.cookie, NBDError.overflow.rawValue, structuredError: true)
@@ -10,14 +10,14 @@ extension Connection {
         }
         if len == 0 { return replyStatus(req.cookie, 0, structuredError: true) }
         if session.structuredReplies {
-            readStructured(req)
+            readStructured(req, on: export)
         } else {
-            readSimple(req)
+            readSimple(req, on: export)
         }
     }
 
     /// Simple reply: header then data, the data read straight into the reply buffer.
-    private func readSimple(_ req: NBDRequest) {
+    private func readSimple(_ req: NBDRequest, on export: any BlockExport) {
         let len = Int(req.length)
         let need = NBDReply.simpleHeaderSize + len
         if need > out.free && !out.flush(fd) { return }
@@ -48,7 +48,7 @@ extension Connection {
 
     /// Splits a READ into data and hole runs from the export's block status.
     /// Returns the run count (0 when the export could not tell).
-    private func holeRuns(_ req: NBDRequest) -> Int {
+    private func holeRuns(_ req: NBDRequest, on export: any BlockExport) -> Int {
         let total = UInt64(req.length)
         var covered: UInt64 = 0
         var n = 0
@@ -84,11 +84,11 @@ extension Connection {
     }
 
     /// Structured reply: OFFSET_DATA and OFFSET_HOLE chunks, the last one flagged DONE.
-    private func readStructured(_ req: NBDRequest) {
+    private func readStructured(_ req: NBDRequest, on export: any BlockExport) {
         let len = Int(req.length)
         let df = req.flags & NBDCommandFlags.df.rawValue != 0
         var nruns = 0
-        if !df && len >= core.configuration.holeDetectionMinimum { nruns = holeRuns(req) }
+        if !df && len >= core.configuration.holeDetectionMinimum { nruns = holeRuns(req, on: export) }
         if nruns == 0 {
             runs[0] = (UInt64(len), false)
             nruns = 1
@@ -141,7 +141,7 @@ extension Connection {
     }
 
     /// BLOCK_STATUS for `base:allocation`: one BLOCK_STATUS chunk of merged extents.
-    func serveBlockStatus(_ req: NBDRequest) {
+    func serveBlockStatus(_ req: NBDRequest, on export: any BlockExport) {
         guard session.baseAllocation else {
             return replyStatus(req.cookie, NBDError.inval.rawValue, structuredError: true)
         }

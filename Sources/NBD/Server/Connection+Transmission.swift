@@ -17,6 +17,8 @@ extension Connection {
             if b.count > 0 { rbuf.copyMemory(from: b.baseAddress!, byteCount: b.count) }
         }
         rend = leftover.count
+        // Passed down as a parameter: a borrowed reference costs no retain/release per request.
+        let export: any BlockExport = self.export
         let maxPayload = config.maxPayload
         let header = NBDRequest.headerSize
         let spin = config.receiveSpin
@@ -39,11 +41,11 @@ extension Connection {
                             need = header + len
                             break
                         }
-                        serveWrite(req, payload: UnsafeRawBufferPointer(start: rbuf + rstart + header, count: len))
+                        serveWrite(req, on: export, payload: UnsafeRawBufferPointer(start: rbuf + rstart + header, count: len))
                         rstart += header + len
                     } else {
                         rstart += header
-                        guard serveLargeWrite(req) else { return }
+                        guard serveLargeWrite(req, on: export) else { return }
                     }
                 } else {
                     rstart += header
@@ -52,7 +54,7 @@ extension Connection {
                         logger.debug("client disconnected")
                         return
                     }
-                    serve(req)
+                    serve(req, on: export)
                 }
                 served += 1
                 if out.shouldFlush && !out.flush(fd) { return }
@@ -129,9 +131,9 @@ extension Connection {
 
     /// A WRITE whose payload does not fit the receive buffer (or exceeds the limit).
     /// Returns false when the connection died.
-    private func serveLargeWrite(_ req: NBDRequest) -> Bool {
+    private func serveLargeWrite(_ req: NBDRequest, on export: any BlockExport) -> Bool {
         let len = Int(req.length)
-        if let error = checkWrite(req) {
+        if let error = checkWrite(req, on: export) {
             guard consumePayload(len, into: nil) else { return false }
             replyStatus(req.cookie, error)
             return true
@@ -148,7 +150,7 @@ extension Connection {
         }
         defer { core.pool.release(buffer) }
         guard consumePayload(len, into: buffer.base) else { return false }
-        serveWrite(req, payload: UnsafeRawBufferPointer(start: buffer.base, count: len))
+        serveWrite(req, on: export, payload: UnsafeRawBufferPointer(start: buffer.base, count: len))
         return true
     }
 
@@ -168,14 +170,14 @@ extension Connection {
     }
 
     @inline(__always)
-    private func checkWrite(_ req: NBDRequest) -> UInt32? {
+    private func checkWrite(_ req: NBDRequest, on export: any BlockExport) -> UInt32? {
         guard flagsValid(req) else { return NBDError.inval.rawValue }
         guard req.fits(in: export.size) else { return NBDError.nospc.rawValue }
         return nil
     }
 
-    private func serveWrite(_ req: NBDRequest, payload: UnsafeRawBufferPointer) {
-        if let error = checkWrite(req) { return replyStatus(req.cookie, error) }
+    private func serveWrite(_ req: NBDRequest, on export: any BlockExport, payload: UnsafeRawBufferPointer) {
+        if let error = checkWrite(req, on: export) { return replyStatus(req.cookie, error) }
         if payload.isEmpty { return replyStatus(req.cookie, 0) }
         do {
             try export.write(payload, at: req.offset)
@@ -186,7 +188,7 @@ extension Connection {
         }
     }
 
-    private func serve(_ req: NBDRequest) {
+    private func serve(_ req: NBDRequest, on export: any BlockExport) {
         guard let command = NBDCommand(rawValue: req.type), flagsValid(req) else {
             return replyStatus(req.cookie, NBDError.inval.rawValue, structuredError: true)
         }
@@ -194,9 +196,9 @@ extension Connection {
         do throws(BlockExportError) {
             switch command {
             case .read:
-                return serveRead(req)
+                return serveRead(req, on: export)
             case .blockStatus:
-                return serveBlockStatus(req)
+                return serveBlockStatus(req, on: export)
             case .flush:
                 try export.flush()
             case .trim:
