@@ -18,8 +18,8 @@ struct CompressorWorker: Sendable {
     /// Runs until the stage is stopped and empty.
     func run() {
         Self.nameThread()
-        var run = 0
-        while let (sequence, entry) = stage.next(run: &run) {
+        var pollCredit: UInt64 = 0
+        while let (sequence, entry) = stage.next(pollCredit: &pollCredit) {
             compress(page: entry.page, slot: stage.slot(ofSequence: sequence))
             if entry.replacedObject != 0 { encoder.pool.free(ObjectHandle(rawValue: entry.replacedObject)) }
             stage.retire(sequence)

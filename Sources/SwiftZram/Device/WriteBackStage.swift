@@ -53,14 +53,14 @@ final class WriteBackStage: @unchecked Sendable {
         var replacedObject: UInt64
     }
 
-    /// How long the compressor polls an empty ring before it sleeps, per page it
-    /// compressed since the ring was last empty, and at most. A client sending batches
-    /// of 32 pages keeps it polling through the gap between batches (a wake-up costs the
-    /// writer a futex call and the page a scheduler hop), while a trickle of single pages
-    /// lets it sleep almost at once: it never polls longer than about twice the time it
-    /// spent compressing the run before.
-    static let pollNanosecondsPerPage: UInt64 = 6_000
-    static let pollNanosecondsMax: UInt64 = 200_000
+    /// Polling budget: each page compressed earns the compressor this much time to poll
+    /// an empty ring before it sleeps, up to the cap; polling spends it. A client sending
+    /// batches (even in pieces) earns more than the gaps between them cost, so the
+    /// compressor stays awake and writers never pay for a futex wake-up; a trickle of
+    /// single pages earns a few microseconds each and lets it sleep almost at once.
+    /// Polling never takes more than about twice the time spent compressing.
+    static let pollCreditPerPage: UInt64 = 6_000
+    static let pollCreditMax: UInt64 = 400_000
 
     init(capacity: Int) {
         precondition(capacity > 0 && capacity & (capacity - 1) == 0, "stage capacity must be a power of two")
@@ -137,23 +137,27 @@ final class WriteBackStage: @unchecked Sendable {
 
     /// The compressor's next sequence and its entry; waits until there is one.
     /// nil once `stop()` was called and every claimed slot is compressed.
-    /// - Parameter run: pages compressed since the ring was last found empty; the
-    ///   compressor keeps it and this resets it.
-    func next(run: inout Int) -> (sequence: Int, entry: Entry)? {
+    /// - Parameter pollCredit: the compressor's polling budget in nanoseconds (see
+    ///   ``pollCreditPerPage``); the compressor keeps it, this earns and spends it.
+    func next(pollCredit: inout UInt64) -> (sequence: Int, entry: Entry)? {
         let sequence = tail.load(ordering: .relaxed)
         let ready = ready(slot(ofSequence: sequence))
         if !ready.pointee.load(ordering: .acquiring) {
-            let poll = min(Self.pollNanosecondsMax, UInt64(run) &* Self.pollNanosecondsPerPage)
-            run = 0
-            let deadline = Self.monotonicNanoseconds() + poll
+            let start = Self.monotonicNanoseconds()
+            let deadline = start + pollCredit
             var polls = 0
             while !ready.pointee.load(ordering: .acquiring) {
                 polls &+= 1
-                guard polls & 63 == 0, Self.monotonicNanoseconds() >= deadline else { continue }
+                guard polls & 63 == 0 else { continue }
+                let now = Self.monotonicNanoseconds()
+                guard now >= deadline else { continue }
+                pollCredit = 0
                 guard sleep(untilReady: ready, sequence: sequence) else { return nil }
+                break
             }
+            if pollCredit > 0 { pollCredit -= min(pollCredit, Self.monotonicNanoseconds() - start) }
         }
-        run += 1
+        pollCredit = min(Self.pollCreditMax, pollCredit + Self.pollCreditPerPage)
         return (sequence, entries[slot(ofSequence: sequence)])
     }
 
