@@ -14,7 +14,7 @@ import Synchronization
 ///
 /// I/O may come from many threads at once. It holds the lifecycle lock shared,
 /// so control operations that replace the device's state wait for in-flight I/O.
-// @unchecked: `store`, `settings` and `counters` are read only under
+// @unchecked: `store` (and its twin `ioStore`), `settings` and `counters` are read only under
 // `lifecycle` held shared and written only under it held exclusively.
 public final class ZramDevice: @unchecked Sendable {
     public let name: String

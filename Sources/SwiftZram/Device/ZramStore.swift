@@ -30,17 +30,17 @@ final class ZramStore: Sendable {
         self.table = table
         self.encoder = encoder
         self.stage = stage
+        guard let stage else {
+            compressor = nil
+            return
+        }
         // The thread holds the parts it needs, not the store, so dropping the store stops it.
         // It has a stream of its own, so it never contends with writers for one.
-        let workerStream = try stage.map { _ throws(ZramError) in
-            try CompressorPool(parameters: compression, streams: 1)
-        }
-        compressor = stage.map { stage in
-            let worker = CompressorWorker(table: table, encoder: encoder, compressors: workerStream!, stage: stage)
-            return WorkerThread {
-                workerStart?()
-                worker.run()
-            }
+        let workerStreams = try CompressorPool(parameters: compression, streams: 1)
+        let worker = CompressorWorker(table: table, encoder: encoder, compressors: workerStreams, stage: stage)
+        compressor = WorkerThread {
+            workerStart?()
+            worker.run()
         }
     }
 
@@ -119,8 +119,9 @@ extension ZramStore {
             if let sequence = stage.reserve() {
                 let slot = stage.slot(ofSequence: sequence)
                 stage.buffer(slot).copyMemory(from: page.baseAddress!, byteCount: pageSize)
-                let replaced = installStaged(slot: slot, at: index)
-                stage.publish(sequence, .init(page: index, replacedObject: replaced))
+                // The object the page held is left for the compressor to free.
+                let old = exchange(EncodedPage(state: .staged, payload: UInt64(slot)), at: index)
+                stage.publish(sequence, .init(page: index, replacedObject: old.state.hasObject ? old.payload : 0))
                 counters.notePeak(memoryUsed)
                 return
             }
@@ -161,28 +162,22 @@ extension ZramStore {
     /// Puts an encoded page into the table and frees what the slot held before.
     @inline(__always)
     func install(_ encoded: EncodedPage, at index: Int) {
+        let old = exchange(encoded, at: index)
+        if old.state.hasObject { pool.free(ObjectHandle(rawValue: old.payload)) }
+    }
+
+    /// Puts an encoded page into the table and counts the change; the caller frees
+    /// the object the slot held, if any (`hasObject`: `payload` is its handle, never 0).
+    @inline(__always)
+    private func exchange(_ encoded: EncodedPage, at index: Int) -> (state: PageState, payload: UInt64) {
         let slot = table.slot(index)
         let old = slot.lock()
         let oldPayload = slot.pointee.payload
         slot.pointee.payload = encoded.payload
         slot.unlock(setting: encoded.state)
         counters.record(encoded.state)
-        release(old, payload: oldPayload)
-    }
-
-    /// Points page `index` at stage slot `slot`. The object it held, if any, is left
-    /// for the compressor to free.
-    /// - Returns: that object's handle (never 0), or 0.
-    @inline(__always)
-    private func installStaged(slot stageSlot: Int, at index: Int) -> UInt64 {
-        let slot = table.slot(index)
-        let old = slot.lock()
-        let oldPayload = slot.pointee.payload
-        slot.pointee.payload = UInt64(stageSlot)
-        slot.unlock(setting: .staged)
-        counters.record(.staged)
         counters.forget(old)
-        return old.hasObject ? oldPayload : 0
+        return (old, oldPayload)
     }
 
     /// Reads `destination.count` bytes from `offset` inside page `index`.
