@@ -1,9 +1,12 @@
-// swift-tools-version: 6.1
+// swift-tools-version: 6.2
+// Linux only: the store, the NBD server and the operations use Linux syscalls (mlock2,
+// prctl, MADV_DONTNEED, /proc). InlineArray and treatAllWarnings need Swift 6.2.
 import PackageDescription
+
+let strict: [SwiftSetting] = [.treatAllWarnings(as: .error)]
 
 let package = Package(
     name: "SwiftZram",
-    platforms: [.macOS(.v15)],
     products: [
         .library(name: "SwiftZram", targets: ["SwiftZram"]),
         .library(name: "NBD", targets: ["NBD"]),
@@ -12,7 +15,6 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
-        .package(url: "https://github.com/ordo-one/package-benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
     ],
     targets: [
         .systemLibrary(
@@ -26,39 +28,25 @@ let package = Package(
             providers: [.apt(["libzstd-dev"])]),
         .target(
             name: "SwiftZram",
-            dependencies: ["CLZ4", "CLZO", "CZstd"]),
+            dependencies: ["CLZ4", "CLZO", "CZstd"],
+            swiftSettings: strict),
         .target(
             name: "NBD",
             dependencies: [.product(name: "Logging", package: "swift-log")],
-            exclude: ["README-design.md"]),
+            exclude: ["README-design.md"],
+            swiftSettings: strict),
         .executableTarget(
             name: "znbd",
             dependencies: [
                 "SwiftZram", "NBD",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
-            ]),
+            ],
+            swiftSettings: strict),
         .testTarget(name: "SwiftZramTests", dependencies: ["SwiftZram"]),
         .testTarget(name: "NBDTests", dependencies: ["NBD"]),
         // Drives the built `znbd` binary with real clients and the kernel (nbdfuse + loop).
         .testTarget(name: "ZnbdTests", dependencies: ["znbd"]),
-        .executableTarget(
-            name: "StoreBenchmarks",
-            dependencies: [
-                "SwiftZram",
-                .product(name: "Benchmark", package: "package-benchmark"),
-            ],
-            path: "Benchmarks/StoreBenchmarks",
-            plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]),
-        .executableTarget(
-            name: "ProtocolBenchmarks",
-            dependencies: [
-                "NBD",
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "Benchmark", package: "package-benchmark"),
-            ],
-            path: "Benchmarks/ProtocolBenchmarks",
-            plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]),
     ],
     swiftLanguageModes: [.v6]
 )

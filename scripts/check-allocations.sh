@@ -7,6 +7,6 @@
 # StoreBenchmarks reads real anonymous memory from $ZRAM_CORPUS (default /tmp/znbd-anon.bin),
 # captured by scripts/capture-anon-corpus.sh when missing.
 set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
+cd "$(dirname "${BASH_SOURCE[0]}")/../Benchmarks"
 exec swift package --allow-writing-to-package-directory benchmark thresholds check \
-    --path Benchmarks/Thresholds --no-progress "$@"
+    --path Thresholds --no-progress "$@"
