@@ -10,11 +10,13 @@ let package = Package(
     products: [
         .library(name: "SwiftZram", targets: ["SwiftZram"]),
         .library(name: "NBD", targets: ["NBD"]),
+        .library(name: "Platform", targets: ["Platform"]),
         .executable(name: "znbd", targets: ["znbd"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
     ],
     targets: [
         .systemLibrary(
@@ -26,23 +28,32 @@ let package = Package(
         .systemLibrary(
             name: "CZstd", pkgConfig: "libzstd",
             providers: [.apt(["libzstd-dev"])]),
+        // Linux calls Swift cannot make cleanly (variadic prctl/open/fcntl, _GNU_SOURCE constants).
+        .target(name: "CPlatform"),
+        // The one platform layer: threads, Unix sockets, process hardening, runtime-directory
+        // files; its system calls throw errno.
+        .target(
+            name: "Platform",
+            dependencies: ["CPlatform", .product(name: "SystemPackage", package: "swift-system")],
+            swiftSettings: strict),
         .target(
             name: "SwiftZram",
-            dependencies: ["CLZ4", "CLZO", "CZstd"],
+            dependencies: ["CLZ4", "CLZO", "CZstd", "Platform"],
             swiftSettings: strict),
         .target(
             name: "NBD",
-            dependencies: [.product(name: "Logging", package: "swift-log")],
+            dependencies: ["Platform", .product(name: "Logging", package: "swift-log")],
             exclude: ["README-design.md"],
             swiftSettings: strict),
         .executableTarget(
             name: "znbd",
             dependencies: [
-                "SwiftZram", "NBD",
+                "SwiftZram", "NBD", "Platform",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),
+        .testTarget(name: "PlatformTests", dependencies: ["Platform"]),
         .testTarget(name: "SwiftZramTests", dependencies: ["SwiftZram"]),
         .testTarget(name: "NBDTests", dependencies: ["NBD"]),
         // Drives the built `znbd` binary with real clients and the kernel (nbdfuse + loop).

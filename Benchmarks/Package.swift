@@ -23,6 +23,7 @@ let package = Package(
             name: "ProtocolBenchmarks",
             dependencies: [
                 .product(name: "NBD", package: "SwiftZram"),
+                .product(name: "Platform", package: "SwiftZram"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Benchmark", package: "package-benchmark"),
             ],

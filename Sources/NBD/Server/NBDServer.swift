@@ -1,5 +1,6 @@
 import Dispatch
 import Logging
+import Platform
 import Synchronization
 
 #if canImport(Glibc)
@@ -124,18 +125,24 @@ final class ServerCore: Sendable {
         }
         if tcp { SocketIO.setNoDelay(fd) }
         group.enter()
-        let started = spawnThread(name: "nbd-conn-\(id)", stackSize: 1 << 20) { [self] in
-            if configuration.markIOThreadsAsIOFlushers, let warning = SwapSafety.markCurrentThreadAsIOFlusher(),
-                !warnedIOFlusher.exchange(true, ordering: .relaxed)
-            {
-                logger.warning("\(warning)")
+        do {
+            try PosixThread.detach(name: "nbd-conn-\(id)", stackSize: 1 << 20) { [self] in
+                if configuration.markIOThreadsAsIOFlushers { markAsIOFlusher() }
+                Connection(fd: fd, id: id, core: self).run()
+                finish(id)
             }
-            Connection(fd: fd, id: id, core: self).run()
+        } catch {
+            logger.error("cannot start a connection thread: \(error)")
             finish(id)
         }
-        if !started {
-            logger.error("cannot start a connection thread")
-            finish(id)
+    }
+
+    /// PR_SET_IO_FLUSHER on the calling connection thread; the first failure is logged.
+    private func markAsIOFlusher() {
+        do {
+            try ProcessHardening.markCurrentThreadAsIOFlusher()
+        } catch {
+            if !warnedIOFlusher.exchange(true, ordering: .relaxed) { logger.warning("\(error)") }
         }
     }
 

@@ -1,3 +1,5 @@
+import Platform
+
 /// An initialised device: its page table, allocator pool, compression
 /// streams and counters. Created when disksize is set, dropped on reset.
 ///
@@ -12,7 +14,7 @@ final class ZramStore: Sendable {
     var counters: DeviceCounters { encoder.counters }
     /// Pages accepted but not yet compressed; nil when write-back is off.
     let stage: WriteBackStage?
-    private let compressor: WorkerThread?
+    private let compressor: PosixThread?
 
     /// - Parameters:
     ///   - stagePages: write-back slots (a power of two; 0 compresses every write inline).
@@ -38,9 +40,13 @@ final class ZramStore: Sendable {
         // It has a stream of its own, so it never contends with writers for one.
         let workerStreams = try CompressorPool(parameters: compression, streams: 1)
         let worker = CompressorWorker(table: table, encoder: encoder, compressors: workerStreams, stage: stage)
-        compressor = WorkerThread {
-            workerStart?()
-            worker.run()
+        do {
+            compressor = try PosixThread.spawn(name: CompressorWorker.threadName) {
+                workerStart?()
+                worker.run()
+            }
+        } catch {
+            throw ZramError(.outOfMemory, "cannot start the compressor thread: \(error)")
         }
     }
 
