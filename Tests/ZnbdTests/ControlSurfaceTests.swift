@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 
-@testable import znbd
+@testable import ZnbdKit
 
 /// `znbd status/get/set/hot-add/hot-remove` against a live server.
 @Suite(.serialized) struct ControlSurfaceTests {

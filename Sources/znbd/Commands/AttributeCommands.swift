@@ -64,6 +64,7 @@ struct HotRemoveCommand: ParsableCommand {
 }
 
 import SwiftZram
+import ZnbdKit
 
 enum ZramAttributeNames {
     static let readable = ZramDevice.readableAttributes.joined(separator: ", ")

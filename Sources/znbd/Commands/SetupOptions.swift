@@ -1,4 +1,5 @@
 import ArgumentParser
+import ZnbdKit
 
 /// Where the server and the setup state live, shared by swapon/swapoff/mount/umount.
 struct SetupOptions: ParsableArguments {

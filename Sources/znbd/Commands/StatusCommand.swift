@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SwiftZram
+import ZnbdKit
 
 /// `znbd status`: zramctl's view of the running server's devices.
 struct StatusCommand: ParsableCommand {

@@ -11,30 +11,30 @@ import Synchronization
 ///
 /// Requests are bounded (64 KiB); a malformed one gets an EINVAL answer, and a
 /// client silent for 30 s is dropped. Each client has its own thread.
-final class ControlServer: Sendable {
+public final class ControlServer: Sendable {
     static let requestLimit = 64 << 10
 
-    let path: String
+    public let path: String
     private let registry: DeviceRegistry
     private let logger: Logger
     private let listener: Int32
     private let stopped = Atomic<Bool>(false)
 
-    init(path: String, registry: DeviceRegistry, logger: Logger) throws {
+    public init(path: String, registry: DeviceRegistry, logger: Logger) throws {
         self.path = path
         self.registry = registry
         self.logger = logger
         listener = try UnixSocket.listen(path)
     }
 
-    func start() {
+    public func start() {
         let thread = Thread { [self] in acceptLoop() }
         thread.name = "znbd-control"
         thread.start()
     }
 
     /// Stops accepting and removes the socket file.
-    func shutdown() {
+    public func shutdown() {
         guard !stopped.exchange(true, ordering: .acquiringAndReleasing) else { return }
         Glibc.shutdown(listener, Int32(SHUT_RDWR))
         close(listener)
@@ -78,7 +78,7 @@ final class ControlServer: Sendable {
         }
     }
 
-    static func encode(_ response: ControlResponse) -> [UInt8] {
+    public static func encode(_ response: ControlResponse) -> [UInt8] {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         return Array((try? encoder.encode(response)) ?? Data("{\"ok\":false}".utf8)) + [UInt8(ascii: "\n")]
@@ -128,7 +128,7 @@ final class ControlServer: Sendable {
         return (export, attribute)
     }
 
-    func status() -> ServerStatus {
+    public func status() -> ServerStatus {
         ServerStatus(devices: registry.all.map { export in
             let device = export.device
             let mm = device.memoryStatistics, io = device.ioStatistics

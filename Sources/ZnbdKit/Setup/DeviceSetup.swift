@@ -5,20 +5,34 @@ import Foundation
 import SwiftZram
 
 /// What one device should be: from the command line or a `[zramN]` config section.
-struct DeviceSpec: Sendable, Equatable {
-    var size: UInt64
-    var algorithm: CompressionAlgorithm?
-    var level: Int?
-    var memLimit: UInt64?
-    var swapPriority: Int = 100
-    var fsType: String = "swap"
-    var mountPoint: String?
+public struct DeviceSpec: Sendable, Equatable {
+    public var size: UInt64
+    public var algorithm: CompressionAlgorithm?
+    public var level: Int?
+    public var memLimit: UInt64?
+    public var swapPriority: Int = 100
+    public var fsType: String = "swap"
+    public var mountPoint: String?
     /// Extra `swapon -o` or `mount -o` options.
-    var options: String?
+    public var options: String?
+
+    public init(
+        size: UInt64, algorithm: CompressionAlgorithm? = nil, level: Int? = nil, memLimit: UInt64? = nil,
+        swapPriority: Int = 100, fsType: String = "swap", mountPoint: String? = nil, options: String? = nil
+    ) {
+        self.size = size
+        self.algorithm = algorithm
+        self.level = level
+        self.memLimit = memLimit
+        self.swapPriority = swapPriority
+        self.fsType = fsType
+        self.mountPoint = mountPoint
+        self.options = options
+    }
 }
 
 /// How exports reach the kernel.
-enum AttachMethod: String, CaseIterable, Sendable {
+public enum AttachMethod: String, CaseIterable, Sendable {
     /// nbd-client when `modprobe nbd` succeeds, else nbdfuse + losetup.
     case auto
     /// nbd-client -unix SOCK -N zramK -b 4096 /dev/nbdK.
@@ -30,18 +44,18 @@ enum AttachMethod: String, CaseIterable, Sendable {
 /// Sets devices up for swap or a scratch mount and takes them down again, recording
 /// each step in the state file as it is done (see `SetupState`). Holds the runtime
 /// directory's lock for its lifetime.
-final class DeviceSetup {
-    let paths: RuntimePaths
-    let control: String
-    let unix: String
-    private(set) var state: SetupState
+public final class DeviceSetup {
+    public let paths: RuntimePaths
+    public let control: String
+    public let unix: String
+    public private(set) var state: SetupState
     private let lock: RuntimeLock
     private var method: AttachMethod
     /// Whether this run started the server.
-    private(set) var startedServer = false
+    public private(set) var startedServer = false
     private var client: ControlClient { ControlClient(path: control) }
 
-    init(paths: RuntimePaths, control: String? = nil, unix: String? = nil, attach: AttachMethod = .auto) throws {
+    public init(paths: RuntimePaths, control: String? = nil, unix: String? = nil, attach: AttachMethod = .auto) throws {
         self.paths = paths
         lock = try RuntimeLock(paths)
         state = try SetupState.load(from: paths.stateFile)
@@ -62,7 +76,7 @@ final class DeviceSetup {
     // MARK: - Setting up
 
     /// Reuses the server answering on the control socket, or starts one in the background.
-    func ensureServer() throws {
+    public func ensureServer() throws {
         if !state.isEmpty, let recorded = state.control, recorded != control {
             throw Tool.Failure(description: "\(paths.stateFile) records devices on the server at \(recorded); undo them first or use another --runtime-dir")
         }
@@ -81,7 +95,7 @@ final class DeviceSetup {
     }
 
     /// Creates, attaches and enables one swap area; recorded in `state.swaps`.
-    func addSwap(_ spec: DeviceSpec) throws -> SetupState.Use {
+    public func addSwap(_ spec: DeviceSpec) throws -> SetupState.Use {
         state.swaps.append(SetupState.Use(priority: spec.swapPriority))
         try save()
         let index = state.swaps.count - 1
@@ -98,7 +112,7 @@ final class DeviceSetup {
     }
 
     /// Creates, attaches, formats and mounts one scratch file system; recorded in `state.mounts`.
-    func addMount(_ spec: DeviceSpec, at directory: String) throws -> SetupState.Use {
+    public func addMount(_ spec: DeviceSpec, at directory: String) throws -> SetupState.Use {
         state.mounts.append(SetupState.Use(mountPoint: directory, fsType: spec.fsType))
         try save()
         let index = state.mounts.count - 1
@@ -222,7 +236,7 @@ final class DeviceSetup {
 
     /// Undoes one recorded use, newest step first. Each undone step is saved at once;
     /// when a step fails the rest stays recorded (so a later run can finish) and this throws.
-    func teardown(_ list: WritableKeyPath<SetupState, [SetupState.Use]>, _ index: Int) throws {
+    public func teardown(_ list: WritableKeyPath<SetupState, [SetupState.Use]>, _ index: Int) throws {
         var use: SetupState.Use { state[keyPath: list][index] }
         if use.swapActive, let block = use.blockDevice {
             try Tool.require("swapoff", [block], timeout: 600)
@@ -301,7 +315,7 @@ final class DeviceSetup {
     }
 
     /// Stops the server if we started it and it is now unused: nothing recorded, no devices left.
-    func stopServerIfUnused() throws {
+    public func stopServerIfUnused() throws {
         guard let daemon = state.daemon, state.swaps.isEmpty, state.mounts.isEmpty else { return }
         if let status = try? client.send(ControlRequest(op: .status)).status, !status.devices.isEmpty {
             note("leaving znbd serve (pid \(daemon.pid)) running: it still has \(status.devices.map(\.name).joined(separator: ", "))")
@@ -314,7 +328,7 @@ final class DeviceSetup {
 
     /// Undoes everything recorded in `list` from `start` on (newest first), then stops the
     /// server if we started it and nothing uses it; the first error is rethrown after trying the rest.
-    func rollBack(_ list: WritableKeyPath<SetupState, [SetupState.Use]>, from start: Int) throws {
+    public func rollBack(_ list: WritableKeyPath<SetupState, [SetupState.Use]>, from start: Int) throws {
         var firstError: Error?
         var index = state[keyPath: list].count - 1
         while index >= start {
@@ -327,7 +341,7 @@ final class DeviceSetup {
 
     // MARK: - Kernel facts
 
-    static func isMountPoint(_ path: String) -> Bool {
+    public static func isMountPoint(_ path: String) -> Bool {
         let mounts = (try? String(contentsOfFile: "/proc/self/mounts", encoding: .utf8)) ?? ""
         return mounts.split(separator: "\n").contains { line in
             let fields = line.split(separator: " ")
@@ -335,7 +349,7 @@ final class DeviceSetup {
         }
     }
 
-    static func isActiveSwap(_ blockDevice: String) -> Bool {
+    public static func isActiveSwap(_ blockDevice: String) -> Bool {
         let swaps = (try? String(contentsOfFile: "/proc/swaps", encoding: .utf8)) ?? ""
         return swaps.split(separator: "\n").dropFirst().contains { $0.split(separator: " ").first.map(String.init) == blockDevice }
     }
@@ -348,6 +362,6 @@ final class DeviceSetup {
 }
 
 /// `znbd: MESSAGE` on stderr.
-func note(_ message: String) {
+public func note(_ message: String) {
     FileHandle.standardError.write(Data("znbd: \(message)\n".utf8))
 }

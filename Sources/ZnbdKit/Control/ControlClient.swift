@@ -1,18 +1,19 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import ArgumentParser
 import Foundation
 
 /// Talks to a running `znbd serve` over its control socket.
-struct ControlClient {
+public struct ControlClient {
     /// `/run/znbd/control.sock`, or in `$ZNBD_RUNTIME_DIR`.
-    static let defaultPath = RuntimePaths.fromEnvironment.controlSocket
+    public static let defaultPath = RuntimePaths.fromEnvironment.controlSocket
 
-    let path: String
+    public let path: String
+
+    public init(path: String) { self.path = path }
 
     /// Sends one request and returns the server's answer; a failed answer becomes a thrown `ControlFailure`.
-    func send(_ request: ControlRequest) throws -> ControlResponse {
+    public func send(_ request: ControlRequest) throws -> ControlResponse {
         let fd: Int32
         do { fd = try UnixSocket.connect(path) } catch {
             throw ControlFailure(message: "\(error.description) (is `znbd serve` running?)")
@@ -32,15 +33,9 @@ struct ControlClient {
 }
 
 /// A control request the server refused; printed as `znbd: MESSAGE (ERRNO)`, exit status 1.
-struct ControlFailure: Error, CustomStringConvertible {
-    var message: String
-    var description: String { message }
-}
+public struct ControlFailure: Error, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
 
-/// `--control PATH`, shared by every command that talks to the server.
-struct ControlOptions: ParsableArguments {
-    @Option(name: .long, help: "The server's control socket.")
-    var control: String = ControlClient.defaultPath
-
-    var client: ControlClient { ControlClient(path: control) }
+    public init(message: String) { self.message = message }
 }

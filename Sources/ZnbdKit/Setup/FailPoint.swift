@@ -7,7 +7,7 @@ enum FailPoint {
     static let environmentVariable = "ZNBD_FAIL_AFTER"
     nonisolated(unsafe) private static var counts: [String: Int] = [:]  // one CLI thread
 
-    static func check(_ step: String) throws {
+    public static func check(_ step: String) throws {
         guard let spec = ProcessInfo.processInfo.environment[environmentVariable], !spec.isEmpty else { return }
         let parts = spec.split(separator: ":", maxSplits: 1)
         guard parts.first.map(String.init) == step else { return }

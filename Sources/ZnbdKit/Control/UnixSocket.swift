@@ -4,10 +4,10 @@ import Glibc
 import NBD
 
 /// Minimal blocking Unix-socket helpers for the control channel.
-enum UnixSocket {
-    struct Failure: Error, CustomStringConvertible {
-        var description: String
-        init(_ what: String, errno code: Int32 = errno) {
+public enum UnixSocket {
+    public struct Failure: Error, CustomStringConvertible {
+        public var description: String
+        public init(_ what: String, errno code: Int32 = errno) {
             description = "\(what): \(String(cString: strerror(code)))"
         }
     }
@@ -26,7 +26,7 @@ enum UnixSocket {
 
     /// Binds and listens at `path` with mode 0600, creating the parent directory.
     /// A stale socket file (nobody listening) is replaced; a live one is EADDRINUSE.
-    static func listen(_ path: String) throws(Failure) -> Int32 {
+    public static func listen(_ path: String) throws(Failure) -> Int32 {
         let socketPath = try socketPath(path)
         try makeParentDirectory(of: path)
         if let fd = try? connect(path) {
@@ -40,7 +40,7 @@ enum UnixSocket {
     }
 
     /// `mkdir -p` of the path's directory, mode 0755.
-    static func makeParentDirectory(of path: String) throws(Failure) {
+    public static func makeParentDirectory(of path: String) throws(Failure) {
         if let failed = UnixSocketPath.makeParentDirectories(of: path) {
             throw Failure("cannot create directory \(failed)")
         }
