@@ -81,7 +81,7 @@ extension Connection {
     /// Adaptive spin: a client in a request/reply ping-pong (queue depth 1) sends
     /// its next request a few microseconds after our reply. Catching it with
     /// non-blocking receives for up to `spin` saves the wake-up of an idle (virtual) CPU, which
-    /// dominates latency there (16k → 26k IOPS at QD1 on the 2-core test machine).
+    /// dominates latency there.
     /// The spin is only used while the client keeps coming back quickly: after a
     /// wait longer than `spinWorthwhile` the connection blocks straight away until
     /// a quick return shows it is busy again, so idle clients cost nothing.
