@@ -7,8 +7,11 @@ import NBD
 public enum UnixSocket {
     public struct Failure: Error, CustomStringConvertible {
         public var description: String
-        public init(_ what: String, errno code: Int32 = errno) {
+        /// The C errno behind it.
+        public var errno: Int32
+        public init(_ what: String, errno code: Int32 = Glibc.errno) {
             description = "\(what): \(String(cString: strerror(code)))"
+            errno = code
         }
     }
 

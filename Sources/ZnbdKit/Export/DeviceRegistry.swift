@@ -27,29 +27,29 @@ public final class DeviceRegistry: Sendable {
 
     /// Creates and publishes `zramN` with the lowest free N, configured by `configure` first.
     @discardableResult
-    public func add(configure: (ZramDevice) throws(ZramError) -> Void) throws(ZramError) -> ZramExport {
+    public func add(configure: (ZramDevice) throws(ZramError) -> Void) throws(ControlError) -> ZramExport {
         var index = 0
         while exports.lookup("zram\(index)") != nil { index += 1 }
         return try add(named: "zram\(index)", configure: configure)
     }
 
     /// Creates and publishes a device with a given name (`serve --config`'s `[zram3]`).
-    /// - Throws: `EBUSY` when the name is taken.
+    /// - Throws: `EBUSY` when the name is taken, else what `configure` threw with zram's errno.
     @discardableResult
-    public func add(named name: String, configure: (ZramDevice) throws(ZramError) -> Void) throws(ZramError) -> ZramExport {
+    public func add(named name: String, configure: (ZramDevice) throws(ZramError) -> Void) throws(ControlError) -> ZramExport {
         guard export(named: name) == nil else { throw .busy("\(name) already exists") }
         let device = ZramDevice(name: name, workerStart: workerStart)
-        try configure(device)
+        do { try configure(device) } catch { throw ControlError(error) }
         let export = ZramExport(device: device)
         guard exports.add(export) else { throw .busy("\(name) was added concurrently; try again") }
         return export
     }
 
     /// Withdraws a device that no client has open.
-    /// - Throws: `EBUSY` while it is open, `EINVAL` for an unknown name.
+    /// - Throws: `EBUSY` while it is open, `ENODEV` for an unknown name (as zram's hot_remove).
     @discardableResult
-    public func remove(named name: String) throws(ZramError) -> ZramExport {
-        guard let export = export(named: name) else { throw .invalid("no device named \(name)") }
+    public func remove(named name: String) throws(ControlError) -> ZramExport {
+        guard let export = export(named: name) else { throw .noDevice(name) }
         let users = export.device.openers
         guard users == 0 else { throw .busy("\(name) is in use by \(users) client\(users == 1 ? "" : "s")") }
         exports.remove(named: name)

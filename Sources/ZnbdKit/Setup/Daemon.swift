@@ -7,7 +7,7 @@ import Foundation
 enum Daemon {
     /// Whether a server answers on `control`.
     static func isAnswering(_ control: String) -> Bool {
-        (try? ControlClient(path: control).send(ControlRequest(op: .status))) != nil
+        (try? ControlClient(path: control).status()) != nil
     }
 
     /// Starts `znbd serve` detached with no devices (the caller hot-adds them),

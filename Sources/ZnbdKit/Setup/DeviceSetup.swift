@@ -51,11 +51,15 @@ public final class DeviceSetup {
     public private(set) var state: SetupState
     private let lock: RuntimeLock
     private var method: AttachMethod
+    private var failPoints: FailPoints
     /// Whether this run started the server.
     public private(set) var startedServer = false
     private var client: ControlClient { ControlClient(path: control) }
 
-    public init(paths: RuntimePaths, control: String? = nil, unix: String? = nil, attach: AttachMethod = .auto) throws {
+    public init(
+        paths: RuntimePaths, control: String? = nil, unix: String? = nil, attach: AttachMethod = .auto,
+        failPoints: FailPoints = FailPoints()
+    ) throws {
         self.paths = paths
         lock = try RuntimeLock(paths)
         state = try SetupState.load(from: paths.stateFile)
@@ -63,6 +67,7 @@ public final class DeviceSetup {
         self.control = control ?? state.control ?? paths.controlSocket
         self.unix = unix ?? state.unix ?? paths.nbdSocket
         method = attach
+        self.failPoints = failPoints
     }
 
     func save() throws { try state.save(to: paths.stateFile) }
@@ -91,7 +96,7 @@ public final class DeviceSetup {
         startedServer = true
         try save()
         note("started znbd serve (pid \(state.daemon!.pid)), log \(paths.logFile)")
-        try FailPoint.check("daemon")
+        try failPoints.check(.daemon)
     }
 
     /// Creates, attaches and enables one swap area; recorded in `state.swaps`.
@@ -102,12 +107,12 @@ public final class DeviceSetup {
         try createAndAttach(spec, \.swaps, index)
         let block = state.swaps[index].blockDevice!
         try Tool.require("mkswap", [block])
-        try FailPoint.check("mkswap")
+        try failPoints.check(.mkswap)
         var arguments = ["-p", String(spec.swapPriority)]
         if let options = spec.options, !options.isEmpty { arguments += ["-o", options] }
         try Tool.require("swapon", arguments + [block])
         try update(\.swaps, index) { $0.swapActive = true }
-        try FailPoint.check("swapon")
+        try failPoints.check(.swapon)
         return state.swaps[index]
     }
 
@@ -126,11 +131,11 @@ public final class DeviceSetup {
         try createAndAttach(spec, \.mounts, index)
         let block = state.mounts[index].blockDevice!
         try Tool.require("mkfs.\(spec.fsType)", Self.mkfsArguments(spec.fsType) + [block], timeout: 600)
-        try FailPoint.check("mkfs")
+        try failPoints.check(.mkfs)
         let options = ["discard"] + (spec.options.map { [$0] } ?? [])
         try Tool.require("mount", ["-t", spec.fsType, "-o", options.joined(separator: ","), block, directory])
         try update(\.mounts, index) { $0.mounted = true }
-        try FailPoint.check("mount")
+        try failPoints.check(.mount)
         return state.mounts[index]
     }
 
@@ -145,25 +150,24 @@ public final class DeviceSetup {
     }
 
     private func createAndAttach(_ spec: DeviceSpec, _ list: WritableKeyPath<SetupState, [SetupState.Use]>, _ index: Int) throws {
-        let name = try client.send(ControlRequest(op: .hotAdd)).value ?? ""
-        guard !name.isEmpty else { throw Tool.Failure(description: "the server did not name the new device") }
+        let name = try client.hotAdd()
         try update(list, index) { $0.device = name }
         // zram's order: algorithm and its parameters, then the limit, then disksize.
         if let algorithm = spec.algorithm { try set(name, "comp_algorithm", algorithm.rawValue) }
         if let level = spec.level { try set(name, "algorithm_params", "level=\(level)") }
         if let memLimit = spec.memLimit { try set(name, "mem_limit", String(memLimit)) }
         try set(name, "disksize", String(spec.size))
-        try FailPoint.check("hot-add")
+        try failPoints.check(.hotAdd)
 
         switch try resolvedMethod() {
         case .nbd: try attachWithNBDClient(name, list, index)
         case .fuse, .auto: try attachWithFUSE(name, list, index)
         }
-        try FailPoint.check("attach")
+        try failPoints.check(.attach)
     }
 
     private func set(_ device: String, _ attribute: String, _ value: String) throws {
-        _ = try client.send(ControlRequest(op: .set, device: device, attribute: attribute, value: value))
+        try client.set(device, attribute, value)
     }
 
     /// `auto` becomes nbd when `modprobe nbd` succeeds and /dev/nbd0 exists, else fuse (said once on stderr).
@@ -303,13 +307,15 @@ public final class DeviceSetup {
         guard Daemon.isAnswering(control) else { return }  // the server is gone, and its devices with it
         let deadline = Date().addingTimeInterval(15)
         while true {
-            do {
-                _ = try client.send(ControlRequest(op: .hotRemove, device: device))
+            do throws(ControlError) {
+                try client.hotRemove(device)
                 return
-            } catch let failure as ControlFailure {
-                if failure.message.contains("no device named") { return }
-                guard failure.message.contains("EBUSY"), Date() < deadline else { throw failure }
-                usleep(100_000)
+            } catch {
+                switch error.kind {
+                case .noDevice: return
+                case .busy where Date() < deadline: usleep(100_000)
+                default: throw error
+                }
             }
         }
     }
@@ -317,7 +323,7 @@ public final class DeviceSetup {
     /// Stops the server if we started it and it is now unused: nothing recorded, no devices left.
     public func stopServerIfUnused() throws {
         guard let daemon = state.daemon, state.swaps.isEmpty, state.mounts.isEmpty else { return }
-        if let status = try? client.send(ControlRequest(op: .status)).status, !status.devices.isEmpty {
+        if let status = try? client.status(), !status.devices.isEmpty {
             note("leaving znbd serve (pid \(daemon.pid)) running: it still has \(status.devices.map(\.name).joined(separator: ", "))")
             return
         }

@@ -30,8 +30,7 @@ struct StatusCommand: ParsableCommand {
     var outputAll = false
 
     func run() throws {
-        let response = try options.client.send(ControlRequest(op: .status))
-        guard let status = response.status else { throw ControlFailure(message: "the server sent no status") }
+        let status = try options.client.status()
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
