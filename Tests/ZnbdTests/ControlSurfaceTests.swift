@@ -132,6 +132,14 @@ import Testing
         }
         // Four malformed requests, then the line over 64 KiB, after which the server hangs up.
         #expect(kinds == [.invalidArgument, .invalidArgument, .invalidArgument, .invalidArgument, .messageTooLong])
+
+        // One byte over the limit, its newline in the last chunk the server reads, is still too long.
+        let justOver = try ControlConnection(server.control)
+        try justOver.send([UInt8](repeating: UInt8(ascii: " "), count: ControlServer.requestLimit + 1) + [UInt8(ascii: "\n")])
+        #expect(try justOver.receive() == .failure(ControlError(.messageTooLong, "request longer than 65536 bytes: Message too long")))
+        let atLimit = try ControlConnection(server.control)
+        try atLimit.send([UInt8](repeating: UInt8(ascii: " "), count: ControlServer.requestLimit - 8) + Array(#"["x"]"#.utf8) + [UInt8(ascii: "\n")])
+        #expect(try atLimit.receive() == .failure(.invalid("malformed control request")))
         #expect(server.isRunning)
         #expect(try server.cli(["get", "zram0", "initstate"]).stdout == "1\n")
     }

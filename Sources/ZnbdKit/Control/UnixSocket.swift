@@ -70,8 +70,10 @@ public enum UnixSocket {
             let got = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, take, 0) }
             guard got == take else { throw Failure("read") }
             line += chunk[..<take]
-            if line.last == UInt8(ascii: "\n") { line.removeLast(); return line }
+            let complete = line.last == UInt8(ascii: "\n")
+            if complete { line.removeLast() }
             guard line.count <= limit else { throw Failure("request longer than \(limit) bytes", errno: EMSGSIZE) }
+            if complete { return line }
         }
     }
 
