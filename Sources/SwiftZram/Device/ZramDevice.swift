@@ -135,15 +135,24 @@ public final class ZramDevice: @unchecked Sendable {
 
     // MARK: Control
 
+    /// The largest disksize: 32 PiB, what the page table can address (see
+    /// ``PageTable/maximumPageCount``). An empty device costs the same at every size.
+    public static let maximumDiskSize = UInt64(PageTable.maximumPageCount) * UInt64(pageSize)
+
     /// Sets disksize and initialises the device. Rounded up to whole pages.
-    /// - Throws: `EBUSY` if already initialised, `EINVAL` for 0.
+    /// - Throws: `EBUSY` if already initialised, `EINVAL` for 0, `ENOMEM` (as the kernel's
+    ///   zram, whose table allocation fails) above ``maximumDiskSize`` or if the system
+    ///   refuses memory. Nothing is allocated before the size is checked.
     public func setDiskSize(_ bytes: UInt64) throws(ZramError) {
         try lifecycle.withExclusive { () throws(ZramError) in
             guard store == nil else {
                 throw .busy("\(name) is initialised: reset it before changing disksize")
             }
             guard bytes > 0 else { throw .invalid("disksize must be greater than 0") }
-            guard bytes <= UInt64(Int.max) - UInt64(pageSize) else { throw .invalid("disksize is too large") }
+            guard bytes <= Self.maximumDiskSize else {
+                throw ZramError(
+                    .outOfMemory, "disksize \(bytes) is above the largest device, \(Self.maximumDiskSize) bytes (32 PiB)")
+            }
             let size = (bytes + UInt64(pageSize) - 1) & ~UInt64(pageSize - 1)
             let parameters = try CompressionParameters(
                 algorithm: settings.algorithm, level: settings.level, dictionary: settings.dictionary)
@@ -239,7 +248,12 @@ public final class ZramDevice: @unchecked Sendable {
     public func markAllIdle() {
         lifecycle.withShared {
             guard let store else { return }
-            for index in 0..<store.table.pageCount { store.markIdle(index) }
+            var page = 0
+            while let chunk = store.table.nextChunk(atOrAfter: page) {
+                let end = min(chunk.firstPage + PageTable.pagesPerChunk, store.table.pageCount)
+                for index in chunk.firstPage..<end { store.markIdle(index) }
+                page = chunk.firstPage + PageTable.pagesPerChunk
+            }
         }
     }
 
@@ -248,8 +262,10 @@ public final class ZramDevice: @unchecked Sendable {
         lifecycle.withShared {
             guard let store else { return 0 }
             var count = 0
-            for index in 0..<store.table.pageCount {
-                if let slot = store.table.existingSlot(index), slot.unlockedState.isIdle { count += 1 }
+            var page = 0
+            while let chunk = store.table.nextChunk(atOrAfter: page) {
+                for offset in 0..<PageTable.pagesPerChunk where (chunk.slots + offset).unlockedState.isIdle { count += 1 }
+                page = chunk.firstPage + PageTable.pagesPerChunk
             }
             return count
         }
