@@ -19,7 +19,7 @@ import Synchronization
 public final class ZramDevice: @unchecked Sendable {
     public let name: String
 
-    private let lifecycle = LifecycleLock()
+    let lifecycle = LifecycleLock()
     private var store: ZramStore? {
         didSet { ioStore = store }
     }
@@ -28,6 +28,8 @@ public final class ZramDevice: @unchecked Sendable {
     private unowned(unsafe) var ioStore: ZramStore?
     private var settings: Settings
     private var counters = DeviceCounters()
+    /// Changes whenever `store` is replaced, so a scan that dropped the lock can tell.
+    private var generation = 0
     private let openCount = Atomic<Int>(0)
 
     /// Configuration that applies at the next initialisation.
@@ -159,6 +161,7 @@ public final class ZramDevice: @unchecked Sendable {
             store = try ZramStore(
                 diskSize: size, compression: parameters, streams: settings.streams, counters: counters,
                 stagePages: settings.stagePages, workerStart: workerStart)
+            generation += 1
         }
     }
 
@@ -229,46 +232,34 @@ public final class ZramDevice: @unchecked Sendable {
             }
             store?.shutdown()
             store = nil
+            generation += 1
             counters = DeviceCounters()
             settings = Settings(streams: settings.streams, stagePages: settings.stagePages)
         }
     }
 
-    /// Compacts the allocator now.
-    /// - Returns: pages freed.
+    /// Runs `batch` with the store, holding the lifecycle lock shared for one batch
+    /// at a time, until it returns false or the device is reset or re-initialised.
+    ///
+    /// Between batches the lock is free, so a disksize or reset waits for one batch,
+    /// not for the whole scan, and I/O queued behind it goes on.
+    /// - Parameter afterEachBatch: runs after each batch, still under the lock.
+    /// - Returns: the batches run.
     @discardableResult
-    public func compact() -> Int {
-        lifecycle.withShared {
-            store?.drain()
-            return store?.pool.compact() ?? 0
-        }
-    }
-
-    /// Marks every stored page idle (`idle all`); a later access clears the mark.
-    public func markAllIdle() {
-        lifecycle.withShared {
-            guard let store else { return }
-            var page = 0
-            while let chunk = store.table.nextChunk(atOrAfter: page) {
-                let end = min(chunk.firstPage + PageTable.pagesPerChunk, store.table.pageCount)
-                for index in chunk.firstPage..<end { store.markIdle(index) }
-                page = chunk.firstPage + PageTable.pagesPerChunk
+    func scanInBatches(afterEachBatch: () -> Void = {}, _ batch: (ZramStore) -> Bool) -> Int {
+        var scanned: Int?
+        var batches = 0
+        var more = true
+        while more {
+            more = lifecycle.withShared {
+                guard let store, scanned == nil || scanned == generation else { return false }
+                scanned = generation
+                batches += 1
+                defer { afterEachBatch() }
+                return batch(store)
             }
         }
-    }
-
-    /// Counts idle pages (for status and for later writeback and recompression).
-    public var idlePages: Int {
-        lifecycle.withShared {
-            guard let store else { return 0 }
-            var count = 0
-            var page = 0
-            while let chunk = store.table.nextChunk(atOrAfter: page) {
-                for offset in 0..<PageTable.pagesPerChunk where (chunk.slots + offset).unlockedState.isIdle { count += 1 }
-                page = chunk.firstPage + PageTable.pagesPerChunk
-            }
-            return count
-        }
+        return batches
     }
 
     /// Runs `body` with the store under the lifecycle lock held shared.
