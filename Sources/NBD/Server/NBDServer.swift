@@ -130,7 +130,7 @@ final class ServerCore: Sendable {
             {
                 logger.warning("\(warning)")
             }
-            Connection(fd: fd, id: id, core: self).run()
+            Connection(socket: fd, id: id, core: self).run()
             finish(id)
         }
         if !started {
