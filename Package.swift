@@ -45,19 +45,29 @@ let package = Package(
             dependencies: ["Platform", .product(name: "Logging", package: "swift-log")],
             exclude: ["README-design.md"],
             swiftSettings: strict),
+        // The control plane and operations: the control socket, the devices' exports,
+        // setup orchestration (swapon/mount), the config language.
+        .target(
+            name: "ZnbdKit",
+            dependencies: [
+                "SwiftZram", "NBD", "Platform",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict),
+        // Only the ArgumentParser commands.
         .executableTarget(
             name: "znbd",
             dependencies: [
-                "SwiftZram", "NBD", "Platform",
+                "ZnbdKit", "SwiftZram", "NBD", "Platform",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),
         .testTarget(name: "PlatformTests", dependencies: ["Platform"]),
-        .testTarget(name: "SwiftZramTests", dependencies: ["SwiftZram"]),
+        .testTarget(name: "SwiftZramTests", dependencies: ["SwiftZram", "Platform"]),
         .testTarget(name: "NBDTests", dependencies: ["NBD"]),
-        // Drives the built `znbd` binary with real clients and the kernel (nbdfuse + loop).
-        .testTarget(name: "ZnbdTests", dependencies: ["znbd"]),
+        // Drives the built `znbd` binary (swift build builds every product) with real clients and the kernel (nbdfuse + loop).
+        .testTarget(name: "ZnbdTests", dependencies: ["ZnbdKit"]),
     ],
     swiftLanguageModes: [.v6]
 )
