@@ -67,7 +67,7 @@ let package = Package(
         .testTarget(name: "SwiftZramTests", dependencies: ["SwiftZram", "Platform"]),
         .testTarget(name: "NBDTests", dependencies: ["NBD"]),
         // Drives the built `znbd` binary (swift build builds every product) with real clients and the kernel (nbdfuse + loop).
-        .testTarget(name: "ZnbdTests", dependencies: ["ZnbdKit"]),
+        .testTarget(name: "ZnbdTests", dependencies: ["ZnbdKit", "Platform"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Foundation
+import Platform
 import SwiftZram
 
 /// Talks to a running `znbd serve` over its control socket.
@@ -17,16 +18,16 @@ public struct ControlClient: Sendable {
     /// - Throws: the server's refusal with its errno kind, or the connection's failure.
     public func send(_ request: ControlRequest) throws(ControlError) -> ControlResponse {
         let fd: Int32
-        do { fd = try UnixSocket.connect(path) } catch {
-            throw ControlError(ControlError.Kind(errno: error.errno), "\(error.description) (is `znbd serve` running?)")
+        do { fd = try UnixSocket.connect(to: path).rawValue } catch {
+            throw ControlError(ControlError.Kind(errno: error.errno.rawValue), "\(error.description) (is `znbd serve` running?)")
         }
         defer { close(fd) }
-        UnixSocket.setTimeout(fd, seconds: 60)
+        ControlChannel.setTimeout(fd, seconds: 60)
         let line: [UInt8]?
         do {
-            try UnixSocket.writeAll(fd, Array(try JSONEncoder().encode(request)) + [UInt8(ascii: "\n")])
-            line = try UnixSocket.readLine(fd, limit: 16 << 20)
-        } catch let failure as UnixSocket.Failure {
+            try ControlChannel.writeAll(fd, Array(try JSONEncoder().encode(request)) + [UInt8(ascii: "\n")])
+            line = try ControlChannel.readLine(fd, limit: 16 << 20)
+        } catch let failure as ControlChannel.Failure {
             throw ControlError(.ioError, "control connection: \(failure.description)")
         } catch {
             throw ControlError(.invalidArgument, "cannot encode the request: \(error)")
