@@ -50,9 +50,9 @@ extension ZramDevice {
     /// A device initialised with `algorithm` and `diskSize`.
     static func make(
         _ algorithm: CompressionAlgorithm = .lz4, diskSize: UInt64 = 4 << 20, streams: Int = 2, name: String = "zram-test",
-        stagePages: Int = ZramDevice.defaultStagePages
+        queuePages: Int = ZramDevice.defaultQueuePages
     ) throws -> ZramDevice {
-        let device = ZramDevice(name: name, streams: streams, stagePages: stagePages)
+        let device = ZramDevice(name: name, streams: streams, queuePages: queuePages)
         try device.setAlgorithm(algorithm)
         try device.setDiskSize(diskSize)
         return device

@@ -10,34 +10,34 @@ final class ZramStore: Sendable {
     let encoder: PageEncoder
     var pool: ZsPool { encoder.pool }
     var counters: DeviceCounters { encoder.counters }
-    /// Pages accepted but not yet compressed; nil when write-back is off.
-    let stage: WriteBackStage?
+    /// Pages accepted but not yet compressed; nil when the queue is off.
+    let queue: CompressionQueue?
     private let compressor: WorkerThread?
 
     /// - Parameters:
-    ///   - stagePages: write-back slots (a power of two; 0 compresses every write inline).
+    ///   - queuePages: compression queue slots (a power of two; 0 compresses every write inline).
     ///   - workerStart: runs first on the compressor thread (e.g. to mark it an I/O flusher).
     init(
         diskSize: UInt64, compression: CompressionParameters, streams: Int, counters: DeviceCounters,
-        stagePages: Int = 0, workerStart: (@Sendable () -> Void)? = nil
+        queuePages: Int = 0, workerStart: (@Sendable () -> Void)? = nil
     ) throws(ZramError) {
         let compressors = try CompressorPool(parameters: compression, streams: streams)
         let table = try PageTable(pageCount: Int(diskSize / UInt64(pageSize)))
         let encoder = PageEncoder(pool: ZsPool(), counters: counters)
-        let stage = stagePages > 0 ? try WriteBackStage(capacity: stagePages) : nil
+        let queue = queuePages > 0 ? try CompressionQueue(capacity: queuePages) : nil
         self.diskSize = diskSize
         self.compressors = compressors
         self.table = table
         self.encoder = encoder
-        self.stage = stage
-        guard let stage else {
+        self.queue = queue
+        guard let queue else {
             compressor = nil
             return
         }
         // The thread holds the parts it needs, not the store, so dropping the store stops it.
         // It has a stream of its own, so it never contends with writers for one.
         let workerStreams = try CompressorPool(parameters: compression, streams: 1)
-        let worker = CompressorWorker(table: table, encoder: encoder, compressors: workerStreams, stage: stage)
+        let worker = CompressorWorker(table: table, encoder: encoder, compressors: workerStreams, queue: queue)
         compressor = WorkerThread {
             workerStart?()
             worker.run()
@@ -46,17 +46,17 @@ final class ZramStore: Sendable {
 
     deinit { shutdown() }
 
-    /// Compresses what is staged and stops the compressor thread.
+    /// Compresses what is queued and stops the compressor thread.
     func shutdown() {
-        stage?.stop()
+        queue?.stop()
         compressor?.join()
     }
 
     /// Waits until every page written so far is compressed, so counters are exact.
-    func drain() { stage?.drain() }
+    func drain() { queue?.drain() }
 
-    /// mem_used_total: the allocator's pages plus the stage slots holding pages.
-    var memoryUsed: Int { pool.memoryUsed + counters.stagedPages.load(ordering: .relaxed) * pageSize }
+    /// mem_used_total: the allocator's pages plus the queue slots holding pages.
+    var memoryUsed: Int { pool.memoryUsed + counters.queuedPages.load(ordering: .relaxed) * pageSize }
 }
 
 // MARK: - Encoding one page
@@ -96,8 +96,8 @@ extension ZramStore {
                 counters.failedReads.wrappingAdd(1, ordering: .relaxed)
                 throw ZramError(.ioError, "stored page failed to decompress")
             }
-        } else if state.isStaged, let stage {
-            destination.baseAddress!.copyMemory(from: stage.buffer(Int(payload)), byteCount: pageSize)
+        } else if state.isQueued, let queue {
+            destination.baseAddress!.copyMemory(from: queue.buffer(Int(payload)), byteCount: pageSize)
         } else {
             SameFilledPage.fill(destination, with: state.isSame ? payload : 0, phase: 0)
         }
@@ -107,22 +107,22 @@ extension ZramStore {
 // MARK: - Page operations (one slot lock at a time; callers hold a stream first)
 
 extension ZramStore {
-    /// Stores a full page: same-filled pages at once, others through the write-back
-    /// stage when it has room and no mem_limit is set (a staged page must never fail later),
+    /// Stores a full page: same-filled pages at once, others through the compression
+    /// queue when it has room and no mem_limit is set (a queued page must never fail later),
     /// else compressed inline.
     func writePage(_ index: Int, from page: UnsafeRawBufferPointer, stream: CompressionStream) throws(ZramError) {
         let entry = try writableSlot(index)
-        if let stage, counters.memLimit.load(ordering: .relaxed) == 0 {
+        if let queue, counters.memLimit.load(ordering: .relaxed) == 0 {
             if let word = SameFilledPage.fillWord(of: page) {
                 install(EncodedPage(state: .same(word), payload: word), in: entry)
                 return
             }
-            if let sequence = stage.reserve() {
-                let slot = stage.slot(ofSequence: sequence)
-                stage.buffer(slot).copyMemory(from: page.baseAddress!, byteCount: pageSize)
+            if let sequence = queue.reserve() {
+                let slot = queue.slot(ofSequence: sequence)
+                queue.buffer(slot).copyMemory(from: page.baseAddress!, byteCount: pageSize)
                 // The object the page held is left for the compressor to free.
-                let old = exchange(EncodedPage(state: .staged, payload: UInt64(slot)), in: entry)
-                stage.publish(sequence, .init(page: index, replacedObject: old.state.hasObject ? old.payload : 0))
+                let old = exchange(EncodedPage(state: .queued, payload: UInt64(slot)), in: entry)
+                queue.publish(sequence, .init(page: index, replacedObject: old.state.hasObject ? old.payload : 0))
                 counters.notePeak(memoryUsed)
                 return
             }
@@ -204,8 +204,8 @@ extension ZramStore {
         let state = slot.lock()
         defer { slot.unlock(setting: state.withoutIdle) }
         let payload = slot.pointee.payload
-        if state.isStaged, let stage {
-            destination.baseAddress!.copyMemory(from: stage.buffer(Int(payload)) + offset, byteCount: destination.count)
+        if state.isQueued, let queue {
+            destination.baseAddress!.copyMemory(from: queue.buffer(Int(payload)) + offset, byteCount: destination.count)
         } else if state.isSame || !state.hasObject {
             SameFilledPage.fill(destination, with: state.isSame ? payload : 0, phase: offset)
         } else if destination.count == pageSize {
