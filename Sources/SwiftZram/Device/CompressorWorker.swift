@@ -37,28 +37,27 @@ struct CompressorWorker: Sendable {
     /// Replaces the queued copy of `page` by its stored form, unless the page was
     /// overwritten or discarded since (then the slot is simply passed).
     private func compress(page: Int, slot: Int) {
-        compressors.withStream { stream in
-            guard let entry = table.existingSlot(page) else { return }
-            while true {
-                let state = entry.lock()
-                guard state.isQueued, entry.pointee.payload == UInt64(slot) else {
-                    entry.unlock(setting: state)
-                    return
-                }
-                let raw = UnsafeRawBufferPointer(start: queue.buffer(slot), count: pageSize)
-                // The write was accepted when it was queued: store it whatever mem_limit says now.
-                if let encoded = try? encoder.encode(raw, stream: stream, limit: 0) {
-                    entry.pointee.payload = encoded.payload
-                    let idle = state.rawValue & PageState.idleBit
-                    entry.unlock(setting: PageState(rawValue: encoded.state.rawValue | idle))
-                    counters.record(encoded.state)
-                    counters.forget(state)
-                    return
-                }
-                // Only the OS refusing memory gets here: keep the page queued and retry.
+        guard let entry = table.existingSlot(page) else { return }
+        while true {
+            let state = entry.lock()
+            guard state.isQueued, entry.pointee.payload == UInt64(slot) else {
                 entry.unlock(setting: state)
-                usleep(1000)
+                return
             }
+            let raw = UnsafeRawBufferPointer(start: queue.buffer(slot), count: pageSize)
+            // The write was accepted when it was queued: store it whatever mem_limit says now.
+            let encoded = compressors.withStream { stream in try? encoder.encode(raw, stream: stream, limit: 0) }
+            if let encoded {
+                entry.pointee.payload = encoded.payload
+                let idle = state.rawValue & PageState.idleBit
+                entry.unlock(setting: PageState(rawValue: encoded.state.rawValue | idle))
+                counters.record(encoded.state)
+                counters.forget(state)
+                return
+            }
+            // Only the OS refusing memory gets here: keep the page queued and retry.
+            entry.unlock(setting: state)
+            usleep(1000)
         }
     }
 }

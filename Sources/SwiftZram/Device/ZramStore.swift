@@ -78,10 +78,12 @@ extension ZramStore {
     }
 
     /// Decodes a stored page into `destination` (4096 bytes). The slot must be locked.
+    /// - Parameter stream: the caller's stream; without one, a stream is taken only
+    ///   for as long as a compressed object is decompressed.
     @inline(__always)
     func decode(
         _ state: PageState, payload: UInt64, into destination: UnsafeMutableRawBufferPointer,
-        stream: CompressionStream
+        stream: CompressionStream? = nil
     ) throws(ZramError) {
         if state.hasObject {
             let handle = ObjectHandle(rawValue: payload)
@@ -90,7 +92,8 @@ extension ZramStore {
                     destination.baseAddress!.copyMemory(from: object.baseAddress!, byteCount: pageSize)
                     return true
                 }
-                return stream.decompress(object, into: destination)
+                if let stream { return stream.decompress(object, into: destination) }
+                return compressors.withStream { $0.decompress(object, into: destination) }
             }
             guard ok else {
                 counters.failedReads.wrappingAdd(1, ordering: .relaxed)
@@ -104,19 +107,24 @@ extension ZramStore {
     }
 }
 
-// MARK: - Page operations (one slot lock at a time; callers hold a stream first)
+// MARK: - Page operations
+//
+// One slot lock at a time. A compression stream is taken only to compress or
+// decompress, and only after the page's lock (or with no page lock held at all):
+// a thread holding a stream never waits for a page lock, so streams and page
+// locks cannot deadlock.
 
 extension ZramStore {
     /// Stores a full page: same-filled pages at once, others through the compression
     /// queue when it has room and no mem_limit is set (a queued page must never fail later),
     /// else compressed inline.
-    func writePage(_ index: Int, from page: UnsafeRawBufferPointer, stream: CompressionStream) throws(ZramError) {
+    func writePage(_ index: Int, from page: UnsafeRawBufferPointer) throws(ZramError) {
         let entry = try writableSlot(index)
+        if let word = SameFilledPage.fillWord(of: page) {
+            install(EncodedPage(state: .same(word), payload: word), in: entry)
+            return
+        }
         if let queue, counters.memLimit.load(ordering: .relaxed) == 0 {
-            if let word = SameFilledPage.fillWord(of: page) {
-                install(EncodedPage(state: .same(word), payload: word), in: entry)
-                return
-            }
             if let sequence = queue.reserve() {
                 let slot = queue.slot(ofSequence: sequence)
                 queue.buffer(slot).copyMemory(from: page.baseAddress!, byteCount: pageSize)
@@ -129,7 +137,7 @@ extension ZramStore {
         }
         let encoded: EncodedPage
         do {
-            encoded = try encode(page, stream: stream)
+            encoded = try compressors.withStream { stream throws(ZramError) in try encode(page, stream: stream) }
         } catch {
             counters.failedWrites.wrappingAdd(1, ordering: .relaxed)
             throw error
@@ -149,17 +157,18 @@ extension ZramStore {
     }
 
     /// Overwrites `bytes` at `offset` inside page `index`, keeping the rest of the page.
-    func writePartialPage(
-        _ index: Int, _ bytes: UnsafeRawBufferPointer, at offset: Int, stream: CompressionStream
-    ) throws(ZramError) {
+    /// Holds a stream for the read-modify-write: its work page holds the page meanwhile.
+    func writePartialPage(_ index: Int, _ bytes: UnsafeRawBufferPointer, at offset: Int) throws(ZramError) {
         let slot = try writableSlot(index)
         let old = slot.lock()
         let oldPayload = slot.pointee.payload
-        let page = stream.workPage
         do {
-            try decode(old, payload: oldPayload, into: page, stream: stream)
-            (page.baseAddress! + offset).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
-            let encoded = try encode(UnsafeRawBufferPointer(page), stream: stream)
+            let encoded = try compressors.withStream { stream throws(ZramError) in
+                let page = stream.workPage
+                try decode(old, payload: oldPayload, into: page, stream: stream)
+                (page.baseAddress! + offset).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
+                return try encode(UnsafeRawBufferPointer(page), stream: stream)
+            }
             slot.pointee.payload = encoded.payload
             slot.unlock(setting: encoded.state)
             counters.record(encoded.state)
@@ -194,9 +203,7 @@ extension ZramStore {
     }
 
     /// Reads `destination.count` bytes from `offset` inside page `index`.
-    func readPage(
-        _ index: Int, into destination: UnsafeMutableRawBufferPointer, at offset: Int, stream: CompressionStream
-    ) throws(ZramError) {
+    func readPage(_ index: Int, into destination: UnsafeMutableRawBufferPointer, at offset: Int) throws(ZramError) {
         guard let slot = table.existingSlot(index) else {
             SameFilledPage.fill(destination, with: 0, phase: 0)
             return
@@ -209,15 +216,17 @@ extension ZramStore {
         } else if state.isSame || !state.hasObject {
             SameFilledPage.fill(destination, with: state.isSame ? payload : 0, phase: offset)
         } else if destination.count == pageSize {
-            try decode(state, payload: payload, into: destination, stream: stream)
+            try decode(state, payload: payload, into: destination)
         } else if state.isHuge {
             pool.withObject(ObjectHandle(rawValue: payload), size: pageSize) { object in
                 destination.baseAddress!.copyMemory(from: object.baseAddress! + offset, byteCount: destination.count)
             }
         } else {
-            try decode(state, payload: payload, into: stream.workPage, stream: stream)
-            destination.baseAddress!.copyMemory(
-                from: stream.workPage.baseAddress! + offset, byteCount: destination.count)
+            try compressors.withStream { stream throws(ZramError) in
+                try decode(state, payload: payload, into: stream.workPage, stream: stream)
+                destination.baseAddress!.copyMemory(
+                    from: stream.workPage.baseAddress! + offset, byteCount: destination.count)
+            }
         }
     }
 
