@@ -136,4 +136,31 @@ import Testing
         #expect(server.isRunning)
         #expect(try server.cli(["get", "zram0", "initstate"]).stdout == "1\n")
     }
+
+    @Test func clientsBeyondTheLimitAreRefusedNotQueued() throws {
+        let server = try ZnbdServer(["--size", "16M"])
+        defer { server.stop() }
+        // Each idle connection holds a server thread; status proves it is being served.
+        var held: [ControlConnection] = []
+        for _ in 0..<ControlServer.clientLimit {
+            let connection = try ControlConnection(server.control)
+            try connection.send(.status)
+            guard case .status = try #require(try connection.receive()) else {
+                Issue.record("status was not answered")
+                return
+            }
+            held.append(connection)
+        }
+        let extra = try ControlConnection(server.control)
+        guard case .failure(let error) = try #require(try extra.receive()) else {
+            Issue.record("a client over the limit was served")
+            return
+        }
+        #expect(error.kind == .busy)
+        #expect(try extra.receive() == nil)
+        // As soon as one hangs up, its place is free again.
+        held.removeLast()
+        let client = ControlClient(path: server.control)
+        #expect(Poll.until(seconds: 10) { (try? client.status()) != nil })
+    }
 }
