@@ -87,6 +87,9 @@ final class Connection {
                 if !hs.output.isEmpty { _ = SocketIO.sendAll(fd, hs.output) }
                 logger.debug("handshake ended", metadata: ["reason": "\(reason)"])
                 return nil
+            case .startTLS:
+                // Not reached: this handshake offers no TLS (tls: .off).
+                return nil
             case .transmission:
                 guard SocketIO.sendAll(fd, hs.output) else { return nil }
                 session = hs.session

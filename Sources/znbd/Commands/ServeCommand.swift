@@ -17,6 +17,11 @@ struct ServeCommand: ParsableCommand {
             then mkswap /dev/nbd0 && swapon -p 100 /dev/nbd0, or use
               nbd+unix:///zram0?socket=/run/znbd/nbd.sock with libnbd and qemu tools.
             SIGINT/SIGTERM finish in-flight requests, remove the sockets and exit 0.
+
+            TLS (--tls on|require) covers the TCP listener only; the Unix socket stays
+            plaintext, protected by its 0600 mode. Clients connect with
+              nbds://alice@127.0.0.1:PORT/zram0?tls-psk-file=FILE (or ?tls-certificates=DIR).
+            TCP on a non-loopback address needs TLS, or --insecure.
             """)
 
     @Option(help: "Unix socket for NBD clients (mode 0600; default in $ZNBD_RUNTIME_DIR or /run/znbd).")
@@ -24,6 +29,23 @@ struct ServeCommand: ParsableCommand {
 
     @Option(help: "Also listen on TCP: PORT binds 127.0.0.1, HOST:PORT binds HOST.")
     var tcp: String?
+
+    @Option(help: "TLS on the TCP listener: off, on (clients may upgrade with STARTTLS) or require (plaintext clients are refused). Needs --tcp.")
+    var tls: TLSConfiguration.Mode = .off
+
+    @Option(name: .customLong("tls-certificates"), help: ArgumentHelp(
+        "x509 directory with ca-cert.pem, server-cert.pem and server-key.pem (the nbdkit/qemu layout).", valueName: "dir"))
+    var tlsCertificates: String?
+
+    @Flag(name: .customLong("tls-verify-peer"), help: "Require a client certificate signed by the directory's ca-cert.pem.")
+    var tlsVerifyPeer = false
+
+    @Option(name: .customLong("tls-psk"), help: ArgumentHelp(
+        "Pre-shared keys: username:hexkey lines, as written by psktool -u NAME -p FILE.", valueName: "file"))
+    var tlsPSK: String?
+
+    @Flag(help: "Serve TCP on a non-loopback address without TLS (anyone who can reach it reads and writes the devices).")
+    var insecure = false
 
     @Option(help: "Control socket for status/get/set (mode 0600).")
     var control: String = ControlClient.defaultPath
@@ -67,6 +89,23 @@ struct ServeCommand: ParsableCommand {
             throw ValidationError("--level \(level) is out of range for \(algorithm) (\(algorithm.levels))")
         }
         if let size, size.bytes == 0 { throw ValidationError("--size must be greater than 0") }
+        if let problem = tlsConfiguration.problem { throw ValidationError(problem) }
+        if tls != .off && tcp == nil {
+            throw ValidationError("--tls applies to the TCP listener: add --tcp (the Unix socket stays plaintext, mode 0600)")
+        }
+        if let tcp, tls == .off, !insecure {
+            let address = try TCPAddress.parse(tcp)
+            guard address.isLoopback else {
+                throw ValidationError("""
+                    refusing TCP on \(address.host) without TLS: anyone who reaches it can read and overwrite the devices. \
+                    Use --tls require with --tls-psk or --tls-certificates, or --insecure to serve it anyway
+                    """)
+            }
+        }
+    }
+
+    var tlsConfiguration: TLSConfiguration {
+        TLSConfiguration(mode: tls, certificatesDirectory: tlsCertificates, verifyPeer: tlsVerifyPeer, pskFile: tlsPSK)
     }
 
     /// zram-generator's default: half the RAM, at most 4 GiB.
@@ -126,6 +165,12 @@ struct ServeCommand: ParsableCommand {
             let address = try TCPAddress.parse(tcp)
             configuration.tcpHost = address.host
             configuration.tcpPort = Int(address.port)
+            configuration.tls = tlsConfiguration
+            if tls == .off {
+                logger.warning(
+                    "TCP on \(address.host):\(address.port) without TLS: every user who can reach it can read and overwrite the devices (see --tls)"
+                )
+            }
         }
         configuration.handshakeTimeout = .seconds(handshakeTimeout)
         configuration.markIOThreadsAsIOFlushers = true
@@ -136,7 +181,8 @@ struct ServeCommand: ParsableCommand {
         for export in registry.all {
             logger.info("export \(export.name) (\(export.exportDescription)): nbd+unix:///\(export.name)?socket=\(unix)")
             if let port = server.boundTCPPort {
-                logger.info("export \(export.name): nbd://\(configuration.tcpHost):\(port)/\(export.name)")
+                let scheme = tls == .off ? "nbd" : "nbds"
+                logger.info("export \(export.name): \(scheme)://\(configuration.tcpHost):\(port)/\(export.name) (TLS \(tls.rawValue))")
             }
         }
         logger.info("control socket \(control)")
@@ -161,6 +207,8 @@ struct ServeCommand: ParsableCommand {
     }
 }
 
+extension TLSConfiguration.Mode: ExpressibleByArgument {}
+
 /// `[HOST:]PORT` for `--tcp`.
 struct TCPAddress: Sendable {
     var host: String
@@ -175,6 +223,20 @@ struct TCPAddress: Sendable {
         }
         guard let port = UInt16(portText), port > 0 else { throw ValidationError("--tcp '\(text)' needs a port 1-65535") }
         return TCPAddress(host: host, port: port)
+    }
+
+    /// Only this machine can connect: 127.0.0.0/8, ::1 (also IPv4-mapped) or `localhost`.
+    /// Any other name counts as reachable from outside.
+    var isLoopback: Bool {
+        if host == "localhost" { return true }
+        var v4 = in_addr()
+        if inet_pton(AF_INET, host, &v4) == 1 { return UInt32(bigEndian: v4.s_addr) >> 24 == 127 }
+        var v6 = in6_addr()
+        guard inet_pton(AF_INET6, host, &v6) == 1 else { return false }
+        let bytes = withUnsafeBytes(of: v6) { Array($0) }
+        if bytes[0..<15].allSatisfy({ $0 == 0 }) && bytes[15] == 1 { return true }
+        let mapped = bytes[0..<10].allSatisfy { $0 == 0 } && bytes[10] == 0xff && bytes[11] == 0xff
+        return mapped && bytes[12] == 127
     }
 }
 
