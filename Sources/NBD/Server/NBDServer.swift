@@ -41,6 +41,8 @@ public final class NBDServer: Sendable {
             } catch {
                 throw NBDServerError("TLS: \(error)")
             }
+            // Until connections run STARTTLS, refuse rather than serve plaintext under `require`.
+            throw NBDServerError("TLS: connections cannot run STARTTLS yet")
         }
         var bound: [Listener] = []
         do throws(NBDServerError) {
