@@ -8,8 +8,8 @@ struct PSKKeyFile: Sendable, Equatable {
     /// - Throws: `TLSError` naming the file, the line and what is wrong with it.
     init(parsing text: String, file: String) throws(TLSError) {
         var keys: [String: [UInt8]] = [:]
-        for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let line = rawLine.hasSuffix("\r") ? rawLine.dropLast() : rawLine
+        // `\r\n` is one Character, so CRLF files split as LF files do.
+        for (index, line) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
             if line.allSatisfy({ $0 == " " || $0 == "\t" }) { continue }
             let at = "\(file) line \(index + 1)"
             guard let colon = line.firstIndex(of: ":") else {
