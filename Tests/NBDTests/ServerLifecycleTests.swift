@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 import Logging
 import Synchronization
@@ -62,6 +63,70 @@ import Glibc
         let server = NBDServer(configuration: .init(unixSocketPath: path), exports: s.registry, logger: Logger(label: "t"))
         #expect(throws: NBDServerError.self) { try server.start() }
         #expect(access(path, F_OK) == 0)
+    }
+
+    /// Issue 10 D2: a taken TCP port used to hang `start()` forever (it stopped a
+    /// Unix listener whose accept thread never started, and waited for it).
+    @Test func takenTCPPortThrowsAReadableErrorAndLeavesNothingListening() throws {
+        let s = try TestServer()
+        defer { s.stop() }
+        let (taken, port) = try Self.listeningTCPSocket()
+        defer { close(taken) }
+        let path = s.directory + "/second.sock"
+        let server = NBDServer(
+            configuration: .init(unixSocketPath: path, tcpPort: port), exports: s.registry, logger: Logger(label: "t"))
+        let outcome = Mutex<Result<Void, NBDServerError>?>(nil)
+        let returned = DispatchSemaphore(value: 0)
+        Thread {
+            let result = Result { () throws(NBDServerError) in try server.start() }
+            outcome.withLock { $0 = result }
+            returned.signal()
+        }.start()
+        // A watchdog, not a timing threshold: a hang fails the test instead of hanging the suite.
+        guard returned.wait(timeout: .now() + .seconds(120)) == .success else {
+            Issue.record("NBDServer.start() did not return with its TCP port taken")
+            return
+        }
+        guard case .failure(let error) = try #require(outcome.withLock { $0 }) else {
+            Issue.record("start() succeeded on a taken port")
+            server.shutdown()
+            return
+        }
+        #expect(error.description == "cannot listen on tcp:127.0.0.1:\(port): bind: Address already in use (errno \(EADDRINUSE))")
+        #expect(access(path, F_OK) != 0, "the Unix socket of a server that failed to start is left behind")
+        #expect(server.connectionCount == 0)
+    }
+
+    /// A listening TCP socket on an ephemeral loopback port, and the port.
+    static func listeningTCPSocket() throws -> (Int32, Int) {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let ok = withUnsafeMutablePointer(to: &addr) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { a in
+                bind(fd, a, length) == 0 && listen(fd, 1) == 0 && getsockname(fd, a, &length) == 0
+            }
+        }
+        guard ok else {
+            close(fd)
+            throw ClientError("cannot take a TCP port: \(String(cString: strerror(errno)))")
+        }
+        return (fd, Int(UInt16(bigEndian: addr.sin_port)))
+    }
+
+    @Test func stoppingAListenerThatNeverStartedReturns() throws {
+        let s = try TestServer()
+        defer { s.stop() }
+        let listener = try Listener.unix(path: s.directory + "/never-started.sock")
+        let returned = DispatchSemaphore(value: 0)
+        Thread {
+            listener.stop()
+            returned.signal()
+        }.start()
+        #expect(returned.wait(timeout: .now() + .seconds(120)) == .success, "stop() waited for an accept thread that never ran")
+        unlink(s.directory + "/never-started.sock")
     }
 
     @Test func tcpOnLoopbackWithEphemeralPort() throws {

@@ -6,6 +6,8 @@ public struct NBDSession: Sendable {
     public var structuredReplies: Bool
     /// The client selected `base:allocation` for this export with SET_META_CONTEXT.
     public var baseAllocation: Bool
+    /// The client asked for NBD_FLAG_C_NO_ZEROES (no 124 zero bytes after EXPORT_NAME).
+    public var noZeroes: Bool
     /// The flags sent to the client for this export.
     public var transmissionFlags: NBDTransmissionFlags
 }
@@ -258,7 +260,8 @@ public struct Handshake {
     private mutating func enter(_ export: any BlockExport, _ flags: NBDTransmissionFlags) -> Step {
         session = NBDSession(
             export: export, structuredReplies: structured,
-            baseAllocation: structured && metaContextExport == export.name, transmissionFlags: flags)
+            baseAllocation: structured && metaContextExport == export.name, noZeroes: noZeroes,
+            transmissionFlags: flags)
         phase = .finished
         return .transmission
     }

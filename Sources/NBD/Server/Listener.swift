@@ -13,6 +13,8 @@ final class Listener: Sendable {
     /// Pipe that wakes the accept thread for `stop()`: (read end, write end).
     private let wake: (Int32, Int32)
     private let finished = DispatchSemaphore(value: 0)
+    /// Whether an accept thread runs, so `stop()` waits only for a thread that exists.
+    private let acceptThreadRunning = Atomic<Bool>(false)
     let description: String
     /// The port actually bound (TCP only).
     let port: Int?
@@ -25,7 +27,7 @@ final class Listener: Sendable {
         let rc = withUnsafeMutableBytes(of: &p) { pipe($0.baseAddress!.assumingMemoryBound(to: Int32.self)) }
         guard rc == 0 else {
             close(fd)
-            throw NBDServerError("pipe: \(SocketIO.errorText)")
+            throw NBDServerError("pipe: \(NBDServerError.errnoText())")
         }
         _ = fcntl(p.0, F_SETFD, FD_CLOEXEC)
         _ = fcntl(p.1, F_SETFD, FD_CLOEXEC)
@@ -37,7 +39,7 @@ final class Listener: Sendable {
     static func unix(path: String) throws(NBDServerError) -> Listener {
         guard let socketPath = UnixSocketPath(path) else { throw NBDServerError("socket path too long: \(path)") }
         if let failed = UnixSocketPath.makeParentDirectories(of: path) {
-            throw NBDServerError("mkdir \(failed): \(SocketIO.errorText)")
+            throw NBDServerError("mkdir \(failed): \(NBDServerError.errnoText())")
         }
         var st = stat()
         if lstat(path, &st) == 0 {
@@ -45,7 +47,7 @@ final class Listener: Sendable {
             unlink(path)
         }
         let fd = socketPath.listen(backlog: 512)
-        guard fd >= 0 else { throw NBDServerError("cannot listen on \(path): \(SocketIO.errorText)") }
+        guard fd >= 0 else { throw NBDServerError("cannot listen on unix:\(path): \(NBDServerError.errnoText())") }
         return try Listener(fd: fd, description: "unix:\(path)", port: nil)
     }
 
@@ -59,13 +61,18 @@ final class Listener: Sendable {
         guard gai == 0, let ai = res else { throw NBDServerError("cannot resolve \(host): \(String(cString: gai_strerror(gai)))") }
         defer { freeaddrinfo(res) }
         let fd = socket(ai.pointee.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw NBDServerError("socket: \(SocketIO.errorText)") }
+        guard fd >= 0 else { throw NBDServerError("cannot listen on tcp:\(host):\(port): socket: \(NBDServerError.errnoText())") }
         var one: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        guard bind(fd, ai.pointee.ai_addr, ai.pointee.ai_addrlen) == 0, listen(fd, 512) == 0 else {
-            let e = SocketIO.errorText
+        guard bind(fd, ai.pointee.ai_addr, ai.pointee.ai_addrlen) == 0 else {
+            let e = NBDServerError.errnoText()
             close(fd)
-            throw NBDServerError("bind \(host):\(port): \(e)")
+            throw NBDServerError("cannot listen on tcp:\(host):\(port): bind: \(e)")
+        }
+        guard listen(fd, 512) == 0 else {
+            let e = NBDServerError.errnoText()
+            close(fd)
+            throw NBDServerError("cannot listen on tcp:\(host):\(port): listen: \(e)")
         }
         var ss = sockaddr_storage()
         var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
@@ -81,11 +88,15 @@ final class Listener: Sendable {
 
     /// Starts the accept thread; each accepted socket goes to `onAccept`.
     func start(_ onAccept: @escaping @Sendable (Int32) -> Void) throws(NBDServerError) {
+        acceptThreadRunning.store(true, ordering: .sequentiallyConsistent)
         let ok = spawnThread(name: "nbd-accept") { [self] in
             acceptLoop(onAccept)
             finished.signal()
         }
-        guard ok else { throw NBDServerError("cannot start the accept thread") }
+        guard ok else {
+            acceptThreadRunning.store(false, ordering: .sequentiallyConsistent)
+            throw NBDServerError("cannot start the accept thread for \(description)")
+        }
     }
 
     private func acceptLoop(_ onAccept: @Sendable (Int32) -> Void) {
@@ -109,11 +120,14 @@ final class Listener: Sendable {
         }
     }
 
-    /// Stops accepting, waits for the accept thread and closes the socket.
+    /// Stops accepting, waits for the accept thread (if it was started) and closes the socket.
+    /// Call once.
     func stop() {
-        var one: UInt8 = 1
-        _ = write(wake.1, &one, 1)
-        finished.wait()
+        if acceptThreadRunning.exchange(false, ordering: .sequentiallyConsistent) {
+            var one: UInt8 = 1
+            _ = write(wake.1, &one, 1)
+            finished.wait()
+        }
         close(fd)
         close(wake.0)
         close(wake.1)
@@ -124,4 +138,10 @@ final class Listener: Sendable {
 public struct NBDServerError: Error, CustomStringConvertible, Sendable {
     public var description: String
     public init(_ description: String) { self.description = description }
+
+    /// `strerror(errno)` with the number, e.g. "Address already in use (errno 98)".
+    static func errnoText() -> String {
+        let code = errno
+        return "\(String(cString: strerror(code))) (errno \(code))"
+    }
 }

@@ -41,8 +41,6 @@ public final class NBDServer: Sendable {
             } catch {
                 throw NBDServerError("TLS: \(error)")
             }
-            // Until connections run STARTTLS, refuse rather than serve plaintext under `require`.
-            throw NBDServerError("TLS: connections cannot run STARTTLS yet")
         }
         var bound: [Listener] = []
         do throws(NBDServerError) {
@@ -143,7 +141,7 @@ final class ServerCore: Sendable {
             {
                 logger.warning("\(warning)")
             }
-            Connection(fd: fd, id: id, core: self).run()
+            Connection(socket: fd, id: id, core: self, tls: tcp ? tlsCredentials.withLock { $0 } : nil).run()
             finish(id)
         }
         if !started {

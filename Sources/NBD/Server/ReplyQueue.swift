@@ -6,7 +6,7 @@ import Musl
 
 /// Replies waiting to be sent, as one iovec list: headers and small READ data
 /// live in an arena, large READ data in pooled buffers. `flush` sends it all with
-/// as few `sendmsg` calls as possible. Owned by one connection thread.
+/// as few sends as possible. Owned by one connection thread.
 final class ReplyQueue {
     let arena: UnsafeMutableRawPointer
     let capacity: Int
@@ -83,8 +83,8 @@ final class ReplyQueue {
         while held.count > m.held { pool.release(held.removeLast()) }
     }
 
-    /// Sends everything queued; false when the socket failed.
-    func flush(_ fd: Int32) -> Bool {
+    /// Sends everything queued; false when the transport failed.
+    func flush<Transport: ConnectionTransport>(to transport: Transport) -> Bool {
         defer {
             used = 0
             iovCount = 0
@@ -92,7 +92,7 @@ final class ReplyQueue {
             held.removeAll(keepingCapacity: true)
         }
         if iovCount == 0 { return true }
-        if iovCount == 1 { return SocketIO.sendAll(fd, iov[0].iov_base!, iov[0].iov_len) }
-        return SocketIO.sendVectors(fd, iov, iovCount)
+        if iovCount == 1 { return transport.send(UnsafeRawBufferPointer(start: iov[0].iov_base, count: iov[0].iov_len)) }
+        return transport.send(vectors: iov, count: iovCount)
     }
 }

@@ -8,22 +8,32 @@ import Musl
 
 /// One connection's TLS session over its socket, after NBD_OPT_STARTTLS.
 ///
+/// The socket is switched to non-blocking mode: GnuTLS then keeps partial
+/// records in its buffers and reports GNUTLS_E_AGAIN, and every wait is our
+/// own `poll` with our own deadline, so a client that stalls mid-record cannot
+/// hold the thread past the handshake timeout.
+///
 /// Owned and used by the connection's thread only. Every failure is a return
 /// value (the connection then closes); nothing here traps on peer input.
 final class TLSSession {
-    let fd: Int32
-    private let session: gnutls_session_t
+    let socket: Int32
+    let session: gnutls_session_t
     /// Keeps the credentials (and the PSK callback's context) alive as long as the session.
     private let credentials: TLSCredentials
+    /// Small replies of a batch are gathered here and sent as few, full records.
+    let gather: UnsafeMutableRawBufferPointer
+    var gathered = 0
+    static let gatherCapacity = 64 << 10
 
-    /// Sets up a server session on `fd`; the handshake is `handshake(timeout:)`.
-    init(fd: Int32, credentials: TLSCredentials) throws(TLSError) {
+    /// Sets up a server session on `socket`; the handshake is `handshake(timeout:)`.
+    init(socket: Int32, credentials: TLSCredentials) throws(TLSError) {
         var session: gnutls_session_t?
-        let rc = gnutls_init(&session, UInt32(GNUTLS_SERVER))
+        let rc = gnutls_init(&session, UInt32(GNUTLS_SERVER) | UInt32(GNUTLS_NONBLOCK))
         guard rc == GNUTLS_E_SUCCESS, let session else { throw TLSError("creating a TLS session", code: rc) }
-        self.fd = fd
+        self.socket = socket
         self.session = session
         self.credentials = credentials
+        gather = .allocate(byteCount: Self.gatherCapacity, alignment: 16)
         // From here a throw runs deinit, which frees the session.
         try check(gnutls_priority_set(session, credentials.priority), "setting the TLS priority")
         if let certificate = credentials.certificate {
@@ -34,14 +44,23 @@ final class TLSSession {
             try check(gnutls_credentials_set(session, GNUTLS_CRD_PSK, UnsafeMutableRawPointer(psk)), "PSK credentials")
         }
         gnutls_session_set_ptr(session, Unmanaged.passUnretained(credentials).toOpaque())
-        cgnutls_transport_set_fd(session, fd)
+        cgnutls_transport_set_fd(session, socket)
+        let flags = fcntl(socket, F_GETFL)
+        guard flags >= 0, fcntl(socket, F_SETFL, flags | O_NONBLOCK) == 0 else {
+            throw TLSError("making the socket non-blocking: \(String(cString: strerror(errno)))")
+        }
     }
 
-    deinit { gnutls_deinit(session) }
+    deinit {
+        gnutls_deinit(session)
+        gather.deallocate()
+    }
 
     private func check(_ rc: Int32, _ what: String) throws(TLSError) {
         guard rc >= 0 else { throw TLSError(what, code: rc) }
     }
+
+    // MARK: - Handshake
 
     /// Runs the TLS handshake, giving up after `timeout`; then checks the client's
     /// certificate when the server verifies peers.
@@ -49,24 +68,21 @@ final class TLSSession {
         let clock = ContinuousClock()
         let deadline = clock.now + timeout
         while true {
-            let left = Self.milliseconds(clock.now.duration(to: deadline))
-            guard left > 0 else { throw TLSError("TLS handshake timed out") }
-            gnutls_handshake_set_timeout(session, UInt32(clamping: left))
             let rc = gnutls_handshake(session)
             if rc == GNUTLS_E_SUCCESS { break }
-            if gnutls_error_is_fatal(rc) == 0 { continue }
-            throw TLSError("TLS handshake", code: rc)
+            guard gnutls_error_is_fatal(rc) == 0 else { throw TLSError("TLS handshake", code: rc) }
+            let left = Self.milliseconds(clock.now.duration(to: deadline))
+            let events = gnutls_record_get_direction(session) == 1 ? POLLOUT : POLLIN
+            guard left > 0, wait(Int16(events), timeoutMilliseconds: Int32(clamping: left)) else {
+                throw TLSError("TLS handshake timed out")
+            }
         }
-        if credentials.verifyPeer && credentials.certificate != nil {
-            try verifyClientCertificate()
-        }
+        if credentials.verifyPeer { try verifyClientCertificate() }
     }
 
     private func verifyClientCertificate() throws(TLSError) {
-        guard gnutls_certificate_type_get(session) == GNUTLS_CRT_X509 else {
-            // A PSK session authenticated the client with its key.
-            return
-        }
+        // A PSK session authenticated the client with its key.
+        guard gnutls_auth_get_type(session) == GNUTLS_CRD_CERTIFICATE else { return }
         var status: UInt32 = 0
         let rc = gnutls_certificate_verify_peers3(session, nil, &status)
         guard rc >= 0 else { throw TLSError("verifying the client certificate", code: rc) }
@@ -80,70 +96,29 @@ final class TLSSession {
         }
     }
 
-    /// Who the peer authenticated as: the PSK username, or nil.
-    var pskUsername: String? {
-        guard let name = gnutls_psk_server_get_username(session), name.pointee != 0 else { return nil }
-        return String(cString: name)
+    /// How the peer authenticated, for the log: `psk:NAME`, `x509` or `anonymous`.
+    var peerDescription: String {
+        switch gnutls_auth_get_type(session) {
+        case GNUTLS_CRD_PSK:
+            guard let name = gnutls_psk_server_get_username(session) else { return "psk" }
+            return "psk:\(String(cString: name))"
+        case GNUTLS_CRD_CERTIFICATE:
+            return credentials.verifyPeer ? "x509 (client verified)" : "x509"
+        default:
+            return "anonymous"
+        }
     }
 
-    // MARK: - Records
+    // MARK: - Waiting
 
-    /// Whether decrypted bytes are waiting inside GnuTLS (a poll on the socket would not see them).
-    var hasBufferedData: Bool { gnutls_record_check_pending(session) > 0 }
-
-    /// Receives up to `count` bytes, waiting at most `timeoutMilliseconds` (-1: forever).
-    /// Returns the count, 0 at end of stream (or on timeout when `timedOut` is set), -1 on error.
-    func receive(_ p: UnsafeMutableRawPointer, _ count: Int, timeoutMilliseconds: Int32 = -1) -> Int {
-        gnutls_record_set_timeout(session, timeoutMilliseconds < 0 ? 0 : UInt32(max(timeoutMilliseconds, 1)))
-        defer { if timeoutMilliseconds >= 0 { gnutls_record_set_timeout(session, 0) } }
+    /// Polls the socket for `events`; false on timeout or error. -1 waits forever.
+    func wait(_ events: Int16, timeoutMilliseconds: Int32) -> Bool {
+        var pfd = pollfd(fd: socket, events: events, revents: 0)
         while true {
-            let n = gnutls_record_recv(session, p, count)
-            if n >= 0 { return n }
-            let rc = Int32(n)
-            if rc == GNUTLS_E_INTERRUPTED || rc == GNUTLS_E_AGAIN { continue }
-            if rc == GNUTLS_E_PREMATURE_TERMINATION { return 0 }
-            return -1
+            let r = poll(&pfd, 1, timeoutMilliseconds)
+            if r < 0 && errno == EINTR { continue }
+            return r > 0
         }
-    }
-
-    /// Sends all `count` bytes; false on error.
-    func sendAll(_ p: UnsafeRawPointer, _ count: Int) -> Bool {
-        var done = 0
-        while done < count {
-            let n = gnutls_record_send(session, p + done, count - done)
-            if n > 0 {
-                done += n
-            } else if n == Int(GNUTLS_E_INTERRUPTED) || n == Int(GNUTLS_E_AGAIN) {
-                continue
-            } else {
-                return false
-            }
-        }
-        return true
-    }
-
-    /// Sends every byte the iovecs describe as full records: corked, so a batch of
-    /// small replies goes out in as few records and syscalls as possible.
-    func sendVectors(_ iov: UnsafePointer<iovec>, _ count: Int) -> Bool {
-        gnutls_record_cork(session)
-        for i in 0..<count where iov[i].iov_len > 0 {
-            guard let base = iov[i].iov_base, sendAll(base, iov[i].iov_len) else {
-                _ = gnutls_record_discard_queued(session)
-                _ = gnutls_record_uncork(session, 0)
-                return false
-            }
-        }
-        while true {
-            let rc = gnutls_record_uncork(session, UInt32(GNUTLS_RECORD_WAIT))
-            if rc >= 0 { return true }
-            if rc == GNUTLS_E_INTERRUPTED || rc == GNUTLS_E_AGAIN { continue }
-            return false
-        }
-    }
-
-    /// Tells the client the session ends (close_notify), without waiting for its answer.
-    func close() {
-        _ = gnutls_bye(session, GNUTLS_SHUT_WR)
     }
 
     static func milliseconds(_ d: Duration) -> Int64 {
