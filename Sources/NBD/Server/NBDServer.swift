@@ -49,8 +49,8 @@ public final class NBDServer: Sendable {
             guard !bound.isEmpty else { throw NBDServerError("no listener configured") }
             for l in bound {
                 let core = self.core
-                let isTCP = l.port != nil
-                try l.start { fd in core.accept(fd, tcp: isTCP) }
+                let kind: ListenerKind = l.port != nil ? .tcp : .unix
+                try l.start { fd in core.accept(fd, from: kind) }
                 core.logger.info("listening", metadata: ["on": "\(l.description)"])
             }
         } catch {
@@ -88,6 +88,12 @@ public final class NBDServer: Sendable {
     public func disconnectClients(export: String) { core.disconnect(export: export) }
 }
 
+/// The listeners a server may have; each has its own connection budgets.
+enum ListenerKind: Int, Sendable {
+    case unix = 0
+    case tcp = 1
+}
+
 /// What connection threads share: configuration, exports, pools, the connection table.
 final class ServerCore: Sendable {
     let configuration: NBDServerConfiguration
@@ -103,11 +109,16 @@ final class ServerCore: Sendable {
     struct Table {
         var nextID: UInt64 = 1
         var connections: [UInt64: Record] = [:]
+        /// Per listener (indexed by `ListenerKind`): connections open and those still in the handshake.
+        var open: [Int] = [0, 0]
+        var handshaking: [Int] = [0, 0]
         var closing = false
     }
 
     struct Record {
         var fd: Int32
+        var listener: ListenerKind
+        /// The export once in transmission; nil during the handshake.
         var export: String?
     }
 
@@ -120,20 +131,36 @@ final class ServerCore: Sendable {
             maxBufferSize: configuration.maxPayload + NBDReply.chunkHeaderSize + 8)
     }
 
-    /// Takes an accepted socket and gives it a thread.
-    func accept(_ fd: Int32, tcp: Bool) {
-        let id: UInt64? = table.withLock { t in
-            guard !t.closing, t.connections.count < configuration.maxConnections else { return nil }
+    /// Takes an accepted socket and gives it a thread, within its listener's budgets.
+    func accept(_ fd: Int32, from listener: ListenerKind) {
+        enum Admission { case admitted(UInt64), closing, full, handshakesFull }
+        let admission: Admission = table.withLock { t in
+            let l = listener.rawValue
+            guard !t.closing else { return .closing }
+            guard t.open[l] < configuration.maxConnectionsPerListener else { return .full }
+            guard t.handshaking[l] < configuration.maxHandshakesPerListener else { return .handshakesFull }
             defer { t.nextID += 1 }
-            t.connections[t.nextID] = Record(fd: fd)
-            return t.nextID
+            t.connections[t.nextID] = Record(fd: fd, listener: listener)
+            t.open[l] += 1
+            t.handshaking[l] += 1
+            return .admitted(t.nextID)
         }
-        guard let id else {
-            logger.warning("connection refused: server closing or at maxConnections")
+        let id: UInt64
+        switch admission {
+        case .admitted(let admitted):
+            id = admitted
+        case .closing, .full, .handshakesFull:
             close(fd)
+            let reason =
+                switch admission {
+                case .full: "at maxConnectionsPerListener"
+                case .handshakesFull: "at maxHandshakesPerListener"
+                default: "server closing"
+                }
+            logger.warning("connection refused", metadata: ["listener": "\(listener)", "reason": "\(reason)"])
             return
         }
-        if tcp { SocketIO.setNoDelay(fd) }
+        if listener == .tcp { SocketIO.setNoDelay(fd) }
         group.enter()
         let started = spawnThread(name: "nbd-conn-\(id)", stackSize: 1 << 20) { [self] in
             if configuration.markIOThreadsAsIOFlushers, let warning = SwapSafety.markCurrentThreadAsIOFlusher(),
@@ -152,13 +179,26 @@ final class ServerCore: Sendable {
 
     private func finish(_ id: UInt64) {
         table.withLock { t in
-            if let r = t.connections.removeValue(forKey: id) { close(r.fd) }
+            guard let r = t.connections.removeValue(forKey: id) else { return }
+            t.open[r.listener.rawValue] -= 1
+            if r.export == nil { t.handshaking[r.listener.rawValue] -= 1 }
+            close(r.fd)
         }
         group.leave()
     }
 
+    /// The connection left the handshake and serves `export`.
     func attached(_ id: UInt64, export: String) {
-        table.withLock { $0.connections[id]?.export = export }
+        table.withLock { t in
+            guard let r = t.connections[id], r.export == nil else { return }
+            t.connections[id]?.export = export
+            t.handshaking[r.listener.rawValue] -= 1
+        }
+    }
+
+    /// Connections of one listener: open ones, and those of them still in the handshake.
+    func load(of listener: ListenerKind) -> (open: Int, handshaking: Int) {
+        table.withLock { t in (t.open[listener.rawValue], t.handshaking[listener.rawValue]) }
     }
 
     func connectionCount(export: String?) -> Int {

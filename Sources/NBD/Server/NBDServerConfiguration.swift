@@ -33,8 +33,15 @@ public struct NBDServerConfiguration: Sendable {
     /// Bytes of large payload buffers handed out across all connections at once;
     /// past it, large requests are answered with ENOMEM.
     public var largeBufferBudget: Int = 1 << 30
-    /// Connections beyond this are closed right after accept.
-    public var maxConnections: Int = 1024
+    /// Connections one listener keeps open, in handshake or transmission; new ones beyond it
+    /// are closed right after accept. Each listener counts its own, so clients of one (TCP)
+    /// cannot lock out those of another (the Unix socket). Established connections are never
+    /// timed out, however long they stay idle (a swap device's connection idles for hours).
+    public var maxConnectionsPerListener: Int = 1024
+    /// Connections one listener lets sit in the handshake at once; new ones beyond it are
+    /// closed right after accept, so silent clients cannot use up the connection budget.
+    /// Connections in transmission are unaffected; `handshakeTimeout` ends silent ones.
+    public var maxHandshakesPerListener: Int = 64
     /// Structured READs at least this long report unwritten ranges as holes (unless DF).
     public var holeDetectionMinimum: Int = 64 << 10
     /// How long a busy connection's thread keeps polling (non-blocking receives)
