@@ -168,7 +168,8 @@ final class ServerCore: Sendable {
             {
                 logger.warning("\(warning)")
             }
-            Connection(socket: fd, id: id, core: self, tls: tcp ? tlsCredentials.withLock { $0 } : nil).run()
+            let tls = listener == .tcp ? tlsCredentials.withLock { $0 } : nil
+            Connection(socket: fd, id: id, core: self, tls: tls).run()
             finish(id)
         }
         if !started {
