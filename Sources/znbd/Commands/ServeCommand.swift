@@ -19,8 +19,9 @@ struct ServeCommand: ParsableCommand {
             SIGINT/SIGTERM finish in-flight requests, remove the sockets and exit 0.
 
             TLS (--tls on|require) covers the TCP listener only; the Unix socket stays
-            plaintext, protected by its 0600 mode. Clients connect with
-              nbds://alice@127.0.0.1:PORT/zram0?tls-psk-file=FILE (or ?tls-certificates=DIR).
+            plaintext, protected by its 0600 mode. libnbd clients connect with
+              nbds://alice@HOST:PORT/zram0?tls-psk-file=FILE
+              nbds://HOST:PORT/zram0?tls-certificates=DIR
             TCP on a non-loopback address needs TLS, or --insecure.
             """)
 
@@ -167,9 +168,8 @@ struct ServeCommand: ParsableCommand {
             configuration.tcpPort = Int(address.port)
             configuration.tls = tlsConfiguration
             if tls == .off {
-                logger.warning(
-                    "TCP on \(address.host):\(address.port) without TLS: every user who can reach it can read and overwrite the devices (see --tls)"
-                )
+                let who = address.isLoopback ? "every local user" : "anyone who can reach it (--insecure)"
+                logger.warning("TCP on \(address.host):\(address.port) without TLS: \(who) can read and overwrite the devices (see --tls)")
             }
         }
         configuration.handshakeTimeout = .seconds(handshakeTimeout)
