@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 
-@testable import znbd
+@testable import ZnbdKit
 
 /// The installable units in contrib/: systemd's verdict on the unit files, and the
 /// SysV init script's start/status/stop on this machine.

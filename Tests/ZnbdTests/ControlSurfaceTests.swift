@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 
-@testable import znbd
+@testable import ZnbdKit
 
 /// `znbd status/get/set/hot-add/hot-remove` against a live server.
 @Suite(.serialized) struct ControlSurfaceTests {
@@ -118,22 +118,28 @@ import Testing
     @Test func controlSocketAnswersGarbageWithErrors() throws {
         let server = try ZnbdServer(["--size", "16M"])
         defer { server.stop() }
-        let reply = try ExternalCommand.run("python3", ["-c", """
-            import socket, sys
-            s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
-            s.sendall(b'this is not json\\n{"op":"get"}\\n{"op":"teleport"}\\n' + b'x' * 70000 + b'\\n')
-            s.settimeout(10); data = b''
-            try:
-                while True:
-                    chunk = s.recv(65536)
-                    if not chunk: break
-                    data += chunk
-            except OSError: pass  # a timeout, or the reset after the oversized line
-            print(data.decode())
-            """, server.control])
-        let lines = reply.stdout.split(separator: "\n")
-        #expect(lines.count >= 4, "\(reply)")
-        #expect(lines.allSatisfy { $0.contains("\"ok\":false") && $0.contains("EINVAL") })
+        let connection = try ControlConnection(server.control)
+        let garbage = #"this is not json"# + "\n" + #"{"op":"get"}"# + "\n" + #"{"op":"teleport"}"# + "\n"
+            + #"{"op":"hot-add","algorithm":"brotli"}"# + "\n"
+        try connection.send(Array(garbage.utf8) + [UInt8](repeating: UInt8(ascii: "x"), count: 70000) + [UInt8(ascii: "\n")])
+        var kinds: [ControlError.Kind] = []
+        while let response = try connection.receive() {
+            guard case .failure(let error) = response else {
+                Issue.record("garbage was accepted: \(response)")
+                break
+            }
+            kinds.append(error.kind)
+        }
+        // Four malformed requests, then the line over 64 KiB, after which the server hangs up.
+        #expect(kinds == [.invalidArgument, .invalidArgument, .invalidArgument, .invalidArgument, .messageTooLong])
+
+        // One byte over the limit, its newline in the last chunk the server reads, is still too long.
+        let justOver = try ControlConnection(server.control)
+        try justOver.send([UInt8](repeating: UInt8(ascii: " "), count: ControlServer.requestLimit + 1) + [UInt8(ascii: "\n")])
+        #expect(try justOver.receive() == .failure(ControlError(.messageTooLong, "request longer than 65536 bytes: Message too long")))
+        let atLimit = try ControlConnection(server.control)
+        try atLimit.send([UInt8](repeating: UInt8(ascii: " "), count: ControlServer.requestLimit - 8) + Array(#"["x"]"#.utf8) + [UInt8(ascii: "\n")])
+        #expect(try atLimit.receive() == .failure(.invalid("malformed control request")))
         #expect(server.isRunning)
         #expect(try server.cli(["get", "zram0", "initstate"]).stdout == "1\n")
     }

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 
-@testable import znbd
+@testable import ZnbdKit
 
 /// The kernel on top of znbd, through nbdfuse + loop (these kernels have no nbd driver).
 @Suite(.serialized, .enabled(if: KernelAttachment.unavailableReason == nil, "\(KernelAttachment.unavailableReason ?? "")"))

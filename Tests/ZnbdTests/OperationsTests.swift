@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 
-@testable import znbd
+@testable import ZnbdKit
 
 /// `znbd swapon/swapoff` and `znbd mount/umount` end to end on this kernel (nbdfuse +
 /// loop when there is no nbd driver), each in its own runtime directory, including the

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 
-@testable import znbd
+@testable import ZnbdKit
 
 /// Swap with the real kernel nbd driver and nbd-client: a Debian kernel boots under
 /// qemu and swaps to `znbd serve` through a virtio-serial bridge (Tests/vm/README.md).

@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// `streams` compression streams, like zram's per-CPU zcomp streams.
 ///
 /// Every stream is allocated up front; ``withStream(_:)`` lends one without allocating.
@@ -32,7 +36,10 @@ public final class CompressorPool: @unchecked Sendable {
         let dictionary = try parameters.dictionary.map { bytes throws(ZramError) in
             try CompressionDictionary(bytes, algorithm: parameters.algorithm, level: parameters.level)
         }
-        let storage = UnsafeMutablePointer<CompressionStream>.allocate(capacity: streams)
+        guard let raw = malloc(streams * MemoryLayout<CompressionStream>.stride) else {
+            throw ZramError(.outOfMemory, "cannot allocate \(streams) compression streams")
+        }
+        let storage = raw.bindMemory(to: CompressionStream.self, capacity: streams)
         for index in 0..<streams {
             do {
                 let stream = try CompressionStream.make(
@@ -40,7 +47,7 @@ public final class CompressorPool: @unchecked Sendable {
                 (storage + index).initialize(to: stream)
             } catch {
                 for made in 0..<index { storage[made].deallocate() }
-                storage.deallocate()
+                free(storage)
                 throw error
             }
         }
@@ -53,7 +60,7 @@ public final class CompressorPool: @unchecked Sendable {
 
     deinit {
         for index in 0..<streamCount { streams[index].deallocate() }
-        streams.deallocate()
+        free(streams)
     }
 
     /// Lends a free stream to `body` for its duration. If all are busy, waits

@@ -62,31 +62,48 @@ final class WriteBackStage: @unchecked Sendable {
     static let pollCreditPerPage: UInt64 = 6_000
     static let pollCreditMax: UInt64 = 400_000
 
-    init(capacity: Int) {
+    /// - Throws: `ENOMEM` if the system refuses the ring's memory.
+    init(capacity: Int) throws(ZramError) {
         precondition(capacity > 0 && capacity & (capacity - 1) == 0, "stage capacity must be a power of two")
+        var pages: UnsafeMutableRawPointer?
+        if posix_memalign(&pages, pageSize, capacity * pageSize) != 0 { pages = nil }
+        let allocated = (
+            pages, malloc(capacity * MemoryLayout<Entry>.stride), allocateAligned(capacity * Self.readyStride),
+            malloc(MemoryLayout<pthread_mutex_t>.stride), malloc(MemoryLayout<pthread_cond_t>.stride)
+        )
+        guard let buffers = allocated.0, let entries = allocated.1, let readyFlags = allocated.2,
+            let lock = allocated.3, let changed = allocated.4
+        else {
+            free(allocated.0)
+            free(allocated.1)
+            free(allocated.2)
+            free(allocated.3)
+            free(allocated.4)
+            throw ZramError(.outOfMemory, "cannot allocate a write-back stage of \(capacity) pages")
+        }
         self.capacity = capacity
-        buffers = UnsafeMutableRawPointer.allocate(byteCount: capacity * pageSize, alignment: pageSize)
-        entries = .allocate(capacity: capacity)
-        entries.initialize(repeating: Entry(page: 0, replacedObject: 0), count: capacity)
-        readyFlags = .allocate(byteCount: capacity * Self.readyStride, alignment: Self.readyStride)
+        self.buffers = buffers
+        self.entries = entries.bindMemory(to: Entry.self, capacity: capacity)
+        self.entries.initialize(repeating: Entry(page: 0, replacedObject: 0), count: capacity)
+        self.readyFlags = readyFlags
         for slot in 0..<capacity {
             (readyFlags + slot * Self.readyStride).bindMemory(to: Atomic<Bool>.self, capacity: 1).initialize(to: Atomic(false))
         }
-        lock = .allocate(capacity: 1)
-        pthread_mutex_init(lock, nil)
-        changed = .allocate(capacity: 1)
-        pthread_cond_init(changed, nil)
+        self.lock = lock.bindMemory(to: pthread_mutex_t.self, capacity: 1)
+        pthread_mutex_init(self.lock, nil)
+        self.changed = changed.bindMemory(to: pthread_cond_t.self, capacity: 1)
+        pthread_cond_init(self.changed, nil)
     }
 
     deinit {
         pthread_cond_destroy(changed)
         pthread_mutex_destroy(lock)
-        changed.deallocate()
-        lock.deallocate()
+        free(changed)
+        free(lock)
         for slot in 0..<capacity { ready(slot).deinitialize(count: 1) }
-        readyFlags.deallocate()
-        entries.deallocate()
-        buffers.deallocate()
+        free(readyFlags)
+        free(entries)
+        free(buffers)
     }
 
     /// The raw page in slot `slot`.

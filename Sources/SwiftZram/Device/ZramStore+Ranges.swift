@@ -77,7 +77,7 @@ extension ZramStore {
         }
         if keepAllocated {
             let zeroPage = EncodedPage(state: .same(0), payload: 0)
-            for index in firstWhole..<max(firstWhole, endWhole) { install(zeroPage, at: index) }
+            for index in firstWhole..<max(firstWhole, endWhole) { install(zeroPage, in: try writableSlot(index)) }
         } else {
             freeWholePages(firstWhole..<max(firstWhole, endWhole))
         }
@@ -86,12 +86,11 @@ extension ZramStore {
     /// Frees pages, skipping chunks that were never allocated. Counts every page in notify_free, as zram does.
     private func freeWholePages(_ pages: Range<Int>) {
         var index = pages.lowerBound
-        while index < pages.upperBound {
-            let chunkEnd = min(pages.upperBound, (index / PageTable.pagesPerChunk + 1) * PageTable.pagesPerChunk)
-            if table.chunkExists(containing: index) {
-                for page in index..<chunkEnd { freePage(page) }
-            }
-            index = chunkEnd
+        while index < pages.upperBound, let chunk = table.nextChunk(atOrAfter: index) {
+            let start = max(index, chunk.firstPage)
+            let chunkEnd = min(pages.upperBound, chunk.firstPage + PageTable.pagesPerChunk)
+            for page in start..<chunkEnd { freePage(page) }
+            index = chunk.firstPage + PageTable.pagesPerChunk
         }
         counters.notifyFree.wrappingAdd(pages.count, ordering: .relaxed)
     }

@@ -22,9 +22,9 @@ final class ZramStore: Sendable {
         stagePages: Int = 0, workerStart: (@Sendable () -> Void)? = nil
     ) throws(ZramError) {
         let compressors = try CompressorPool(parameters: compression, streams: streams)
-        let table = PageTable(pageCount: Int(diskSize / UInt64(pageSize)))
+        let table = try PageTable(pageCount: Int(diskSize / UInt64(pageSize)))
         let encoder = PageEncoder(pool: ZsPool(), counters: counters)
-        let stage = stagePages > 0 ? WriteBackStage(capacity: stagePages) : nil
+        let stage = stagePages > 0 ? try WriteBackStage(capacity: stagePages) : nil
         self.diskSize = diskSize
         self.compressors = compressors
         self.table = table
@@ -111,16 +111,17 @@ extension ZramStore {
     /// stage when it has room and no mem_limit is set (a staged page must never fail later),
     /// else compressed inline.
     func writePage(_ index: Int, from page: UnsafeRawBufferPointer, stream: CompressionStream) throws(ZramError) {
+        let entry = try writableSlot(index)
         if let stage, counters.memLimit.load(ordering: .relaxed) == 0 {
             if let word = SameFilledPage.fillWord(of: page) {
-                install(EncodedPage(state: .same(word), payload: word), at: index)
+                install(EncodedPage(state: .same(word), payload: word), in: entry)
                 return
             }
             if let sequence = stage.reserve() {
                 let slot = stage.slot(ofSequence: sequence)
                 stage.buffer(slot).copyMemory(from: page.baseAddress!, byteCount: pageSize)
                 // The object the page held is left for the compressor to free.
-                let old = exchange(EncodedPage(state: .staged, payload: UInt64(slot)), at: index)
+                let old = exchange(EncodedPage(state: .staged, payload: UInt64(slot)), in: entry)
                 stage.publish(sequence, .init(page: index, replacedObject: old.state.hasObject ? old.payload : 0))
                 counters.notePeak(memoryUsed)
                 return
@@ -133,14 +134,25 @@ extension ZramStore {
             counters.failedWrites.wrappingAdd(1, ordering: .relaxed)
             throw error
         }
-        install(encoded, at: index)
+        install(encoded, in: entry)
+    }
+
+    /// The slot of page `index`, allocating its part of the table on first use.
+    /// - Throws: `ENOMEM` (counted as a failed write) if the system refuses memory.
+    @inline(__always)
+    func writableSlot(_ index: Int) throws(ZramError) -> UnsafeMutablePointer<PageSlot> {
+        guard let slot = table.slot(index) else {
+            counters.failedWrites.wrappingAdd(1, ordering: .relaxed)
+            throw ZramError(.outOfMemory, "the system refused memory for the page table")
+        }
+        return slot
     }
 
     /// Overwrites `bytes` at `offset` inside page `index`, keeping the rest of the page.
     func writePartialPage(
         _ index: Int, _ bytes: UnsafeRawBufferPointer, at offset: Int, stream: CompressionStream
     ) throws(ZramError) {
-        let slot = table.slot(index)
+        let slot = try writableSlot(index)
         let old = slot.lock()
         let oldPayload = slot.pointee.payload
         let page = stream.workPage
@@ -161,16 +173,17 @@ extension ZramStore {
 
     /// Puts an encoded page into the table and frees what the slot held before.
     @inline(__always)
-    func install(_ encoded: EncodedPage, at index: Int) {
-        let old = exchange(encoded, at: index)
+    func install(_ encoded: EncodedPage, in slot: UnsafeMutablePointer<PageSlot>) {
+        let old = exchange(encoded, in: slot)
         if old.state.hasObject { pool.free(ObjectHandle(rawValue: old.payload)) }
     }
 
     /// Puts an encoded page into the table and counts the change; the caller frees
     /// the object the slot held, if any (`hasObject`: `payload` is its handle, never 0).
     @inline(__always)
-    private func exchange(_ encoded: EncodedPage, at index: Int) -> (state: PageState, payload: UInt64) {
-        let slot = table.slot(index)
+    private func exchange(
+        _ encoded: EncodedPage, in slot: UnsafeMutablePointer<PageSlot>
+    ) -> (state: PageState, payload: UInt64) {
         let old = slot.lock()
         let oldPayload = slot.pointee.payload
         slot.pointee.payload = encoded.payload

@@ -2,9 +2,11 @@
 import Glibc
 #endif
 import ArgumentParser
+import Foundation
 import Logging
 import NBD
 import SwiftZram
+import ZnbdKit
 
 /// `znbd serve`: the devices, their NBD exports and the control socket.
 struct ServeCommand: ParsableCommand {
@@ -240,4 +242,3 @@ struct TCPAddress: Sendable {
     }
 }
 
-import Foundation

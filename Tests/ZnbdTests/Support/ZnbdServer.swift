@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 
-@testable import znbd
+@testable import ZnbdKit
 
 /// A `znbd serve` child process on sockets in a private temporary directory.
 /// `stop()` (or deinit) ends it and removes the directory.
@@ -30,7 +30,7 @@ final class ZnbdServer: @unchecked Sendable {  // used from one test at a time
         socket = directory + "/nbd.sock"
         control = directory + "/control.sock"
         log = directory + "/server.log"
-        FileManager.default.createFile(atPath: log, contents: nil)
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
         process = Process()
         process.executableURL = URL(fileURLWithPath: Self.binary)
         process.arguments = ["serve", "--unix", socket, "--control", control, "--no-mlock"] + arguments

@@ -9,25 +9,27 @@ import Foundation
 /// Every step is recorded as soon as it is done, so a setup that fails (or is
 /// killed) half way is undone by the same code that undoes a finished one:
 /// each field that is set names one thing still to undo.
-struct SetupState: Codable, Sendable {
+public struct SetupState: Codable, Sendable {
     /// The server, when `swapon` or `mount` started it (nil when it was already running).
     var daemon: Daemon?
     /// The server the recorded devices live on (its control and NBD sockets).
-    var control: String?
-    var unix: String?
-    var swaps: [Use] = []
-    var mounts: [Use] = []
+    public var control: String?
+    public var unix: String?
+    public var swaps: [Use] = []
+    public var mounts: [Use] = []
+
+    public init() {}
 
     struct Daemon: Codable, Sendable {
-        var pid: Int32
-        var control: String
-        var unix: String
+        public var pid: Int32
+        public var control: String
+        public var unix: String
     }
 
     /// One device and how the kernel reaches it, in the order it was set up.
-    struct Use: Codable, Sendable {
+    public struct Use: Codable, Sendable {
         /// The device name the server gave (`zram3`), once hot-added.
-        var device: String?
+        public var device: String?
         /// `nbd` (nbd-client) or `fuse` (nbdfuse + losetup).
         var method: String?
         /// `/dev/nbdK` attached with nbd-client.
@@ -38,29 +40,29 @@ struct SetupState: Codable, Sendable {
         /// The loop device over the nbdfuse file.
         var loopDevice: String?
         /// Swap: whether `swapon` succeeded, and its priority.
-        var swapActive: Bool = false
-        var priority: Int?
+        public var swapActive: Bool = false
+        public var priority: Int?
         /// Mount: where, which file system, whether it is mounted, and whether we made the directory.
-        var mountPoint: String?
-        var fsType: String?
-        var mounted: Bool = false
+        public var mountPoint: String?
+        public var fsType: String?
+        public var mounted: Bool = false
         var createdMountPoint: Bool = false
 
         /// The block device the kernel uses.
-        var blockDevice: String? { nbdDevice ?? loopDevice }
+        public var blockDevice: String? { nbdDevice ?? loopDevice }
 
         /// Nothing left to undo.
-        var isEmpty: Bool {
+        public var isEmpty: Bool {
             device == nil && nbdDevice == nil && fuseMountPoint == nil && loopDevice == nil && !swapActive && !mounted
                 && !createdMountPoint
         }
     }
 
     /// Nothing to undo (the server's address alone is not worth keeping).
-    var isEmpty: Bool { daemon == nil && swaps.isEmpty && mounts.isEmpty }
+    public var isEmpty: Bool { daemon == nil && swaps.isEmpty && mounts.isEmpty }
 
     /// Reads the state file; a missing one is an empty state.
-    static func load(from path: String) throws -> SetupState {
+    public static func load(from path: String) throws -> SetupState {
         guard let data = FileManager.default.contents(atPath: path) else { return SetupState() }
         do {
             return try JSONDecoder().decode(SetupState.self, from: data)
@@ -88,7 +90,7 @@ struct SetupState: Codable, Sendable {
 final class RuntimeLock {
     private let fd: Int32
 
-    init(_ paths: RuntimePaths) throws {
+    public init(_ paths: RuntimePaths) throws {
         try Self.makeDirectory(paths.directory)
         fd = open(paths.directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard fd >= 0 else { throw Tool.Failure(description: "cannot open \(paths.directory): \(String(cString: strerror(errno)))") }

@@ -2,13 +2,13 @@ import Foundation
 
 /// Where the kernel uses our exports: swap areas and mounts on `/dev/nbdN`
 /// (attached by nbd-client) or on loop devices over nbdfuse files.
-enum AttachedDevices {
+public enum AttachedDevices {
     /// Mount point (or `[SWAP]`) by export name, for the server whose sockets live in
     /// `serverDirectory` (when known). Block devices that `znbd swapon`/`mount` recorded in
     /// `state` map to the device recorded with them. Loop devices over nbdfuse map to the
     /// export in nbdfuse's URI, if its socket is in `serverDirectory`; others are recognised
     /// by the nbd driver's backend or by the nbdfuse file's directory name.
-    static func discover(state: SetupState = SetupState(), serverDirectory: String? = nil) -> [String: String] {
+    public static func discover(state: SetupState = SetupState(), serverDirectory: String? = nil) -> [String: String] {
         var recorded: [String: String] = [:]
         for use in state.swaps + state.mounts {
             if let block = use.blockDevice, let device = use.device { recorded[block] = device }

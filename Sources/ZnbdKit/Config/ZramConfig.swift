@@ -23,39 +23,39 @@ import SwiftZram
 /// `fs-type` (`swap` unless `mount-point` is set, then `ext4`), `mount-point`
 /// (absolute), `mem-limit` (a memparse size, `0`/`none` for no limit) and
 /// `options` (extra `swapon -o` / `mount -o` options). Every error names its line.
-struct ZramConfig: Sendable, Equatable {
-    struct Device: Sendable, Equatable {
-        var name: String
+public struct ZramConfig: Sendable, Equatable {
+    public struct Device: Sendable, Equatable {
+        public var name: String
         /// The section's line, for messages.
-        var line: Int
+        public var line: Int
         var sizeText = "min(ram / 2, 4096)"
-        var size: SizeExpression = .call("min", [.binary("/", .ram, .number(2)), .number(4096)])
+        public var size: SizeExpression = .call("min", [.binary("/", .ram, .number(2)), .number(4096)])
         var sizeLine: Int?
-        var algorithm: CompressionAlgorithm?
-        var level: Int?
-        var swapPriority = 100
-        var fsType: String?
-        var mountPoint: String?
-        var memLimit: UInt64?
-        var options: String?
+        public var algorithm: CompressionAlgorithm?
+        public var level: Int?
+        public var swapPriority = 100
+        public var fsType: String?
+        public var mountPoint: String?
+        public var memLimit: UInt64?
+        public var options: String?
 
         var effectiveFSType: String { fsType ?? (mountPoint == nil ? "swap" : "ext4") }
         var isSwap: Bool { effectiveFSType == "swap" }
     }
 
     /// `FILE:LINE: message`.
-    struct Error: Swift.Error, Equatable, CustomStringConvertible {
-        var file: String
-        var line: Int
-        var message: String
-        var description: String { "\(file):\(line): \(message)" }
+    public struct Error: Swift.Error, Equatable, CustomStringConvertible {
+        public var file: String
+        public var line: Int
+        public var message: String
+        public var description: String { "\(file):\(line): \(message)" }
     }
 
     static let keys = ["zram-size", "compression-algorithm", "swap-priority", "fs-type", "mount-point", "mem-limit", "options"]
 
-    var devices: [Device]
+    public var devices: [Device]
 
-    static func load(path: String) throws -> ZramConfig {
+    public static func load(path: String) throws -> ZramConfig {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw Error(file: path, line: 0, message: "cannot read the file")
         }
@@ -68,7 +68,7 @@ struct ZramConfig: Sendable, Equatable {
     /// `\r\n` is one Character in Swift: CRLF files would otherwise be one long line.
     private static func isLineBreak(_ c: Character) -> Bool { c == "\n" || c == "\r\n" }
 
-    static func parse(_ text: String, file: String = "<config>") throws(Error) -> ZramConfig {
+    public static func parse(_ text: String, file: String = "<config>") throws(Error) -> ZramConfig {
         var devices: [Device] = []
         var seenKeys: Set<String> = []
         for (offset, rawLine) in text.split(omittingEmptySubsequences: false, whereSeparator: Self.isLineBreak).enumerated() {
@@ -178,7 +178,7 @@ struct ZramConfig: Sendable, Equatable {
 
     /// Each device's size in bytes for a machine with `ramBytes` of memory (rounded down to
     /// whole pages). A size that evaluates to 0 means "no device", as in zram-generator.
-    func specs(ramBytes: UInt64, file: String = "<config>") throws(Error) -> [(name: String, spec: DeviceSpec)] {
+    public func specs(ramBytes: UInt64, file: String = "<config>") throws(Error) -> [(name: String, spec: DeviceSpec)] {
         let ram = Double(ramBytes) / 1_048_576
         var result: [(name: String, spec: DeviceSpec)] = []
         for device in devices {
@@ -202,8 +202,8 @@ struct ZramConfig: Sendable, Equatable {
 }
 
 /// The machine's memory, for `ram` and the 50 % default.
-enum MachineMemory {
-    static var totalBytes: UInt64 {
+public enum MachineMemory {
+    public static var totalBytes: UInt64 {
         UInt64(sysconf(Int32(_SC_PHYS_PAGES))) * UInt64(sysconf(Int32(_SC_PAGESIZE)))
     }
 }

@@ -3,12 +3,12 @@ import SwiftZram
 
 /// The server's devices (`zram0`, `zram1`, ...): their NBD exports live in the
 /// server's `ExportRegistry`, which this wraps with zram's naming and EBUSY rules.
-final class DeviceRegistry: Sendable {
-    let exports: ExportRegistry
+public final class DeviceRegistry: Sendable {
+    public let exports: ExportRegistry
     /// Runs first on each device's compressor thread.
     private let workerStart: (@Sendable () -> Void)?
 
-    init(
+    public init(
         exports: ExportRegistry = ExportRegistry(defaultExportName: "zram0"),
         workerStart: (@Sendable () -> Void)? = nil
     ) {
@@ -17,39 +17,39 @@ final class DeviceRegistry: Sendable {
     }
 
     /// Devices in name order.
-    var all: [ZramExport] {
+    public var all: [ZramExport] {
         exports.all.compactMap { $0 as? ZramExport }.sorted { $0.name.numericallyBefore($1.name) }
     }
 
-    func export(named name: String) -> ZramExport? {
+    public func export(named name: String) -> ZramExport? {
         name.isEmpty ? nil : exports.lookup(name) as? ZramExport
     }
 
     /// Creates and publishes `zramN` with the lowest free N, configured by `configure` first.
     @discardableResult
-    func add(configure: (ZramDevice) throws(ZramError) -> Void) throws(ZramError) -> ZramExport {
+    public func add(configure: (ZramDevice) throws(ZramError) -> Void) throws(ControlError) -> ZramExport {
         var index = 0
         while exports.lookup("zram\(index)") != nil { index += 1 }
         return try add(named: "zram\(index)", configure: configure)
     }
 
     /// Creates and publishes a device with a given name (`serve --config`'s `[zram3]`).
-    /// - Throws: `EBUSY` when the name is taken.
+    /// - Throws: `EBUSY` when the name is taken, else what `configure` threw with zram's errno.
     @discardableResult
-    func add(named name: String, configure: (ZramDevice) throws(ZramError) -> Void) throws(ZramError) -> ZramExport {
+    public func add(named name: String, configure: (ZramDevice) throws(ZramError) -> Void) throws(ControlError) -> ZramExport {
         guard export(named: name) == nil else { throw .busy("\(name) already exists") }
         let device = ZramDevice(name: name, workerStart: workerStart)
-        try configure(device)
+        do { try configure(device) } catch { throw ControlError(error) }
         let export = ZramExport(device: device)
         guard exports.add(export) else { throw .busy("\(name) was added concurrently; try again") }
         return export
     }
 
     /// Withdraws a device that no client has open.
-    /// - Throws: `EBUSY` while it is open, `EINVAL` for an unknown name.
+    /// - Throws: `EBUSY` while it is open, `ENODEV` for an unknown name (as zram's hot_remove).
     @discardableResult
-    func remove(named name: String) throws(ZramError) -> ZramExport {
-        guard let export = export(named: name) else { throw .invalid("no device named \(name)") }
+    public func remove(named name: String) throws(ControlError) -> ZramExport {
+        guard let export = export(named: name) else { throw .noDevice(name) }
         let users = export.device.openers
         guard users == 0 else { throw .busy("\(name) is in use by \(users) client\(users == 1 ? "" : "s")") }
         exports.remove(named: name)

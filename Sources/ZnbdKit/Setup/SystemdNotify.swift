@@ -5,9 +5,9 @@ import Foundation
 
 /// `sd_notify(3)` without libsystemd: one datagram to `$NOTIFY_SOCKET`, so that
 /// `Type=notify` units are ready exactly when the sockets are.
-enum SystemdNotify {
+public enum SystemdNotify {
     /// Sends `state` (e.g. `READY=1`); does nothing outside systemd.
-    static func send(_ state: String) {
+    public static func send(_ state: String) {
         guard var path = ProcessInfo.processInfo.environment["NOTIFY_SOCKET"], !path.isEmpty else { return }
         let abstract = path.hasPrefix("@")
         if abstract { path.removeFirst() }

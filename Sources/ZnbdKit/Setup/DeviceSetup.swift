@@ -5,20 +5,34 @@ import Foundation
 import SwiftZram
 
 /// What one device should be: from the command line or a `[zramN]` config section.
-struct DeviceSpec: Sendable, Equatable {
-    var size: UInt64
-    var algorithm: CompressionAlgorithm?
-    var level: Int?
-    var memLimit: UInt64?
-    var swapPriority: Int = 100
-    var fsType: String = "swap"
-    var mountPoint: String?
+public struct DeviceSpec: Sendable, Equatable {
+    public var size: UInt64
+    public var algorithm: CompressionAlgorithm?
+    public var level: Int?
+    public var memLimit: UInt64?
+    public var swapPriority: Int = 100
+    public var fsType: String = "swap"
+    public var mountPoint: String?
     /// Extra `swapon -o` or `mount -o` options.
-    var options: String?
+    public var options: String?
+
+    public init(
+        size: UInt64, algorithm: CompressionAlgorithm? = nil, level: Int? = nil, memLimit: UInt64? = nil,
+        swapPriority: Int = 100, fsType: String = "swap", mountPoint: String? = nil, options: String? = nil
+    ) {
+        self.size = size
+        self.algorithm = algorithm
+        self.level = level
+        self.memLimit = memLimit
+        self.swapPriority = swapPriority
+        self.fsType = fsType
+        self.mountPoint = mountPoint
+        self.options = options
+    }
 }
 
 /// How exports reach the kernel.
-enum AttachMethod: String, CaseIterable, Sendable {
+public enum AttachMethod: String, CaseIterable, Sendable {
     /// nbd-client when `modprobe nbd` succeeds, else nbdfuse + losetup.
     case auto
     /// nbd-client -unix SOCK -N zramK -b 4096 /dev/nbdK.
@@ -30,18 +44,22 @@ enum AttachMethod: String, CaseIterable, Sendable {
 /// Sets devices up for swap or a scratch mount and takes them down again, recording
 /// each step in the state file as it is done (see `SetupState`). Holds the runtime
 /// directory's lock for its lifetime.
-final class DeviceSetup {
-    let paths: RuntimePaths
-    let control: String
-    let unix: String
-    private(set) var state: SetupState
+public final class DeviceSetup {
+    public let paths: RuntimePaths
+    public let control: String
+    public let unix: String
+    public private(set) var state: SetupState
     private let lock: RuntimeLock
     private var method: AttachMethod
+    private var failPoints: FailPoints
     /// Whether this run started the server.
-    private(set) var startedServer = false
+    public private(set) var startedServer = false
     private var client: ControlClient { ControlClient(path: control) }
 
-    init(paths: RuntimePaths, control: String? = nil, unix: String? = nil, attach: AttachMethod = .auto) throws {
+    public init(
+        paths: RuntimePaths, control: String? = nil, unix: String? = nil, attach: AttachMethod = .auto,
+        failPoints: FailPoints = FailPoints()
+    ) throws {
         self.paths = paths
         lock = try RuntimeLock(paths)
         state = try SetupState.load(from: paths.stateFile)
@@ -49,6 +67,7 @@ final class DeviceSetup {
         self.control = control ?? state.control ?? paths.controlSocket
         self.unix = unix ?? state.unix ?? paths.nbdSocket
         method = attach
+        self.failPoints = failPoints
     }
 
     func save() throws { try state.save(to: paths.stateFile) }
@@ -62,7 +81,7 @@ final class DeviceSetup {
     // MARK: - Setting up
 
     /// Reuses the server answering on the control socket, or starts one in the background.
-    func ensureServer() throws {
+    public func ensureServer() throws {
         if !state.isEmpty, let recorded = state.control, recorded != control {
             throw Tool.Failure(description: "\(paths.stateFile) records devices on the server at \(recorded); undo them first or use another --runtime-dir")
         }
@@ -77,28 +96,28 @@ final class DeviceSetup {
         startedServer = true
         try save()
         note("started znbd serve (pid \(state.daemon!.pid)), log \(paths.logFile)")
-        try FailPoint.check("daemon")
+        try failPoints.check(.daemon)
     }
 
     /// Creates, attaches and enables one swap area; recorded in `state.swaps`.
-    func addSwap(_ spec: DeviceSpec) throws -> SetupState.Use {
+    public func addSwap(_ spec: DeviceSpec) throws -> SetupState.Use {
         state.swaps.append(SetupState.Use(priority: spec.swapPriority))
         try save()
         let index = state.swaps.count - 1
         try createAndAttach(spec, \.swaps, index)
         let block = state.swaps[index].blockDevice!
         try Tool.require("mkswap", [block])
-        try FailPoint.check("mkswap")
+        try failPoints.check(.mkswap)
         var arguments = ["-p", String(spec.swapPriority)]
         if let options = spec.options, !options.isEmpty { arguments += ["-o", options] }
         try Tool.require("swapon", arguments + [block])
         try update(\.swaps, index) { $0.swapActive = true }
-        try FailPoint.check("swapon")
+        try failPoints.check(.swapon)
         return state.swaps[index]
     }
 
     /// Creates, attaches, formats and mounts one scratch file system; recorded in `state.mounts`.
-    func addMount(_ spec: DeviceSpec, at directory: String) throws -> SetupState.Use {
+    public func addMount(_ spec: DeviceSpec, at directory: String) throws -> SetupState.Use {
         state.mounts.append(SetupState.Use(mountPoint: directory, fsType: spec.fsType))
         try save()
         let index = state.mounts.count - 1
@@ -112,11 +131,11 @@ final class DeviceSetup {
         try createAndAttach(spec, \.mounts, index)
         let block = state.mounts[index].blockDevice!
         try Tool.require("mkfs.\(spec.fsType)", Self.mkfsArguments(spec.fsType) + [block], timeout: 600)
-        try FailPoint.check("mkfs")
+        try failPoints.check(.mkfs)
         let options = ["discard"] + (spec.options.map { [$0] } ?? [])
         try Tool.require("mount", ["-t", spec.fsType, "-o", options.joined(separator: ","), block, directory])
         try update(\.mounts, index) { $0.mounted = true }
-        try FailPoint.check("mount")
+        try failPoints.check(.mount)
         return state.mounts[index]
     }
 
@@ -131,25 +150,24 @@ final class DeviceSetup {
     }
 
     private func createAndAttach(_ spec: DeviceSpec, _ list: WritableKeyPath<SetupState, [SetupState.Use]>, _ index: Int) throws {
-        let name = try client.send(ControlRequest(op: .hotAdd)).value ?? ""
-        guard !name.isEmpty else { throw Tool.Failure(description: "the server did not name the new device") }
+        let name = try client.hotAdd()
         try update(list, index) { $0.device = name }
         // zram's order: algorithm and its parameters, then the limit, then disksize.
         if let algorithm = spec.algorithm { try set(name, "comp_algorithm", algorithm.rawValue) }
         if let level = spec.level { try set(name, "algorithm_params", "level=\(level)") }
         if let memLimit = spec.memLimit { try set(name, "mem_limit", String(memLimit)) }
         try set(name, "disksize", String(spec.size))
-        try FailPoint.check("hot-add")
+        try failPoints.check(.hotAdd)
 
         switch try resolvedMethod() {
         case .nbd: try attachWithNBDClient(name, list, index)
         case .fuse, .auto: try attachWithFUSE(name, list, index)
         }
-        try FailPoint.check("attach")
+        try failPoints.check(.attach)
     }
 
     private func set(_ device: String, _ attribute: String, _ value: String) throws {
-        _ = try client.send(ControlRequest(op: .set, device: device, attribute: attribute, value: value))
+        try client.set(device, attribute, value)
     }
 
     /// `auto` becomes nbd when `modprobe nbd` succeeds and /dev/nbd0 exists, else fuse (said once on stderr).
@@ -222,7 +240,7 @@ final class DeviceSetup {
 
     /// Undoes one recorded use, newest step first. Each undone step is saved at once;
     /// when a step fails the rest stays recorded (so a later run can finish) and this throws.
-    func teardown(_ list: WritableKeyPath<SetupState, [SetupState.Use]>, _ index: Int) throws {
+    public func teardown(_ list: WritableKeyPath<SetupState, [SetupState.Use]>, _ index: Int) throws {
         var use: SetupState.Use { state[keyPath: list][index] }
         if use.swapActive, let block = use.blockDevice {
             try Tool.require("swapoff", [block], timeout: 600)
@@ -289,21 +307,23 @@ final class DeviceSetup {
         guard Daemon.isAnswering(control) else { return }  // the server is gone, and its devices with it
         let deadline = Date().addingTimeInterval(15)
         while true {
-            do {
-                _ = try client.send(ControlRequest(op: .hotRemove, device: device))
+            do throws(ControlError) {
+                try client.hotRemove(device)
                 return
-            } catch let failure as ControlFailure {
-                if failure.message.contains("no device named") { return }
-                guard failure.message.contains("EBUSY"), Date() < deadline else { throw failure }
-                usleep(100_000)
+            } catch {
+                switch error.kind {
+                case .noDevice: return
+                case .busy where Date() < deadline: usleep(100_000)
+                default: throw error
+                }
             }
         }
     }
 
     /// Stops the server if we started it and it is now unused: nothing recorded, no devices left.
-    func stopServerIfUnused() throws {
+    public func stopServerIfUnused() throws {
         guard let daemon = state.daemon, state.swaps.isEmpty, state.mounts.isEmpty else { return }
-        if let status = try? client.send(ControlRequest(op: .status)).status, !status.devices.isEmpty {
+        if let status = try? client.status(), !status.devices.isEmpty {
             note("leaving znbd serve (pid \(daemon.pid)) running: it still has \(status.devices.map(\.name).joined(separator: ", "))")
             return
         }
@@ -314,7 +334,7 @@ final class DeviceSetup {
 
     /// Undoes everything recorded in `list` from `start` on (newest first), then stops the
     /// server if we started it and nothing uses it; the first error is rethrown after trying the rest.
-    func rollBack(_ list: WritableKeyPath<SetupState, [SetupState.Use]>, from start: Int) throws {
+    public func rollBack(_ list: WritableKeyPath<SetupState, [SetupState.Use]>, from start: Int) throws {
         var firstError: Error?
         var index = state[keyPath: list].count - 1
         while index >= start {
@@ -327,7 +347,7 @@ final class DeviceSetup {
 
     // MARK: - Kernel facts
 
-    static func isMountPoint(_ path: String) -> Bool {
+    public static func isMountPoint(_ path: String) -> Bool {
         let mounts = (try? String(contentsOfFile: "/proc/self/mounts", encoding: .utf8)) ?? ""
         return mounts.split(separator: "\n").contains { line in
             let fields = line.split(separator: " ")
@@ -335,7 +355,7 @@ final class DeviceSetup {
         }
     }
 
-    static func isActiveSwap(_ blockDevice: String) -> Bool {
+    public static func isActiveSwap(_ blockDevice: String) -> Bool {
         let swaps = (try? String(contentsOfFile: "/proc/swaps", encoding: .utf8)) ?? ""
         return swaps.split(separator: "\n").dropFirst().contains { $0.split(separator: " ").first.map(String.init) == blockDevice }
     }
@@ -348,6 +368,6 @@ final class DeviceSetup {
 }
 
 /// `znbd: MESSAGE` on stderr.
-func note(_ message: String) {
+public func note(_ message: String) {
     FileHandle.standardError.write(Data("znbd: \(message)\n".utf8))
 }

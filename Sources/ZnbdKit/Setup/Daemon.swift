@@ -7,14 +7,14 @@ import Foundation
 enum Daemon {
     /// Whether a server answers on `control`.
     static func isAnswering(_ control: String) -> Bool {
-        (try? ControlClient(path: control).send(ControlRequest(op: .status))) != nil
+        (try? ControlClient(path: control).status()) != nil
     }
 
     /// Starts `znbd serve` detached with no devices (the caller hot-adds them),
     /// its pidfile and log in the runtime directory, and waits until its control
     /// socket answers.
     /// - Returns: the record `swapoff`/`umount` use to stop it again.
-    static func start(_ paths: RuntimePaths, control: String, unix: String) throws -> SetupState.Daemon {
+    public static func start(_ paths: RuntimePaths, control: String, unix: String) throws -> SetupState.Daemon {
         let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         let arguments = ["serve", "--unix", unix, "--control", control, "--pidfile", paths.pidFile, "--devices", "0"]
         let pid = try Tool.spawnDetached(executable, arguments, log: paths.logFile)
@@ -36,7 +36,7 @@ enum Daemon {
     /// Stops a server we started: SIGTERM (it finishes in-flight requests and removes
     /// its sockets and pidfile), SIGKILL after 15 s. Only signals a process that
     /// still looks like znbd, so a recycled pid is left alone.
-    static func stop(_ daemon: SetupState.Daemon) throws {
+    public static func stop(_ daemon: SetupState.Daemon) throws {
         let pid = daemon.pid
         guard Tool.isAlive(pid) else { return }
         let commandLine = (try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8)) ?? ""

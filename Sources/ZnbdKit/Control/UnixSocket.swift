@@ -4,11 +4,14 @@ import Glibc
 import NBD
 
 /// Minimal blocking Unix-socket helpers for the control channel.
-enum UnixSocket {
-    struct Failure: Error, CustomStringConvertible {
-        var description: String
-        init(_ what: String, errno code: Int32 = errno) {
+public enum UnixSocket {
+    public struct Failure: Error, CustomStringConvertible {
+        public var description: String
+        /// The C errno behind it.
+        public var errno: Int32
+        public init(_ what: String, errno code: Int32 = Glibc.errno) {
             description = "\(what): \(String(cString: strerror(code)))"
+            errno = code
         }
     }
 
@@ -26,7 +29,7 @@ enum UnixSocket {
 
     /// Binds and listens at `path` with mode 0600, creating the parent directory.
     /// A stale socket file (nobody listening) is replaced; a live one is EADDRINUSE.
-    static func listen(_ path: String) throws(Failure) -> Int32 {
+    public static func listen(_ path: String) throws(Failure) -> Int32 {
         let socketPath = try socketPath(path)
         try makeParentDirectory(of: path)
         if let fd = try? connect(path) {
@@ -40,7 +43,7 @@ enum UnixSocket {
     }
 
     /// `mkdir -p` of the path's directory, mode 0755.
-    static func makeParentDirectory(of path: String) throws(Failure) {
+    public static func makeParentDirectory(of path: String) throws(Failure) {
         if let failed = UnixSocketPath.makeParentDirectories(of: path) {
             throw Failure("cannot create directory \(failed)")
         }
@@ -67,8 +70,10 @@ enum UnixSocket {
             let got = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, take, 0) }
             guard got == take else { throw Failure("read") }
             line += chunk[..<take]
-            if line.last == UInt8(ascii: "\n") { line.removeLast(); return line }
+            let complete = line.last == UInt8(ascii: "\n")
+            if complete { line.removeLast() }
             guard line.count <= limit else { throw Failure("request longer than \(limit) bytes", errno: EMSGSIZE) }
+            if complete { return line }
         }
     }
 

@@ -6,22 +6,24 @@ import Foundation
 /// Runs the system tools that `swapon`/`mount` drive (losetup, mkswap, mount, ...),
 /// each bounded in time, and spawns the long-lived ones (the server, nbdfuse)
 /// detached in their own session.
-enum Tool {
-    struct Output {
-        var status: Int32
-        var stdout: String
-        var stderr: String
-        var timedOut: Bool
-        var succeeded: Bool { status == 0 && !timedOut }
+public enum Tool {
+    public struct Output: Sendable {
+        public var status: Int32
+        public var stdout: String
+        public var stderr: String
+        public var timedOut: Bool
+        public var succeeded: Bool { status == 0 && !timedOut }
     }
 
     /// A tool failed; the message names the command and quotes its error output.
-    struct Failure: Error, CustomStringConvertible {
-        var description: String
+    public struct Failure: Error, CustomStringConvertible {
+        public var description: String
+
+        public init(description: String) { self.description = description }
     }
 
     /// Finds a tool on PATH or in the sbin directories, where root's tools live.
-    static func path(of tool: String) -> String? {
+    public static func path(of tool: String) -> String? {
         if tool.hasPrefix("/") { return access(tool, X_OK) == 0 ? tool : nil }
         let path = (ProcessInfo.processInfo.environment["PATH"] ?? "") + ":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
         for directory in path.split(separator: ":") where access("\(directory)/\(tool)", X_OK) == 0 {
@@ -33,7 +35,7 @@ enum Tool {
     /// Runs `tool arguments` to completion (SIGTERM after `timeout` seconds, SIGKILL soon after)
     /// and returns its output. The child starts with no blocked signals and default dispositions,
     /// whatever the caller's threads block, so it can itself stop what it starts.
-    static func run(_ tool: String, _ arguments: [String], timeout: Double = 120) throws -> Output {
+    public static func run(_ tool: String, _ arguments: [String], timeout: Double = 120) throws -> Output {
         guard let executable = path(of: tool) else { throw Failure(description: "\(tool) is not installed") }
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("znbd-tool-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)

@@ -3,7 +3,7 @@
 ///
 /// Grammar: numbers (`4096`, `0.5`), `ram`, `+ - * /`, unary minus, parentheses,
 /// and `min(...)`/`max(...)` of one or more arguments. Evaluated in Double.
-indirect enum SizeExpression: Equatable, Sendable {
+public indirect enum SizeExpression: Equatable, Sendable {
     case number(Double)
     case ram
     case negate(SizeExpression)
@@ -11,19 +11,19 @@ indirect enum SizeExpression: Equatable, Sendable {
     case call(String, [SizeExpression])
 
     /// A syntax error at a 1-based column of the expression text.
-    struct ParseError: Error, Equatable, CustomStringConvertible {
-        var column: Int
-        var message: String
-        var description: String { "column \(column): \(message)" }
+    public struct ParseError: Error, Equatable, CustomStringConvertible {
+        public var column: Int
+        public var message: String
+        public var description: String { "column \(column): \(message)" }
     }
 
     /// An expression that parses but has no usable value (division by zero, negative).
-    struct EvaluationError: Error, Equatable, CustomStringConvertible {
-        var message: String
-        var description: String { message }
+    public struct EvaluationError: Error, Equatable, CustomStringConvertible {
+        public var message: String
+        public var description: String { message }
     }
 
-    static func parse(_ text: String) throws(ParseError) -> SizeExpression {
+    public static func parse(_ text: String) throws(ParseError) -> SizeExpression {
         var parser = Parser(Array(text))
         let expression = try parser.expression()
         parser.skipSpace()

@@ -4,27 +4,27 @@ import Foundation
 /// nbdfuse mount directories: `/run/znbd` unless `--runtime-dir` or the
 /// `ZNBD_RUNTIME_DIR` environment variable says otherwise (the tests use
 /// temporary directories so that they never touch `/run/znbd`).
-struct RuntimePaths: Sendable {
+public struct RuntimePaths: Sendable {
     static let environmentVariable = "ZNBD_RUNTIME_DIR"
     static let systemDirectory = "/run/znbd"
 
-    let directory: String
+    public let directory: String
 
-    init(directory: String) {
+    public init(directory: String) {
         self.directory = directory.count > 1 && directory.hasSuffix("/") ? String(directory.dropLast()) : directory
     }
 
     /// `ZNBD_RUNTIME_DIR` when set and non-empty, else `/run/znbd`.
-    static var fromEnvironment: RuntimePaths {
+    public static var fromEnvironment: RuntimePaths {
         let value = ProcessInfo.processInfo.environment[environmentVariable] ?? ""
         return RuntimePaths(directory: value.isEmpty ? systemDirectory : value)
     }
 
-    var nbdSocket: String { directory + "/nbd.sock" }
-    var controlSocket: String { directory + "/control.sock" }
+    public var nbdSocket: String { directory + "/nbd.sock" }
+    public var controlSocket: String { directory + "/control.sock" }
     var pidFile: String { directory + "/znbd.pid" }
     var logFile: String { directory + "/znbd.log" }
-    var stateFile: String { directory + "/state.json" }
+    public var stateFile: String { directory + "/state.json" }
     var fuseDirectory: String { directory + "/fuse" }
 
     /// nbdfuse's mount point for an export; the file inside is `nbd`, so a loop
@@ -32,7 +32,7 @@ struct RuntimePaths: Sendable {
     func fuseMountPoint(export: String) -> String { fuseDirectory + "/" + export }
 
     /// The runtime directory that holds a control socket (for `znbd status --control PATH`).
-    static func containing(controlSocket path: String) -> RuntimePaths {
+    public static func containing(controlSocket path: String) -> RuntimePaths {
         RuntimePaths(directory: (path as NSString).deletingLastPathComponent)
     }
 }
