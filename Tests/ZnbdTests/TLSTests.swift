@@ -1,7 +1,8 @@
 import Foundation
 import Testing
 
-@testable import znbd
+@testable import ZnbdKit
+import NBD
 
 /// `znbd serve --tls`: the built binary with libnbd's and qemu's clients over TCP,
 /// and the start-up checks that keep an open TCP port from going out unprotected.
@@ -101,10 +102,16 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: directory + "/nbd.sock"))
     }
 
-    @Test func insecureOrTLSLetNonLoopbackTCPPassValidation() throws {
-        _ = try ServeCommand.parse(["--tcp", "0.0.0.0:10809", "--insecure"])
-        _ = try ServeCommand.parse(["--tcp", "0.0.0.0:10809", "--tls", "require", "--tls-psk", "/k"])
-        #expect(throws: (any Error).self) { try ServeCommand.parse(["--tcp", "0.0.0.0:10809", "--tls", "on"]) }
+    @Test func insecureOrTLSLetNonLoopbackTCPThrough() throws {
+        let anywhere = try TCPAddress.parse("0.0.0.0:10809")
+        #expect(anywhere.refusal(tls: .off, insecure: false) != nil)
+        #expect(anywhere.refusal(tls: .off, insecure: true) == nil)
+        #expect(anywhere.refusal(tls: .require, insecure: false) == nil)
+        #expect(anywhere.refusal(tls: .on, insecure: false) == nil)
+        #expect(try TCPAddress.parse("10809").refusal(tls: .off, insecure: false) == nil)
+        #expect(try TCPAddress.parse("[::1]:10809") == TCPAddress(host: "::1", port: 10809))
+        #expect(anywhere.plaintextWarning(tls: .off)?.contains("anyone who can reach it") == true)
+        #expect(anywhere.plaintextWarning(tls: .require) == nil)
     }
 
     static let loopback: [(String, Bool)] = [
@@ -117,21 +124,25 @@ import Testing
         #expect(TCPAddress(host: host, port: 1).isLoopback == isLoopback)
     }
 
-    @Test func inconsistentTLSOptionsAreRefused() throws {
-        let cases: [([String], String)] = [
-            (["--tls", "require", "--tls-psk", "/k"], "--tls applies to the TCP listener"),
-            (["--tcp", "10809", "--tls", "require"], "needs credentials"),
-            (["--tcp", "10809", "--tls-psk", "/k"], "TLS is off"),
-            (["--tcp", "10809", "--tls", "on", "--tls-psk", "/k", "--tls-verify-peer"], "verifying the peer needs an x509"),
-        ]
-        for (arguments, expected) in cases {
-            do {
-                _ = try ServeCommand.parse(arguments)
-                Issue.record("\(arguments) was accepted")
-            } catch {
-                #expect(ServeCommand.message(for: error).contains(expected), "\(arguments): \(ServeCommand.message(for: error))")
-            }
-        }
+    static let inconsistent: [([String], String)] = [
+        (["--tls", "require", "--tls-psk", "/k"], "--tls applies to the TCP listener"),
+        (["--tcp", "10809", "--tls", "require"], "needs credentials"),
+        (["--tcp", "10809", "--tls-psk", "/k"], "TLS is off"),
+        (["--tcp", "10809", "--tls", "on", "--tls-psk", "/k", "--tls-verify-peer"], "verifying the peer needs an x509"),
+        (["--tcp", "10809", "--tls", "always"], "always"),
+    ]
+
+    @Test(arguments: inconsistent)
+    func inconsistentTLSOptionsAreRefused(_ arguments: [String], _ expected: String) throws {
+        let directory = try ZnbdServer.makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let result = try ExternalCommand.run(
+            ZnbdServer.binary,
+            ["serve", "--unix", directory + "/nbd.sock", "--control", directory + "/control.sock", "--no-mlock"] + arguments,
+            timeout: 10)
+        #expect(!result.succeeded && !result.timedOut, "\(result)")
+        #expect(result.stderr.contains(expected), "\(result)")
+        #expect(!FileManager.default.fileExists(atPath: directory + "/nbd.sock"))
     }
 
     @Test func unreadableCredentialsStopTheServerWithTheFileNamed() throws {

@@ -96,14 +96,16 @@ struct ServeCommand: ParsableCommand {
         if tls != .off && tcp == nil {
             throw ValidationError("--tls applies to the TCP listener: add --tcp (the Unix socket stays plaintext, mode 0600)")
         }
-        if let tcp, tls == .off, !insecure {
-            let address = try TCPAddress.parse(tcp)
-            guard address.isLoopback else {
-                throw ValidationError("""
-                    refusing TCP on \(address.host) without TLS: anyone who reaches it can read and overwrite the devices. \
-                    Use --tls require with --tls-psk or --tls-certificates, or --insecure to serve it anyway
-                    """)
-            }
+        if let tcp, let refusal = try Self.tcpAddress(tcp).refusal(tls: tls, insecure: insecure) {
+            throw ValidationError(refusal)
+        }
+    }
+
+    static func tcpAddress(_ text: String) throws(ValidationError) -> TCPAddress {
+        do {
+            return try TCPAddress.parse(text)
+        } catch {
+            throw ValidationError(error.description)
         }
     }
 
@@ -165,14 +167,11 @@ struct ServeCommand: ParsableCommand {
 
         var configuration = NBDServerConfiguration(unixSocketPath: unix)
         if let tcp {
-            let address = try TCPAddress.parse(tcp)
+            let address = try Self.tcpAddress(tcp)
             configuration.tcpHost = address.host
             configuration.tcpPort = Int(address.port)
             configuration.tls = tlsConfiguration
-            if tls == .off {
-                let who = address.isLoopback ? "every local user" : "anyone who can reach it (--insecure)"
-                logger.warning("TCP on \(address.host):\(address.port) without TLS: \(who) can read and overwrite the devices (see --tls)")
-            }
+            if let warning = address.plaintextWarning(tls: tls) { logger.warning("\(warning)") }
         }
         configuration.handshakeTimeout = .seconds(handshakeTimeout)
         configuration.markIOThreadsAsIOFlushers = true
@@ -210,35 +209,3 @@ struct ServeCommand: ParsableCommand {
 }
 
 extension TLSConfiguration.Mode: ExpressibleByArgument {}
-
-/// `[HOST:]PORT` for `--tcp`.
-struct TCPAddress: Sendable {
-    var host: String
-    var port: UInt16
-
-    static func parse(_ text: String) throws -> TCPAddress {
-        var host = "127.0.0.1"
-        var portText = Substring(text)
-        if let colon = text.lastIndex(of: ":") {
-            host = String(text[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
-            portText = text[text.index(after: colon)...]
-        }
-        guard let port = UInt16(portText), port > 0 else { throw ValidationError("--tcp '\(text)' needs a port 1-65535") }
-        return TCPAddress(host: host, port: port)
-    }
-
-    /// Only this machine can connect: 127.0.0.0/8, ::1 (also IPv4-mapped) or `localhost`.
-    /// Any other name counts as reachable from outside.
-    var isLoopback: Bool {
-        if host == "localhost" { return true }
-        var v4 = in_addr()
-        if inet_pton(AF_INET, host, &v4) == 1 { return UInt32(bigEndian: v4.s_addr) >> 24 == 127 }
-        var v6 = in6_addr()
-        guard inet_pton(AF_INET6, host, &v6) == 1 else { return false }
-        let bytes = withUnsafeBytes(of: v6) { Array($0) }
-        if bytes[0..<15].allSatisfy({ $0 == 0 }) && bytes[15] == 1 { return true }
-        let mapped = bytes[0..<10].allSatisfy { $0 == 0 } && bytes[10] == 0xff && bytes[11] == 0xff
-        return mapped && bytes[12] == 127
-    }
-}
-
