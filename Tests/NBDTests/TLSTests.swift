@@ -192,4 +192,34 @@ import Testing
             #expect(s.server.connectionCount == 0)
         }
     }
+
+    /// Garbage where the TLS handshake should be (random bytes, or a record header
+    /// with random contents) closes that connection only; the server keeps serving.
+    @Test func garbageInsteadOfATLSHandshakeClosesOnlyThatConnection() throws {
+        let seed: UInt64 = 0x6a7b_a6e0
+        try withTLSServer { s, f, port in
+            var state = seed
+            func next() -> UInt64 {
+                state ^= state << 13
+                state ^= state >> 7
+                state ^= state << 17
+                return state
+            }
+            for round in 0..<100 {
+                let c = try RawClient(tcpPort: port)
+                try c.readGreeting()
+                try c.sendClientFlags(3)
+                try c.sendOption(NBDOption.startTLS.rawValue)
+                #expect(try c.readOptionReply().type == NBDOptionReply.ack.rawValue)
+                var garbage = (0..<Int(next() % 4096 + 1)).map { _ in UInt8(truncatingIfNeeded: next()) }
+                if round % 2 == 0 { garbage.insert(contentsOf: [0x16, 0x03, 0x01], at: 0) }
+                try c.send(garbage)
+                shutdown(c.fd, Int32(SHUT_WR))
+                #expect(c.isClosedByServer(), "round \(round) (seed \(seed)) left the connection open")
+            }
+            #expect(s.server.connectionCount == 0)
+            let info = try Tools.run("nbdinfo", [pskURI(port, f.pskFile)])
+            #expect(info.status == 0, "\(info.output)")
+        }
+    }
 }
