@@ -28,6 +28,9 @@ let package = Package(
         .systemLibrary(
             name: "CZstd", pkgConfig: "libzstd",
             providers: [.apt(["libzstd-dev"])]),
+        .systemLibrary(
+            name: "CGnuTLS", pkgConfig: "gnutls",
+            providers: [.apt(["libgnutls28-dev"])]),
         // Linux calls Swift cannot make cleanly (variadic prctl/open/fcntl, _GNU_SOURCE constants).
         .target(name: "CPlatform"),
         // The one platform layer: threads, Unix sockets, process hardening, runtime-directory
@@ -42,7 +45,7 @@ let package = Package(
             swiftSettings: strict),
         .target(
             name: "NBD",
-            dependencies: ["Platform", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["Platform", "CGnuTLS", .product(name: "Logging", package: "swift-log")],
             exclude: ["README-design.md"],
             swiftSettings: strict),
         // The control plane and operations: the control socket, the devices' exports,

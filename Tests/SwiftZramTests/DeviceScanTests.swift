@@ -55,30 +55,6 @@ import Testing
         return batches
     }
 
-    /// What a thread started from a scan's hook reports back.
-    final class Outcome: Sendable {
-        let finished = Atomic<Bool>(false)
-        let error = Mutex<ZramError?>(nil)
-
-        func run(_ body: () throws(ZramError) -> Void) {
-            do { try body() } catch { self.error.withLock { $0 = error } }
-            finished.store(true, ordering: .releasing)
-        }
-
-        var isFinished: Bool { finished.load(ordering: .acquiring) }
-        var failure: ZramError? { error.withLock { $0 } }
-    }
-
-    /// A joinable thread; failing to create one is a test failure, not a crash.
-    static func thread(_ body: @escaping @Sendable () -> Void) -> PosixThread? {
-        do {
-            return try PosixThread.spawn(name: "scan-test", body)
-        } catch {
-            Issue.record("cannot start a thread: \(error)")
-            return nil
-        }
-    }
-
     /// Waits until `condition` holds. The deadline only keeps a broken build from hanging.
     static func wait(until condition: () -> Bool) -> Bool {
         var start = timespec()
@@ -103,10 +79,10 @@ import Testing
     func aWaitingResetRunsAfterOneBatch(scan: Scan) throws {
         let device = try Self.populatedDevice()
         var reset: PosixThread?
-        let outcome = Outcome()
+        let outcome = ThreadOutcome()
         let batches = Self.run(scan, on: device) {
             guard reset == nil else { return }
-            reset = Self.thread { outcome.run { () throws(ZramError) in try device.reset() } }
+            reset = startThread { outcome.run { () throws(ZramError) in try device.reset() } }
             #expect(Self.wait { device.lifecycle.hasWaitingWriter }, "reset never waited for the lock")
         }
         reset?.join()
@@ -124,24 +100,24 @@ import Testing
         device.open()
         defer { device.close() }
         var threads: [PosixThread] = []
-        let reset = Outcome()
-        let write = Outcome()
+        let reset = ThreadOutcome()
+        let write = ThreadOutcome()
         var doneDuringScan = false
         var batch = 0
         let batches = Self.run(scan, on: device) {
             batch += 1
             if batch == 1 {
-                threads += Self.thread { reset.run { () throws(ZramError) in try device.reset() } }.map { [$0] } ?? []
+                threads.append(startThread { reset.run { () throws(ZramError) in try device.reset() } })
                 #expect(Self.wait { device.lifecycle.hasWaitingWriter }, "reset never waited for the lock")
                 // Queued behind the reset: the lock prefers writers.
-                threads += Self.thread {
+                threads.append(startThread {
                     write.run { () throws(ZramError) in
                         let byte = UnsafeMutableRawBufferPointer.allocate(byteCount: 1, alignment: 1)
                         defer { byte.deallocate() }
                         byte[0] = 0xAB
                         try device.write(UnsafeRawBufferPointer(byte), at: UInt64(pageSize))
                     }
-                }.map { [$0] } ?? []
+                })
             } else if batch == 2 {
                 doneDuringScan = Self.wait { reset.isFinished && write.isFinished }
             }
