@@ -109,6 +109,16 @@ final class TLSSession {
         }
     }
 
+    /// Protocol, key-exchange group and cipher, for the log: `TLS1.3 SECP256R1 AES-128-GCM`.
+    var parameters: String {
+        let name = { (text: UnsafePointer<CChar>?) in text.map { String(cString: $0) } ?? "none" }
+        return [
+            name(gnutls_protocol_get_name(gnutls_protocol_get_version(session))),
+            name(gnutls_group_get_name(gnutls_group_get(session))),
+            name(gnutls_cipher_get_name(gnutls_cipher_get(session))),
+        ].joined(separator: " ")
+    }
+
     // MARK: - Waiting
 
     /// Polls the socket for `events`; false on timeout or error. -1 waits forever.
