@@ -82,6 +82,10 @@ public final class NBDServer: Sendable {
     /// Connections in transmission on `export`.
     public func connectionCount(export: String) -> Int { core.connectionCount(export: export) }
 
+    /// Bytes held in connections' reply buffers: at most `replyBufferSize` per connection
+    /// in transmission, however much the clients have asked for and not read.
+    public var replyBufferBytes: Int { core.replyBuffers.current }
+
     /// Every open connection, in handshake or transmission.
     public var connectionCount: Int { core.connectionCount(export: nil) }
 
@@ -95,12 +99,12 @@ enum ListenerKind: Int, Sendable {
     case tcp = 1
 }
 
-/// What connection threads share: configuration, exports, pools, the connection table.
+/// What connection threads share: configuration, exports, buffer accounting, the connection table.
 final class ServerCore: Sendable {
     let configuration: NBDServerConfiguration
     let exports: ExportRegistry
     let logger: Logger
-    let pool: BufferPool
+    let replyBuffers = ReplyBufferAccounting()
     private let group = DispatchGroup()
     private let table = Mutex<Table>(Table())
     private let warnedIOFlusher = Atomic<Bool>(false)
@@ -127,9 +131,6 @@ final class ServerCore: Sendable {
         self.configuration = configuration
         self.exports = exports
         self.logger = logger
-        pool = BufferPool(
-            budget: configuration.largeBufferBudget,
-            maxBufferSize: configuration.maxPayload + NBDReply.chunkHeaderSize + 8)
     }
 
     /// Takes an accepted socket and gives it a thread, within its listener's budgets.
