@@ -26,27 +26,40 @@ let package = Package(
         .systemLibrary(
             name: "CZstd", pkgConfig: "libzstd",
             providers: [.apt(["libzstd-dev"])]),
+        .systemLibrary(
+            name: "CGnuTLS", pkgConfig: "gnutls",
+            providers: [.apt(["libgnutls28-dev"])]),
         .target(
             name: "SwiftZram",
             dependencies: ["CLZ4", "CLZO", "CZstd"],
             swiftSettings: strict),
         .target(
             name: "NBD",
-            dependencies: [.product(name: "Logging", package: "swift-log")],
+            dependencies: ["CGnuTLS", .product(name: "Logging", package: "swift-log")],
             exclude: ["README-design.md"],
             swiftSettings: strict),
+        // The control plane and operations: the control socket, the devices' exports,
+        // setup orchestration (swapon/mount), the config language.
+        .target(
+            name: "ZnbdKit",
+            dependencies: [
+                "SwiftZram", "NBD",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict),
+        // Only the ArgumentParser commands.
         .executableTarget(
             name: "znbd",
             dependencies: [
-                "SwiftZram", "NBD",
+                "ZnbdKit", "SwiftZram", "NBD",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),
         .testTarget(name: "SwiftZramTests", dependencies: ["SwiftZram"]),
         .testTarget(name: "NBDTests", dependencies: ["NBD"]),
-        // Drives the built `znbd` binary with real clients and the kernel (nbdfuse + loop).
-        .testTarget(name: "ZnbdTests", dependencies: ["znbd"]),
+        // Drives the built `znbd` binary (swift build builds every product) with real clients and the kernel (nbdfuse + loop).
+        .testTarget(name: "ZnbdTests", dependencies: ["ZnbdKit"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 
-@testable import znbd
+@testable import ZnbdKit
 
 /// The zram-generator-style configuration file: expressions, the INI reader, its
 /// errors with line numbers, and `serve --config` / `check-config` on real files.

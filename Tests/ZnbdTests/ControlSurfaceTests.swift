@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 
-@testable import znbd
+@testable import ZnbdKit
 
 /// `znbd status/get/set/hot-add/hot-remove` against a live server.
 @Suite(.serialized) struct ControlSurfaceTests {
@@ -22,15 +22,18 @@ import Testing
         #expect(bytes.stdout == "zram0 0 0\nzram1 4194304 1024\n", "\(bytes)")
 
         let json = try server.cli(["status", "--json"])
-        let object = try #require(JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
-        let devices = try #require(object["devices"] as? [[String: Any]])
-        #expect(devices.count == 2)
-        let mm = try #require(devices[1]["mm_stat"] as? [String: Any])
-        #expect(mm.keys.sorted() == ["compr_data_size", "huge_pages", "huge_pages_since", "mem_limit", "mem_used_max",
-                                     "mem_used_total", "orig_data_size", "pages_compacted", "same_pages"])
-        #expect((devices[1]["io_stat"] as? [String: Any])?.keys.sorted() == ["failed_reads", "failed_writes", "invalid_io", "notify_free"])
-        #expect(devices[1]["comp_algorithm"] as? String == "lzo")
-        #expect(devices[1]["initstate"] as? Int == 1)
+        #expect(json.succeeded, "\(json)")
+        let status = try JSONDecoder().decode(ServerStatus.self, from: Data(json.stdout.utf8))
+        #expect(status.devices.map(\.name) == ["zram0", "zram1"])
+        let zram1Status = try #require(status.devices.last)
+        #expect(zram1Status.mm_stat.keys.sorted() == ["compr_data_size", "huge_pages", "huge_pages_since", "mem_limit",
+                                                      "mem_used_max", "mem_used_total", "orig_data_size", "pages_compacted",
+                                                      "same_pages"])
+        #expect(zram1Status.mm_stat["orig_data_size"] == 4 << 20 && zram1Status.mm_stat["same_pages"] == 1024)
+        #expect(zram1Status.io_stat.keys.sorted() == ["failed_reads", "failed_writes", "invalid_io", "notify_free"])
+        #expect(zram1Status.comp_algorithm == "lzo" && zram1Status.initstate == 1 && zram1Status.disksize == 64 << 20)
+        // The CLI prints what the server answers.
+        #expect(status == (try ControlClient(path: server.control).status()))
     }
 
     @Test func attributesFollowZramsRules() throws {
@@ -66,19 +69,9 @@ import Testing
     @Test func resetIsBusyWhileAClientIsAttached() throws {
         let server = try ZnbdServer(["--size", "16M"])
         defer { server.stop() }
-        // nbdsh holds its connection until it has slept. It needs the system Python,
-        // which has the nbd module, whatever python3 comes first on PATH.
-        let holder = Process()
-        holder.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        holder.arguments = ["PATH=/usr/bin:/bin", try #require(ExternalCommand.which("nbdsh")), "-u", server.uri(), "-c", "import time; time.sleep(5)"]
-        try holder.run()
-        defer { holder.terminate(); holder.waitUntilExit() }
-        var attached = false
-        for _ in 0..<200 where !attached {
-            attached = (try server.cli(["status", "--json"])).stdout.contains("\"connections\" : 1")
-            if !attached { usleep(20_000) }
-        }
-        #expect(attached)
+        // Returns once the server counts the connection; holds it until release().
+        let holder = try ExportHolder(server)
+        defer { holder.release() }
         let reset = try server.cli(["set", "zram0", "reset", "1"])
         #expect(reset.status != 0 && reset.stderr.contains("EBUSY"), "\(reset)")
         let remove = try server.cli(["hot-remove", "zram0"])
@@ -118,23 +111,56 @@ import Testing
     @Test func controlSocketAnswersGarbageWithErrors() throws {
         let server = try ZnbdServer(["--size", "16M"])
         defer { server.stop() }
-        let reply = try ExternalCommand.run("python3", ["-c", """
-            import socket, sys
-            s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
-            s.sendall(b'this is not json\\n{"op":"get"}\\n{"op":"teleport"}\\n' + b'x' * 70000 + b'\\n')
-            s.settimeout(10); data = b''
-            try:
-                while True:
-                    chunk = s.recv(65536)
-                    if not chunk: break
-                    data += chunk
-            except OSError: pass  # a timeout, or the reset after the oversized line
-            print(data.decode())
-            """, server.control])
-        let lines = reply.stdout.split(separator: "\n")
-        #expect(lines.count >= 4, "\(reply)")
-        #expect(lines.allSatisfy { $0.contains("\"ok\":false") && $0.contains("EINVAL") })
+        let connection = try ControlConnection(server.control)
+        let garbage = #"this is not json"# + "\n" + #"{"op":"get"}"# + "\n" + #"{"op":"teleport"}"# + "\n"
+            + #"{"op":"hot-add","algorithm":"brotli"}"# + "\n"
+        try connection.send(Array(garbage.utf8) + [UInt8](repeating: UInt8(ascii: "x"), count: 70000) + [UInt8(ascii: "\n")])
+        var kinds: [ControlError.Kind] = []
+        while let response = try connection.receive() {
+            guard case .failure(let error) = response else {
+                Issue.record("garbage was accepted: \(response)")
+                break
+            }
+            kinds.append(error.kind)
+        }
+        // Four malformed requests, then the line over 64 KiB, after which the server hangs up.
+        #expect(kinds == [.invalidArgument, .invalidArgument, .invalidArgument, .invalidArgument, .messageTooLong])
+
+        // One byte over the limit, its newline in the last chunk the server reads, is still too long.
+        let justOver = try ControlConnection(server.control)
+        try justOver.send([UInt8](repeating: UInt8(ascii: " "), count: ControlServer.requestLimit + 1) + [UInt8(ascii: "\n")])
+        #expect(try justOver.receive() == .failure(ControlError(.messageTooLong, "request longer than 65536 bytes: Message too long")))
+        let atLimit = try ControlConnection(server.control)
+        try atLimit.send([UInt8](repeating: UInt8(ascii: " "), count: ControlServer.requestLimit - 8) + Array(#"["x"]"#.utf8) + [UInt8(ascii: "\n")])
+        #expect(try atLimit.receive() == .failure(.invalid("malformed control request")))
         #expect(server.isRunning)
         #expect(try server.cli(["get", "zram0", "initstate"]).stdout == "1\n")
+    }
+
+    @Test func clientsBeyondTheLimitAreRefusedNotQueued() throws {
+        let server = try ZnbdServer(["--size", "16M"])
+        defer { server.stop() }
+        // Each idle connection holds a server thread; status proves it is being served.
+        var held: [ControlConnection] = []
+        for _ in 0..<ControlServer.clientLimit {
+            let connection = try ControlConnection(server.control)
+            try connection.send(.status)
+            guard case .status = try #require(try connection.receive()) else {
+                Issue.record("status was not answered")
+                return
+            }
+            held.append(connection)
+        }
+        let extra = try ControlConnection(server.control)
+        guard case .failure(let error) = try #require(try extra.receive()) else {
+            Issue.record("a client over the limit was served")
+            return
+        }
+        #expect(error.kind == .busy)
+        #expect(try extra.receive() == nil)
+        // As soon as one hangs up, its place is free again.
+        held.removeLast()
+        let client = ControlClient(path: server.control)
+        #expect(Poll.until(seconds: 10) { (try? client.status()) != nil })
     }
 }

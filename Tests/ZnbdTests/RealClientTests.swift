@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 
-@testable import znbd
+@testable import ZnbdKit
 
 /// znbd against the real NBD clients: libnbd's tools, qemu-io and fio.
 @Suite(.serialized) struct RealClientTests {

@@ -30,9 +30,18 @@ public final class NBDServer: Sendable {
         core = ServerCore(configuration: configuration, exports: exports, logger: logger)
     }
 
-    /// Binds the configured listeners and starts accepting.
-    /// Throws when a listener cannot be bound; nothing is left listening then.
+    /// Loads the TLS credentials, binds the configured listeners and starts accepting.
+    /// Throws when a credential file is bad or a listener cannot be bound; nothing is left listening then.
     public func start() throws(NBDServerError) {
+        if configuration.tls.mode != .off {
+            do {
+                let credentials = try TLSCredentials(configuration.tls)
+                for warning in credentials.warnings { core.logger.warning("\(warning)") }
+                core.tlsCredentials.withLock { $0 = credentials }
+            } catch {
+                throw NBDServerError("TLS: \(error)")
+            }
+        }
         var bound: [Listener] = []
         do throws(NBDServerError) {
             if let path = configuration.unixSocketPath { bound.append(try Listener.unix(path: path)) }
@@ -98,6 +107,8 @@ final class ServerCore: Sendable {
     private let group = DispatchGroup()
     private let table = Mutex<Table>(Table())
     private let warnedIOFlusher = Atomic<Bool>(false)
+    /// Loaded by `NBDServer.start()` when TLS is on; TCP connections use it.
+    let tlsCredentials = Mutex<TLSCredentials?>(nil)
 
     struct Table {
         var nextID: UInt64 = 1
@@ -158,7 +169,8 @@ final class ServerCore: Sendable {
             {
                 logger.warning("\(warning)")
             }
-            Connection(socket: fd, id: id, core: self).run()
+            let tls = listener == .tcp ? tlsCredentials.withLock { $0 } : nil
+            Connection(socket: fd, id: id, core: self, tls: tls).run()
             finish(id)
         }
         if !started {

@@ -6,6 +6,9 @@ public struct NBDServerConfiguration: Sendable {
     public var tcpHost: String
     /// TCP port; nil means no TCP listener, 0 picks an ephemeral port (see `NBDServer.boundTCPPort`).
     public var tcpPort: Int?
+    /// TLS on the TCP listener (NBD_OPT_STARTTLS); the Unix socket stays plaintext.
+    /// Its files are loaded by `NBDServer.start()`, which fails on a bad one.
+    public var tls: TLSConfiguration = .off
 
     /// How long a client may take from connecting to entering transmission.
     /// Values under 30 s are raised to 30 s: slow boots and serial bridges connect long before they speak.

@@ -9,11 +9,25 @@ extension ZsPool {
     /// - Complexity: O(objects moved).
     @discardableResult
     public func compact() -> Int {
+        var cursor = 0
         var freedPages = 0
-        for classIndex in 0..<classes.count where !classes.base[classIndex].info.isHuge {
-            while let released = compactStep(classIndex) {
+        while cursor < classes.count { freedPages += compact(steps: Int.max, cursor: &cursor) }
+        return freedPages
+    }
+
+    /// A bounded piece of ``compact()``: frees at most `steps` zspages, starting in
+    /// class `cursor` and moving it on; `cursor` reaches the class count when done.
+    /// - Returns: pages freed by this call (also added to ``pagesCompacted``).
+    func compact(steps: Int, cursor: inout Int) -> Int {
+        var freedPages = 0
+        var taken = 0
+        while cursor < classes.count, taken < steps {
+            if !classes.base[cursor].info.isHuge, let released = compactStep(cursor) {
                 arena.releaseSlot(released.slotAddress, touchedPages: released.touchedPages)
                 freedPages += released.touchedPages
+                taken += 1
+            } else {
+                cursor += 1
             }
         }
         pagesCompactedTotal.wrappingAdd(freedPages, ordering: .relaxed)

@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// `streams` compression streams, like zram's per-CPU zcomp streams.
 ///
 /// Every stream is allocated up front; ``withStream(_:)`` lends one without allocating.
@@ -32,7 +36,13 @@ public final class CompressorPool: @unchecked Sendable {
         let dictionary = try parameters.dictionary.map { bytes throws(ZramError) in
             try CompressionDictionary(bytes, algorithm: parameters.algorithm, level: parameters.level)
         }
-        let storage = UnsafeMutablePointer<CompressionStream>.allocate(capacity: streams)
+        guard let leases = StreamLeases(count: streams) else {
+            throw ZramError(.outOfMemory, "cannot allocate the stream leases")
+        }
+        guard let raw = malloc(streams * MemoryLayout<CompressionStream>.stride) else {
+            throw ZramError(.outOfMemory, "cannot allocate \(streams) compression streams")
+        }
+        let storage = raw.bindMemory(to: CompressionStream.self, capacity: streams)
         for index in 0..<streams {
             do {
                 let stream = try CompressionStream.make(
@@ -40,24 +50,24 @@ public final class CompressorPool: @unchecked Sendable {
                 (storage + index).initialize(to: stream)
             } catch {
                 for made in 0..<index { storage[made].deallocate() }
-                storage.deallocate()
+                free(storage)
                 throw error
             }
         }
         self.parameters = parameters
         self.streamCount = streams
         self.streams = storage
-        self.leases = StreamLeases(count: streams)
+        self.leases = leases
         self.dictionary = dictionary
     }
 
     deinit {
         for index in 0..<streamCount { streams[index].deallocate() }
-        streams.deallocate()
+        free(streams)
     }
 
     /// Lends a free stream to `body` for its duration. If all are busy, waits
-    /// (brief spinning, then yielding) until one is free.
+    /// (brief spinning, then yielding, then sleeping) until one is free.
     ///
     /// Do not call it again from inside `body` on the same pool: with every stream
     /// held by the caller that would wait forever.

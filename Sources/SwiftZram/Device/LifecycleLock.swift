@@ -8,7 +8,7 @@ import Glibc
 // @unchecked: the pthread lock lives at a fixed heap address for the object's
 // lifetime and pthread_rwlock_* are thread-safe by contract.
 final class LifecycleLock: @unchecked Sendable {
-    private let lock: UnsafeMutablePointer<pthread_rwlock_t>
+    fileprivate let lock: UnsafeMutablePointer<pthread_rwlock_t>
 
     init() {
         lock = .allocate(capacity: 1)
@@ -36,5 +36,16 @@ final class LifecycleLock: @unchecked Sendable {
         pthread_rwlock_wrlock(lock)
         defer { pthread_rwlock_unlock(lock) }
         return try body()
+    }
+}
+
+extension LifecycleLock {
+    /// Whether a writer waits for the lock. Only meaningful while the caller
+    /// holds it shared (then no writer can hold it): a writer-preferring lock
+    /// refuses a new reader exactly when a writer waits.
+    var hasWaitingWriter: Bool {
+        guard pthread_rwlock_tryrdlock(lock) == 0 else { return true }
+        pthread_rwlock_unlock(lock)
+        return false
     }
 }

@@ -19,7 +19,7 @@ import Synchronization
 public final class ZramDevice: @unchecked Sendable {
     public let name: String
 
-    private let lifecycle = LifecycleLock()
+    let lifecycle = LifecycleLock()
     private var store: ZramStore? {
         didSet { ioStore = store }
     }
@@ -28,6 +28,8 @@ public final class ZramDevice: @unchecked Sendable {
     private unowned(unsafe) var ioStore: ZramStore?
     private var settings: Settings
     private var counters = DeviceCounters()
+    /// Changes whenever `store` is replaced, so a scan that dropped the lock can tell.
+    private var generation = 0
     private let openCount = Atomic<Int>(0)
 
     /// Configuration that applies at the next initialisation.
@@ -37,11 +39,11 @@ public final class ZramDevice: @unchecked Sendable {
         var dictionary: [UInt8]?
         var dictionaryPath: String?
         var streams: Int
-        var stagePages: Int
+        var queuePages: Int
     }
 
-    /// Write-back slots a device gets: 256 pages (1 MiB) of writes accepted before compression.
-    public static let defaultStagePages = 256
+    /// Compression queue slots a device gets: 256 pages (1 MiB) of writes accepted before compression.
+    public static let defaultQueuePages = 256
 
     private let workerStart: (@Sendable () -> Void)?
 
@@ -53,16 +55,16 @@ public final class ZramDevice: @unchecked Sendable {
     /// - Parameters:
     ///   - name: the device name (`zram0`), also its NBD export name.
     ///   - streams: compression streams, 1...64; defaults to the CPU count.
-    ///   - stagePages: write-back slots (a power of two), pages a write may leave for the
+    ///   - queuePages: compression queue slots (a power of two), pages a write may leave for the
     ///     device's compressor thread so that it returns before compression; 0 compresses inline.
     ///   - workerStart: runs first on the compressor thread (e.g. to mark it an I/O flusher).
     public init(
-        name: String, streams: Int = ZramDevice.defaultStreamCount, stagePages: Int = ZramDevice.defaultStagePages,
+        name: String, streams: Int = ZramDevice.defaultStreamCount, queuePages: Int = ZramDevice.defaultQueuePages,
         workerStart: (@Sendable () -> Void)? = nil
     ) {
-        precondition(stagePages >= 0 && stagePages & (stagePages - 1) == 0, "stagePages must be 0 or a power of two")
+        precondition(queuePages >= 0 && queuePages & (queuePages - 1) == 0, "queuePages must be 0 or a power of two")
         self.name = name
-        self.settings = Settings(streams: min(64, max(1, streams)), stagePages: stagePages)
+        self.settings = Settings(streams: min(64, max(1, streams)), queuePages: queuePages)
         self.workerStart = workerStart
     }
 
@@ -102,9 +104,9 @@ public final class ZramDevice: @unchecked Sendable {
             var stat = MemoryStatistics()
             stat.memLimit = UInt64(counters.memLimit.load(ordering: .relaxed))
             stat.memUsedMax = UInt64(counters.memUsedMax.load(ordering: .relaxed))
-            let staged = counters.stagedPages.load(ordering: .relaxed) * pageSize
+            let queued = counters.queuedPages.load(ordering: .relaxed) * pageSize
             stat.origDataSize = UInt64(counters.storedPages.load(ordering: .relaxed)) * UInt64(pageSize)
-            stat.comprDataSize = UInt64(counters.comprDataSize.load(ordering: .relaxed) + staged)
+            stat.comprDataSize = UInt64(counters.comprDataSize.load(ordering: .relaxed) + queued)
             stat.samePages = UInt64(counters.samePages.load(ordering: .relaxed))
             stat.hugePages = UInt64(counters.hugePages.load(ordering: .relaxed))
             stat.hugePagesSince = UInt64(counters.hugePagesSince.load(ordering: .relaxed))
@@ -135,21 +137,31 @@ public final class ZramDevice: @unchecked Sendable {
 
     // MARK: Control
 
+    /// The largest disksize: 32 PiB, what the page table can address (see
+    /// ``PageTable/maximumPageCount``). An empty device costs the same at every size.
+    public static let maximumDiskSize = UInt64(PageTable.maximumPageCount) * UInt64(pageSize)
+
     /// Sets disksize and initialises the device. Rounded up to whole pages.
-    /// - Throws: `EBUSY` if already initialised, `EINVAL` for 0.
+    /// - Throws: `EBUSY` if already initialised, `EINVAL` for 0, `ENOMEM` (as the kernel's
+    ///   zram, whose table allocation fails) above ``maximumDiskSize`` or if the system
+    ///   refuses memory. Nothing is allocated before the size is checked.
     public func setDiskSize(_ bytes: UInt64) throws(ZramError) {
         try lifecycle.withExclusive { () throws(ZramError) in
             guard store == nil else {
                 throw .busy("\(name) is initialised: reset it before changing disksize")
             }
             guard bytes > 0 else { throw .invalid("disksize must be greater than 0") }
-            guard bytes <= UInt64(Int.max) - UInt64(pageSize) else { throw .invalid("disksize is too large") }
+            guard bytes <= Self.maximumDiskSize else {
+                throw ZramError(
+                    .outOfMemory, "disksize \(bytes) is above the largest device, \(Self.maximumDiskSize) bytes (32 PiB)")
+            }
             let size = (bytes + UInt64(pageSize) - 1) & ~UInt64(pageSize - 1)
             let parameters = try CompressionParameters(
                 algorithm: settings.algorithm, level: settings.level, dictionary: settings.dictionary)
             store = try ZramStore(
                 diskSize: size, compression: parameters, streams: settings.streams, counters: counters,
-                stagePages: settings.stagePages, workerStart: workerStart)
+                queuePages: settings.queuePages, workerStart: workerStart)
+            generation += 1
         }
     }
 
@@ -196,7 +208,7 @@ public final class ZramDevice: @unchecked Sendable {
         guard bytes <= UInt64(Int.max) - UInt64(pageSize) else { throw .invalid("mem_limit is too large") }
         let aligned = (bytes + UInt64(pageSize) - 1) & ~UInt64(pageSize - 1)
         lifecycle.withShared {
-            // Staged pages may still hold objects they replaced: free them before the limit counts.
+            // Queued pages may still hold objects they replaced: free them before the limit counts.
             store?.drain()
             counters.memLimit.store(Int(aligned), ordering: .relaxed)
         }
@@ -220,39 +232,34 @@ public final class ZramDevice: @unchecked Sendable {
             }
             store?.shutdown()
             store = nil
+            generation += 1
             counters = DeviceCounters()
-            settings = Settings(streams: settings.streams, stagePages: settings.stagePages)
+            settings = Settings(streams: settings.streams, queuePages: settings.queuePages)
         }
     }
 
-    /// Compacts the allocator now.
-    /// - Returns: pages freed.
+    /// Runs `batch` with the store, holding the lifecycle lock shared for one batch
+    /// at a time, until it returns false or the device is reset or re-initialised.
+    ///
+    /// Between batches the lock is free, so a disksize or reset waits for one batch,
+    /// not for the whole scan, and I/O queued behind it goes on.
+    /// - Parameter afterEachBatch: runs after each batch, still under the lock.
+    /// - Returns: the batches run.
     @discardableResult
-    public func compact() -> Int {
-        lifecycle.withShared {
-            store?.drain()
-            return store?.pool.compact() ?? 0
-        }
-    }
-
-    /// Marks every stored page idle (`idle all`); a later access clears the mark.
-    public func markAllIdle() {
-        lifecycle.withShared {
-            guard let store else { return }
-            for index in 0..<store.table.pageCount { store.markIdle(index) }
-        }
-    }
-
-    /// Counts idle pages (for status and for later writeback and recompression).
-    public var idlePages: Int {
-        lifecycle.withShared {
-            guard let store else { return 0 }
-            var count = 0
-            for index in 0..<store.table.pageCount {
-                if let slot = store.table.existingSlot(index), slot.unlockedState.isIdle { count += 1 }
+    func scanInBatches(afterEachBatch: () -> Void = {}, _ batch: (ZramStore) -> Bool) -> Int {
+        var scanned: Int?
+        var batches = 0
+        var more = true
+        while more {
+            more = lifecycle.withShared {
+                guard let store, scanned == nil || scanned == generation else { return false }
+                scanned = generation
+                batches += 1
+                defer { afterEachBatch() }
+                return batch(store)
             }
-            return count
         }
+        return batches
     }
 
     /// Runs `body` with the store under the lifecycle lock held shared.

@@ -1,4 +1,6 @@
 import ArgumentParser
+import SwiftZram
+import ZnbdKit
 
 /// `znbd get DEVICE ATTRIBUTE`: cat /sys/block/DEVICE/ATTRIBUTE.
 struct GetCommand: ParsableCommand {
@@ -12,8 +14,7 @@ struct GetCommand: ParsableCommand {
     @OptionGroup var options: ControlOptions
 
     func run() throws {
-        let response = try options.client.send(ControlRequest(op: .get, device: device, attribute: attribute))
-        print(response.value ?? "", terminator: "")
+        print(try options.client.get(device, attribute), terminator: "")
     }
 }
 
@@ -30,7 +31,7 @@ struct SetCommand: ParsableCommand {
     @OptionGroup var options: ControlOptions
 
     func run() throws {
-        _ = try options.client.send(ControlRequest(op: .set, device: device, attribute: attribute, value: value))
+        try options.client.set(device, attribute, value)
     }
 }
 
@@ -40,13 +41,11 @@ struct HotAddCommand: ParsableCommand {
         commandName: "hot-add", abstract: "Create a device (and its NBD export); prints its name.")
 
     @Option(help: "Initialise it with this disksize (K/M/G/T suffixes).") var size: SizeArgument?
-    @Option(help: "Its compression algorithm: lzo, lz4, lz4hc, zstd.") var algorithm: String?
+    @Option(help: "Its compression algorithm: lzo, lz4, lz4hc, zstd.") var algorithm: CompressionAlgorithm?
     @OptionGroup var options: ControlOptions
 
     func run() throws {
-        let response = try options.client.send(
-            ControlRequest(op: .hotAdd, attribute: algorithm, value: size.map { String($0.bytes) }))
-        print(response.value ?? "")
+        print(try options.client.hotAdd(algorithm: algorithm, diskSize: size?.bytes))
     }
 }
 
@@ -59,11 +58,9 @@ struct HotRemoveCommand: ParsableCommand {
     @OptionGroup var options: ControlOptions
 
     func run() throws {
-        _ = try options.client.send(ControlRequest(op: .hotRemove, device: device))
+        try options.client.hotRemove(device)
     }
 }
-
-import SwiftZram
 
 enum ZramAttributeNames {
     static let readable = ZramDevice.readableAttributes.joined(separator: ", ")

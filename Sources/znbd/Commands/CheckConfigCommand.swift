@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import ZnbdKit
 
 /// `znbd check-config FILE`: what a configuration file would create, without creating it.
 struct CheckConfigCommand: ParsableCommand {

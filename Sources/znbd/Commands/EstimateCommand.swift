@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SwiftZram
+import ZnbdKit
 
 /// `znbd estimate FILE`: what storing FILE in a device would cost, per algorithm.
 struct EstimateCommand: ParsableCommand {

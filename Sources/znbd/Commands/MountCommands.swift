@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SwiftZram
+import ZnbdKit
 
 /// `znbd mount`: a tmpfs-like compressed scratch file system.
 struct MountCommand: ParsableCommand {

@@ -1,4 +1,6 @@
 import ArgumentParser
+import Foundation
+import ZnbdKit
 
 /// Where the server and the setup state live, shared by swapon/swapoff/mount/umount.
 struct SetupOptions: ParsableArguments {
@@ -19,8 +21,10 @@ struct SetupOptions: ParsableArguments {
         runtimeDirectory.map(RuntimePaths.init(directory:)) ?? .fromEnvironment
     }
 
+    /// The setup, with the fail points `ZNBD_FAIL_AFTER` asks for (a test hook).
     func makeSetup() throws -> DeviceSetup {
-        try DeviceSetup(paths: paths, control: control, unix: unix, attach: attach)
+        let failPoints = try FailPoints(specification: ProcessInfo.processInfo.environment[FailPoints.environmentVariable])
+        return try DeviceSetup(paths: paths, control: control, unix: unix, attach: attach, failPoints: failPoints)
     }
 }
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SwiftZram
+import ZnbdKit
 
 /// `znbd status`: zramctl's view of the running server's devices.
 struct StatusCommand: ParsableCommand {
@@ -29,8 +30,7 @@ struct StatusCommand: ParsableCommand {
     var outputAll = false
 
     func run() throws {
-        let response = try options.client.send(ControlRequest(op: .status))
-        guard let status = response.status else { throw ControlFailure(message: "the server sent no status") }
+        let status = try options.client.status()
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SwiftZram
+import ZnbdKit
 
 /// `znbd swapon`: the classic zram boot script in one command.
 struct SwapOnCommand: ParsableCommand {

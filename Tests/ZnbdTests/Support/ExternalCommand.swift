@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 
-@testable import znbd
+@testable import ZnbdKit
 
 /// Tests run tools the way znbd itself does (`Tool`: PATH plus sbin, bounded in time).
 typealias CommandResult = Tool.Output

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 
-@testable import znbd
+@testable import ZnbdKit
 
 /// Puts an export under the kernel without the nbd driver: nbdfuse exposes it as
 /// a file, losetup turns the file into a block device. Every step is undone by

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 
-@testable import znbd
+@testable import ZnbdKit
 
 /// A private runtime directory (`ZNBD_RUNTIME_DIR`) for `znbd swapon/swapoff/mount/umount`,
 /// so tests never touch /run/znbd and can run beside other suites. `cleanUp()` (also on

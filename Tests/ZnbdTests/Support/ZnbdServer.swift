@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 
-@testable import znbd
+@testable import ZnbdKit
 
 /// A `znbd serve` child process on sockets in a private temporary directory.
 /// `stop()` (or deinit) ends it and removes the directory.
@@ -30,7 +30,7 @@ final class ZnbdServer: @unchecked Sendable {  // used from one test at a time
         socket = directory + "/nbd.sock"
         control = directory + "/control.sock"
         log = directory + "/server.log"
-        FileManager.default.createFile(atPath: log, contents: nil)
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
         process = Process()
         process.executableURL = URL(fileURLWithPath: Self.binary)
         process.arguments = ["serve", "--unix", socket, "--control", control, "--no-mlock"] + arguments
@@ -38,14 +38,14 @@ final class ZnbdServer: @unchecked Sendable {  // used from one test at a time
         process.standardError = process.standardOutput
         process.standardInput = FileHandle.nullDevice
         try process.run()
-        let deadline = Date().addingTimeInterval(20)
-        while !(FileManager.default.fileExists(atPath: socket) && FileManager.default.fileExists(atPath: control)) {
-            guard process.isRunning, Date() < deadline else {
-                let output = logText
-                stop()
-                throw ServerDidNotStart(log: output)
-            }
-            usleep(10_000)
+        // Ready when the control socket answers: the server listens on its NBD socket first.
+        let client = ControlClient(path: control)
+        let process = process
+        let ready = Poll.until(seconds: 20) { !process.isRunning || (try? client.status()) != nil }
+        guard ready && process.isRunning else {
+            let output = logText
+            stop()
+            throw ServerDidNotStart(log: output)
         }
     }
 

@@ -1,0 +1,18 @@
+/// `znbd status --json`: every device with zram's counters by name.
+public struct ServerStatus: Codable, Equatable, Sendable {
+    public var devices: [DeviceStatus]
+
+    public init(devices: [DeviceStatus]) { self.devices = devices }
+}
+
+/// One device in `ServerStatus`, with the kernel's attribute names.
+public struct DeviceStatus: Codable, Equatable, Sendable {
+    public var name: String
+    public var disksize: UInt64
+    public var initstate: Int
+    public var comp_algorithm: String
+    public var streams: Int
+    public var mm_stat: [String: UInt64]
+    public var io_stat: [String: UInt64]
+    public var connections: Int
+}
