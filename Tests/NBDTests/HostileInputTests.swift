@@ -63,6 +63,12 @@ import Glibc
             #expect(messages >= Self.messageTarget)
             #expect(checked >= Self.messageTarget / 2, "too few well-framed requests were checked (seed \(seed))")
 
+            // Every fuzzing client has hung up: no connection thread may stay behind, stuck on
+            // hostile input (bounded wait as a watchdog; threads finish asynchronously).
+            for _ in 0..<3000 where s.server.connectionCount > 0 { usleep(10_000) }
+            #expect(s.server.connectionCount == 0, "connections left behind by the fuzzing (seed \(seed))")
+            #expect(s.server.replyBufferBytes == 0)
+
             let reader = try s.client()
             try reader.handshake(export: "zram0")
             #expect(try reader.structuredRead(offset: 3 << 20, length: 1 << 20).data == reference, "seed \(seed)")
