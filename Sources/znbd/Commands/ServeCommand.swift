@@ -37,7 +37,8 @@ struct ServeCommand: ParsableCommand {
     var tls: TLSConfiguration.Mode = .off
 
     @Option(name: .customLong("tls-certificates"), help: ArgumentHelp(
-        "x509 directory with ca-cert.pem, server-cert.pem and server-key.pem (the nbdkit/qemu layout).", valueName: "dir"))
+        "x509 directory with ca-cert.pem, server-cert.pem and server-key.pem (the nbdkit/qemu layout). Without --tls-verify-peer clients are encrypted, not authenticated.",
+        valueName: "dir"))
     var tlsCertificates: String?
 
     @Flag(name: .customLong("tls-verify-peer"), help: "Require a client certificate signed by the directory's ca-cert.pem.")
