@@ -24,7 +24,7 @@ struct ServeCommand: ParsableCommand {
             plaintext, protected by its 0600 mode. libnbd clients connect with
               nbds://alice@HOST:PORT/zram0?tls-psk-file=FILE
               nbds://HOST:PORT/zram0?tls-certificates=DIR
-            TCP on a non-loopback address needs TLS, or --insecure.
+            TCP on a non-loopback address needs --tls require, or --insecure.
             """)
 
     @Option(help: "Unix socket for NBD clients (mode 0600; default in $ZNBD_RUNTIME_DIR or /run/znbd).")
@@ -48,7 +48,7 @@ struct ServeCommand: ParsableCommand {
         "Pre-shared keys: username:hexkey lines, as written by psktool -u NAME -p FILE.", valueName: "file"))
     var tlsPSK: String?
 
-    @Flag(help: "Serve TCP on a non-loopback address without TLS (anyone who can reach it reads and writes the devices).")
+    @Flag(help: "Serve TCP on a non-loopback address without --tls require (anyone who can reach it reads and writes the devices).")
     var insecure = false
 
     @Option(help: "Control socket for status/get/set (mode 0600).")
