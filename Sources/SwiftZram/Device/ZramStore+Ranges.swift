@@ -79,7 +79,7 @@ extension ZramStore {
     /// Frees pages, skipping chunks that were never allocated. Counts every page in notify_free, as zram does.
     private func freeWholePages(_ pages: Range<Int>) {
         var index = pages.lowerBound
-        while index < pages.upperBound, let chunk = table.nextChunk(atOrAfter: index) {
+        while index < pages.upperBound, let chunk = table.nextChunk(atOrAfter: index), chunk.firstPage < pages.upperBound {
             let start = max(index, chunk.firstPage)
             let chunkEnd = min(pages.upperBound, chunk.firstPage + PageTable.pagesPerChunk)
             for page in start..<chunkEnd { freePage(page) }
