@@ -21,7 +21,7 @@ struct HandshakePhase {
         let exports = core.exports
         var machine = Handshake(
             maxOptionLength: core.configuration.maxOptionLength, maxPayload: core.configuration.maxPayload,
-            lookup: { exports.lookup($0) }, list: { exports.all })
+            lookup: { exports.lookup($0) }, list: { exports.all }, open: { exports.open($0) })
         let clock = ContinuousClock()
         let deadline = clock.now + core.configuration.effectiveHandshakeTimeout
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 16 << 10, alignment: 8)
