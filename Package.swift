@@ -26,13 +26,16 @@ let package = Package(
         .systemLibrary(
             name: "CZstd", pkgConfig: "libzstd",
             providers: [.apt(["libzstd-dev"])]),
+        .systemLibrary(
+            name: "CGnuTLS", pkgConfig: "gnutls",
+            providers: [.apt(["libgnutls28-dev"])]),
         .target(
             name: "SwiftZram",
             dependencies: ["CLZ4", "CLZO", "CZstd"],
             swiftSettings: strict),
         .target(
             name: "NBD",
-            dependencies: [.product(name: "Logging", package: "swift-log")],
+            dependencies: ["CGnuTLS", .product(name: "Logging", package: "swift-log")],
             exclude: ["README-design.md"],
             swiftSettings: strict),
         // The control plane and operations: the control socket, the devices' exports,
