@@ -26,6 +26,9 @@ let package = Package(
         .systemLibrary(
             name: "CZstd", pkgConfig: "libzstd",
             providers: [.apt(["libzstd-dev"])]),
+        .systemLibrary(
+            name: "CFuse3", pkgConfig: "fuse3",
+            providers: [.apt(["libfuse3-dev"])]),
         .target(
             name: "SwiftZram",
             dependencies: ["CLZ4", "CLZO", "CZstd"],
