@@ -38,6 +38,12 @@ let package = Package(
             dependencies: [.product(name: "Logging", package: "swift-log")],
             exclude: ["README-design.md"],
             swiftSettings: strict),
+        // Every export of a registry as a file in a FUSE directory, for loop devices
+        // on kernels without the nbd driver (libfuse's low-level API, znbd's own threads).
+        .target(
+            name: "FUSEExport",
+            dependencies: ["CFuse3", "NBD"],
+            swiftSettings: strict),
         // The control plane and operations: the control socket, the devices' exports,
         // setup orchestration (swapon/mount), the config language.
         .target(
