@@ -57,7 +57,7 @@ let package = Package(
         .executableTarget(
             name: "znbd",
             dependencies: [
-                "ZnbdKit", "SwiftZram", "NBD",
+                "ZnbdKit", "SwiftZram", "NBD", "FUSEExport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -21,6 +21,8 @@ extension FileSystem {
             if let userdata {
                 let fileSystem = Unmanaged<FileSystem>.fromOpaque(userdata).takeUnretainedValue()
                 connection.pointee.max_write = UInt32(fileSystem.maxTransfer)
+                // libfuse 3.14 checks this against the max_read mount option given to the session.
+                connection.pointee.max_read = UInt32(fileSystem.maxTransfer)
             }
         }
         operations.lookup = { request, parent, name in

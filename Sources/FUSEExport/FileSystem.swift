@@ -15,8 +15,10 @@ final class FileSystem: Sendable {
     let maxTransfer: Int
     /// Every file's times: when the export started.
     let startTime: timespec
-    /// How long the kernel may cache names and attributes (a device can be resized or removed).
-    static let cacheSeconds = 1.0
+    /// How long the kernel may cache names and attributes: not at all, since a device can be
+    /// removed, added again or given its disksize at any time and `attach` must see it at
+    /// once (the I/O path never asks for attributes).
+    static let cacheSeconds = 0.0
     static let rootInode: fuse_ino_t = 1
 
     init(exports: ExportRegistry, maxTransfer: Int) {

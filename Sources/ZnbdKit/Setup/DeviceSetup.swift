@@ -37,7 +37,7 @@ public enum AttachMethod: String, CaseIterable, Sendable {
     case auto
     /// nbd-client -unix SOCK -N zramK -b 4096 /dev/nbdK.
     case nbd
-    /// nbdfuse RUNTIME/fuse/zramK, then losetup over RUNTIME/fuse/zramK/nbd.
+    /// nbdfuse RUNTIME/nbdfuse/zramK, then losetup over RUNTIME/nbdfuse/zramK/nbd.
     case fuse
 }
 
@@ -299,7 +299,7 @@ public final class DeviceSetup {
         if rmdir(mountPoint) != 0 && errno != ENOENT {
             note("could not remove \(mountPoint): \(String(cString: strerror(errno)))")
         }
-        rmdir(paths.fuseDirectory)  // only when empty
+        rmdir(paths.nbdfuseDirectory)  // only when empty
     }
 
     /// hot-remove, waiting for the last NBD client to go (nbdfuse closes its connections as it exits).
