@@ -29,13 +29,16 @@ let package = Package(
         .systemLibrary(
             name: "CFuse3", pkgConfig: "fuse3",
             providers: [.apt(["libfuse3-dev"])]),
+        .systemLibrary(
+            name: "CGnuTLS", pkgConfig: "gnutls",
+            providers: [.apt(["libgnutls28-dev"])]),
         .target(
             name: "SwiftZram",
             dependencies: ["CLZ4", "CLZO", "CZstd"],
             swiftSettings: strict),
         .target(
             name: "NBD",
-            dependencies: [.product(name: "Logging", package: "swift-log")],
+            dependencies: ["CGnuTLS", .product(name: "Logging", package: "swift-log")],
             exclude: ["README-design.md"],
             swiftSettings: strict),
         // Every export of a registry as a file in a FUSE directory, for loop devices

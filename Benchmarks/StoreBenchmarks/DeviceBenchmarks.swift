@@ -11,9 +11,9 @@ final class DeviceBench {
     let destination = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 4096)
 
     init(_ algorithm: CompressionAlgorithm, level: Int) throws {
-        // Inline stores: the write-back stage would move compression to another thread and
+        // Inline stores: the compression queue would move compression to another thread and
         // hide what a store costs.
-        device = ZramDevice(name: "bench", streams: 1, stagePages: 0)
+        device = ZramDevice(name: "bench", streams: 1, queuePages: 0)
         try device.setAlgorithm(algorithm)
         try device.setAlgorithmParameters(level: level, dictionary: nil)
         try device.setDiskSize(UInt64(corpus.pageCount * AnonCorpus.pageSize))

@@ -74,4 +74,53 @@ import Glibc
             #expect(try late.structuredRead(offset: 0, length: 3).data == [1, 2, 3])
         }
     }
+
+    /// C3: clients that queue large reads and never read the replies. Each of their
+    /// connections stalls on its own reply buffer (backpressure); another client's large
+    /// read still succeeds and the bytes held in reply buffers stay within the budget.
+    @Test func greedyReadersStallOnlyThemselves() throws {
+        try withServer(size: 64 << 20) { s in
+            let pattern = [UInt8].pattern(16 << 20, seed: 7)
+            try pattern.withUnsafeBytes { try s.export.write($0, at: 0) }
+            let budget = s.server.configuration.replyBufferSize
+            var greedy: [RawClient] = []
+            for _ in 0..<20 {
+                let c = try s.connected(structured: false)
+                for k in 0..<4 { try c.sendRequest(.read, cookie: UInt64(k), offset: 0, length: 64 << 20) }
+                // The first reply began: the server is serving these reads.
+                let (error, cookie) = try c.readSimpleReply()
+                #expect(error == 0 && cookie == 0)
+                greedy.append(c)
+            }
+            #expect(s.server.replyBufferBytes <= s.server.connectionCount * budget)
+            let other = try s.connected(structured: false)
+            #expect(try other.simpleRead(offset: 0, length: pattern.count) == pattern)
+            let structured = try s.connected()
+            #expect(try structured.structuredRead(offset: 0, length: pattern.count).data == pattern)
+            #expect(s.server.replyBufferBytes <= s.server.connectionCount * budget)
+            #expect(s.server.connectionCount == 22)
+            greedy.removeAll()
+            for _ in 0..<6000 where s.server.connectionCount > 2 { usleep(10_000) }
+            #expect(s.server.connectionCount == 2)
+            #expect(s.server.replyBufferBytes == 2 * budget)
+        }
+    }
+
+    /// A read whose export fails after part of its reply went out cannot be answered with
+    /// an error any more: the server disconnects (as the protocol requires) and serves others.
+    @Test func readFailingAfterItsReplyBeganDisconnects() throws {
+        try withServer { s in
+            s.export.failingPage.store(1 << 20, ordering: .relaxed)
+            let simple = try s.connected(structured: false)
+            try simple.sendRequest(.read, cookie: 1, offset: 0, length: 2 << 20)
+            let (error, _) = try simple.readSimpleReply()
+            #expect(error == 0)
+            #expect(simple.isClosedByServer())
+            let fragmentless = try s.connected()
+            try fragmentless.sendRequest(.read, flags: NBDCommandFlags.df.rawValue, cookie: 2, offset: 0, length: 2 << 20)
+            #expect(fragmentless.isClosedByServer())
+            let other = try s.connected()
+            #expect(try other.structuredRead(offset: 0, length: 4096).data == [UInt8](repeating: 0, count: 4096))
+        }
+    }
 }

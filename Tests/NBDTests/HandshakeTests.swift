@@ -209,10 +209,9 @@ import Testing
         try withServer(configure: { $0.handshakeTimeoutOverride = .milliseconds(300) }) { s in
             let idle = try s.client()
             try idle.readGreeting()
-            let start = ContinuousClock.now
+            // The client's receive timeout (10 s) fails this if the server never closes.
             #expect(idle.isClosedByServer())
-            #expect(ContinuousClock.now - start < .seconds(5))
-            // Transmission itself has no idle timeout.
+            // Transmission itself has no idle timeout: idle longer than the handshake's.
             let c = try s.connected(structured: false)
             usleep(500_000)
             #expect(try c.simpleRead(offset: 0, length: 8).count == 8)

@@ -119,10 +119,10 @@ import Glibc
 import Synchronization
 
 @Suite struct CompressorThreadTests {
-    /// The write-back stage's thread shows by name in `top -H` and `perf`, and reset ends it.
+    /// The compression queue's thread shows by name in `top -H` and `perf`, and reset ends it.
     @Test func compressorThreadIsNamedAndEndsOnReset() throws {
         let threadID = Atomic<Int>(0)
-        let device = ZramDevice(name: "zram0", streams: 1, stagePages: 16, workerStart: {
+        let device = ZramDevice(name: "zram0", streams: 1, queuePages: 16, workerStart: {
             // /proc/thread-self links to "PID/task/TID"
             var link = [CChar](repeating: 0, count: 64)
             let n = readlink("/proc/thread-self", &link, link.count - 1)
@@ -132,7 +132,7 @@ import Synchronization
         try device.setDiskSize(1 << 20)
         let page = [UInt8](repeating: 7, count: 2048) + [UInt8](repeating: 9, count: 2048)
         try page.withUnsafeBytes { try device.write($0, at: 0) }
-        #expect(device.memoryStatistics.origDataSize == 4096)  // drains the stage: the thread is in run()
+        #expect(device.memoryStatistics.origDataSize == 4096)  // drains the queue: the thread is in run()
         let tid = threadID.load(ordering: .acquiring)
         #expect(tid > 0)
         let comm = try String(contentsOfFile: "/proc/self/task/\(tid)/comm", encoding: .utf8)

@@ -5,10 +5,10 @@ import Testing
 @Suite struct DevicePropertyTests {
     static let diskSize = 256 * pageSize
 
-    /// Every algorithm, with writes compressed inline and through the write-back stage.
-    @Test(arguments: CompressionAlgorithm.allCases, [0, ZramDevice.defaultStagePages])
-    func randomOperationsMatchTheModel(algorithm: CompressionAlgorithm, stagePages: Int) throws {
-        let device = try ZramDevice.make(algorithm, diskSize: UInt64(Self.diskSize), stagePages: stagePages)
+    /// Every algorithm, with writes compressed inline and through the compression queue.
+    @Test(arguments: CompressionAlgorithm.allCases, [0, ZramDevice.defaultQueuePages])
+    func randomOperationsMatchTheModel(algorithm: CompressionAlgorithm, queuePages: Int) throws {
+        let device = try ZramDevice.make(algorithm, diskSize: UInt64(Self.diskSize), queuePages: queuePages)
         var model = [UInt8](repeating: 0, count: Self.diskSize)
         var rng = SplitMix64(seed: 0x5EED ^ UInt64(algorithm.hashValue & 0xFFFF))
         let kinds = DeviceTestPage.allCases

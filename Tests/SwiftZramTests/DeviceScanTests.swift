@@ -54,20 +54,6 @@ import Testing
         return batches
     }
 
-    /// What a thread started from a scan's hook reports back.
-    final class Outcome: Sendable {
-        let finished = Atomic<Bool>(false)
-        let error = Mutex<ZramError?>(nil)
-
-        func run(_ body: () throws(ZramError) -> Void) {
-            do { try body() } catch { self.error.withLock { $0 = error } }
-            finished.store(true, ordering: .releasing)
-        }
-
-        var isFinished: Bool { finished.load(ordering: .acquiring) }
-        var failure: ZramError? { error.withLock { $0 } }
-    }
-
     /// Waits until `condition` holds. The deadline only keeps a broken build from hanging.
     static func wait(until condition: () -> Bool) -> Bool {
         var start = timespec()
@@ -92,7 +78,7 @@ import Testing
     func aWaitingResetRunsAfterOneBatch(scan: Scan) throws {
         let device = try Self.populatedDevice()
         var reset: WorkerThread?
-        let outcome = Outcome()
+        let outcome = ThreadOutcome()
         let batches = Self.run(scan, on: device) {
             guard reset == nil else { return }
             reset = WorkerThread { outcome.run { () throws(ZramError) in try device.reset() } }
@@ -113,8 +99,8 @@ import Testing
         device.open()
         defer { device.close() }
         var threads: [WorkerThread] = []
-        let reset = Outcome()
-        let write = Outcome()
+        let reset = ThreadOutcome()
+        let write = ThreadOutcome()
         var doneDuringScan = false
         var batch = 0
         let batches = Self.run(scan, on: device) {

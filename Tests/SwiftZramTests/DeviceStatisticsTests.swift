@@ -36,7 +36,7 @@ import Testing
         let kinds: [DeviceTestPage] = [.text, .noise, .zeros, .records, .sameWord, .pointers, .noise, .text]
         for kind in kinds {
             try device.write(kind.bytes(using: &rng), at: 0)
-            // Reading the statistics waits for the write-back stage, so every version is stored once.
+            // Reading the statistics waits for the compression queue, so every version is stored once.
             _ = device.memoryStatistics
         }
         let stat = device.memoryStatistics
@@ -133,10 +133,10 @@ import Testing
         #expect(io.kernelText == "       0        0        0       12\n")
     }
 
-    /// An overwrite through the write-back stage leaves the object it replaced to the
+    /// An overwrite through the compression queue leaves the object it replaced to the
     /// compressor thread: every one of them must be freed, so a full discard leaves nothing.
-    @Test func stagedOverwritesFreeWhatTheyReplace() throws {
-        let device = try ZramDevice.make(diskSize: 4 << 20, stagePages: 64)
+    @Test func queuedOverwritesFreeWhatTheyReplace() throws {
+        let device = try ZramDevice.make(diskSize: 4 << 20, queuePages: 64)
         var rng = SplitMix64(seed: 11)
         let pages = 200
         for round in 0..<3 {
@@ -153,15 +153,15 @@ import Testing
         #expect(stat.memUsedTotal == 0)
     }
 
-    /// Inline, the peak after a burst of writes is what they left; with write-back it also
-    /// saw the raw pages the stage held before they were compressed.
-    @Test(arguments: [0, ZramDevice.defaultStagePages])
-    func memUsedMaxTracksPeakAndResets(stagePages: Int) throws {
-        let device = try ZramDevice.make(diskSize: 4 << 20, stagePages: stagePages)
+    /// Inline, the peak after a burst of writes is what they left; with the queue it also
+    /// saw the raw pages the queue held before they were compressed.
+    @Test(arguments: [0, ZramDevice.defaultQueuePages])
+    func memUsedMaxTracksPeakAndResets(queuePages: Int) throws {
+        let device = try ZramDevice.make(diskSize: 4 << 20, queuePages: queuePages)
         var rng = SplitMix64(seed: 10)
         for i in 0..<64 { try device.write(DeviceTestPage.pointers.bytes(using: &rng), at: UInt64(i * pageSize)) }
         let peak = device.memoryStatistics.memUsedMax
-        if stagePages == 0 {
+        if queuePages == 0 {
             #expect(peak == device.memoryStatistics.memUsedTotal)
         } else {
             #expect(peak > device.memoryStatistics.memUsedTotal)

@@ -1,3 +1,4 @@
+import Synchronization
 import Testing
 @testable import SwiftZram
 
@@ -49,9 +50,9 @@ extension ZramDevice {
     /// A device initialised with `algorithm` and `diskSize`.
     static func make(
         _ algorithm: CompressionAlgorithm = .lz4, diskSize: UInt64 = 4 << 20, streams: Int = 2, name: String = "zram-test",
-        stagePages: Int = ZramDevice.defaultStagePages
+        queuePages: Int = ZramDevice.defaultQueuePages
     ) throws -> ZramDevice {
-        let device = ZramDevice(name: name, streams: streams, stagePages: stagePages)
+        let device = ZramDevice(name: name, streams: streams, queuePages: queuePages)
         try device.setAlgorithm(algorithm)
         try device.setDiskSize(diskSize)
         return device
@@ -66,4 +67,18 @@ extension ZramDevice {
         try out.withUnsafeMutableBytes { buffer in try read(into: buffer, at: offset) }
         return out
     }
+}
+
+/// What a thread a test starts reports back: whether it finished, and its error.
+final class ThreadOutcome: Sendable {
+    let finished = Atomic<Bool>(false)
+    let error = Mutex<ZramError?>(nil)
+
+    func run(_ body: () throws(ZramError) -> Void) {
+        do { try body() } catch { self.error.withLock { $0 = error } }
+        finished.store(true, ordering: .releasing)
+    }
+
+    var isFinished: Bool { finished.load(ordering: .acquiring) }
+    var failure: ZramError? { error.withLock { $0 } }
 }

@@ -14,8 +14,9 @@ import Testing
         ExternalCommand.which("systemd-analyze") == nil ? "systemd-analyze is not installed (Debian package systemd)" : nil
     }
 
-    @Test(.enabled(if: systemdAnalyzeMissing == nil, "\(systemdAnalyzeMissing ?? "")"))
+    @Test(Facility.required(systemdAnalyzeMissing))
     func systemdUnitsVerify() throws {
+        try Facility.require(Self.systemdAnalyzeMissing)
         let directory = try ZnbdServer.makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         // verify checks that ExecStart's binary exists: point it at the one we built.
@@ -51,8 +52,9 @@ import Testing
         #expect(usage.status == 2 && usage.stderr.contains("{start|stop|restart|status}"), "\(usage)")
     }
 
-    @Test(.timeLimit(.minutes(5)), .enabled(if: KernelAttachment.unavailableReason == nil, "\(KernelAttachment.unavailableReason ?? "")"))
+    @Test(.timeLimit(.minutes(5)), Facility.required(Facility.kernel))
     func initScriptStartsReportsAndStopsSwap() throws {
+        try Facility.require(Facility.kernel)
         let sandbox = try OperationsSandbox()
         defer { sandbox.cleanUp() }
         let script = Self.contrib + "/init.d/znbd"

@@ -22,15 +22,18 @@ import Testing
         #expect(bytes.stdout == "zram0 0 0\nzram1 4194304 1024\n", "\(bytes)")
 
         let json = try server.cli(["status", "--json"])
-        let object = try #require(JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
-        let devices = try #require(object["devices"] as? [[String: Any]])
-        #expect(devices.count == 2)
-        let mm = try #require(devices[1]["mm_stat"] as? [String: Any])
-        #expect(mm.keys.sorted() == ["compr_data_size", "huge_pages", "huge_pages_since", "mem_limit", "mem_used_max",
-                                     "mem_used_total", "orig_data_size", "pages_compacted", "same_pages"])
-        #expect((devices[1]["io_stat"] as? [String: Any])?.keys.sorted() == ["failed_reads", "failed_writes", "invalid_io", "notify_free"])
-        #expect(devices[1]["comp_algorithm"] as? String == "lzo")
-        #expect(devices[1]["initstate"] as? Int == 1)
+        #expect(json.succeeded, "\(json)")
+        let status = try JSONDecoder().decode(ServerStatus.self, from: Data(json.stdout.utf8))
+        #expect(status.devices.map(\.name) == ["zram0", "zram1"])
+        let zram1Status = try #require(status.devices.last)
+        #expect(zram1Status.mm_stat.keys.sorted() == ["compr_data_size", "huge_pages", "huge_pages_since", "mem_limit",
+                                                      "mem_used_max", "mem_used_total", "orig_data_size", "pages_compacted",
+                                                      "same_pages"])
+        #expect(zram1Status.mm_stat["orig_data_size"] == 4 << 20 && zram1Status.mm_stat["same_pages"] == 1024)
+        #expect(zram1Status.io_stat.keys.sorted() == ["failed_reads", "failed_writes", "invalid_io", "notify_free"])
+        #expect(zram1Status.comp_algorithm == "lzo" && zram1Status.initstate == 1 && zram1Status.disksize == 64 << 20)
+        // The CLI prints what the server answers.
+        #expect(status == (try ControlClient(path: server.control).status()))
     }
 
     @Test func attributesFollowZramsRules() throws {
@@ -66,19 +69,9 @@ import Testing
     @Test func resetIsBusyWhileAClientIsAttached() throws {
         let server = try ZnbdServer(["--size", "16M"])
         defer { server.stop() }
-        // nbdsh holds its connection until it has slept. It needs the system Python,
-        // which has the nbd module, whatever python3 comes first on PATH.
-        let holder = Process()
-        holder.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        holder.arguments = ["PATH=/usr/bin:/bin", try #require(ExternalCommand.which("nbdsh")), "-u", server.uri(), "-c", "import time; time.sleep(5)"]
-        try holder.run()
-        defer { holder.terminate(); holder.waitUntilExit() }
-        var attached = false
-        for _ in 0..<200 where !attached {
-            attached = (try server.cli(["status", "--json"])).stdout.contains("\"connections\" : 1")
-            if !attached { usleep(20_000) }
-        }
-        #expect(attached)
+        // Returns once the server counts the connection; holds it until release().
+        let holder = try ExportHolder(server)
+        defer { holder.release() }
         let reset = try server.cli(["set", "zram0", "reset", "1"])
         #expect(reset.status != 0 && reset.stderr.contains("EBUSY"), "\(reset)")
         let remove = try server.cli(["hot-remove", "zram0"])
@@ -142,5 +135,32 @@ import Testing
         #expect(try atLimit.receive() == .failure(.invalid("malformed control request")))
         #expect(server.isRunning)
         #expect(try server.cli(["get", "zram0", "initstate"]).stdout == "1\n")
+    }
+
+    @Test func clientsBeyondTheLimitAreRefusedNotQueued() throws {
+        let server = try ZnbdServer(["--size", "16M"])
+        defer { server.stop() }
+        // Each idle connection holds a server thread; status proves it is being served.
+        var held: [ControlConnection] = []
+        for _ in 0..<ControlServer.clientLimit {
+            let connection = try ControlConnection(server.control)
+            try connection.send(.status)
+            guard case .status = try #require(try connection.receive()) else {
+                Issue.record("status was not answered")
+                return
+            }
+            held.append(connection)
+        }
+        let extra = try ControlConnection(server.control)
+        guard case .failure(let error) = try #require(try extra.receive()) else {
+            Issue.record("a client over the limit was served")
+            return
+        }
+        #expect(error.kind == .busy)
+        #expect(try extra.receive() == nil)
+        // As soon as one hangs up, its place is free again.
+        held.removeLast()
+        let client = ControlClient(path: server.control)
+        #expect(Poll.until(seconds: 10) { (try? client.status()) != nil })
     }
 }

@@ -4,13 +4,13 @@ import Testing
 @testable import ZnbdKit
 
 /// The kernel on top of znbd's own FUSE export: `znbd attach` makes a loop device
-/// (direct I/O) over the device's file, `znbd detach` undoes it. Needs root, /dev/fuse
-/// and loop devices: without them the tests say so and pass, except in CI where a
-/// missing facility fails.
-@Suite(.serialized)
+/// (direct I/O) over the device's file, `znbd detach` undoes it. Needs root, /dev/fuse,
+/// loop devices and fio (skipped loudly without them, a failure in CI).
+@Suite(.serialized, Facility.required(FUSEAttached.missing))
 struct FUSEAttachTests {
+    init() throws { try Facility.require(FUSEAttached.missing) }
+
     @Test func fioVerifiesRandomAndSequentialWrites() throws {
-        guard try FUSEAttached.kernelPathAvailable() else { return }
         let attached = try FUSEAttached(size: "256M")
         defer { attached.tearDown() }
         let scratch = attached.server.directory + "/fio"
@@ -31,7 +31,6 @@ struct FUSEAttachTests {
     }
 
     @Test func ext4WithDiscardGivesMemoryBackOnTrim() throws {
-        guard try FUSEAttached.kernelPathAvailable() else { return }
         let attached = try FUSEAttached(size: "256M")
         defer { attached.tearDown() }
         let mountPoint = attached.server.directory + "/mnt"
@@ -72,7 +71,6 @@ struct FUSEAttachTests {
     }
 
     @Test func filesFollowHotAddAndHotRemove() throws {
-        guard try FUSEAttached.kernelPathAvailable() else { return }
         let attached = try FUSEAttached(size: "64M")
         defer { attached.tearDown() }
         let server = attached.server
@@ -115,17 +113,9 @@ final class FUSEAttached: @unchecked Sendable {  // used from one test at a time
     let loop: String
     private var cleanups: [() -> Void] = []
 
-    /// Whether root, /dev/fuse, loop devices and fio are here; in CI (`CI=true`) their absence is a failure.
-    static func kernelPathAvailable(sourceLocation: SourceLocation = #_sourceLocation) throws -> Bool {
-        var reason = KernelAttachment.unavailableReason
-        if reason == nil, ExternalCommand.which("fio") == nil { reason = "fio is not installed" }
-        guard let reason else { return true }
-        if ProcessInfo.processInfo.environment["CI"] == "true" {
-            Issue.record("the FUSE kernel path cannot run in CI: \(reason)", sourceLocation: sourceLocation)
-        } else {
-            print("skipped: the FUSE kernel path \(reason)")
-        }
-        return false
+    /// What the kernel path lacks here (root, /dev/fuse, loop devices, fio), or nil.
+    static var missing: String? {
+        Facility.kernel ?? (ExternalCommand.which("fio") == nil ? "fio is not installed" : nil)
     }
 
     init(size: String) throws {

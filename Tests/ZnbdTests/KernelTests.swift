@@ -4,8 +4,10 @@ import Testing
 @testable import ZnbdKit
 
 /// The kernel on top of znbd, through nbdfuse + loop (these kernels have no nbd driver).
-@Suite(.serialized, .enabled(if: KernelAttachment.unavailableReason == nil, "\(KernelAttachment.unavailableReason ?? "")"))
+@Suite(.serialized, Facility.required(Facility.kernel))
 struct KernelTests {
+    init() throws { try Facility.require(Facility.kernel) }
+
     @Test func swapOnAZnbdDevice() throws {
         let server = try ZnbdServer(["--size", "128M"])
         defer { server.stop() }

@@ -6,8 +6,10 @@ import Testing
 /// `znbd swapon/swapoff` and `znbd mount/umount` end to end on this kernel (nbdfuse +
 /// loop when there is no nbd driver), each in its own runtime directory, including the
 /// rollback of a setup that fails half way (`ZNBD_FAIL_AFTER`).
-@Suite(.serialized, .enabled(if: KernelAttachment.unavailableReason == nil, "\(KernelAttachment.unavailableReason ?? "")"))
+@Suite(.serialized, Facility.required(Facility.kernel))
 struct OperationsTests {
+    init() throws { try Facility.require(Facility.kernel) }
+
     @Test(.timeLimit(.minutes(5)))
     func swaponAndSwapoffLeaveNothingBehind() throws {
         let sandbox = try OperationsSandbox()

@@ -17,6 +17,10 @@ public struct NBDSession: Sendable {
 /// Feed it whatever the socket delivered with `receive(_:)`; send `output` after
 /// each call. It never blocks and never allocates more than `maxOptionLength`
 /// bytes for one option, so hostile input costs nothing.
+///
+/// TLS (NBD_OPT_STARTTLS): when the machine returns `.startTLS`, send `output`
+/// in plaintext, run the TLS handshake, call `tlsStarted()` and feed it what
+/// arrives over TLS from then on.
 public struct Handshake {
     /// What happened after the bytes fed so far.
     public enum Step: Equatable {
@@ -24,11 +28,14 @@ public struct Handshake {
         case needMore
         /// Option haggling is over; transmission starts with `leftover` already received.
         case transmission
+        /// The client asked for TLS and `output` ends with the ACK: send it, run the
+        /// TLS handshake, then call `tlsStarted()`.
+        case startTLS
         /// Close the connection (after sending `output`).
         case close(String)
     }
 
-    enum Phase { case clientFlags, optionHeader, optionData(option: UInt32, length: Int), finished }
+    enum Phase: Equatable { case clientFlags, optionHeader, optionData(option: UInt32, length: Int), tlsHandshake, finished }
 
     /// Bytes to send to the client; the caller empties it.
     public var output: [UInt8] = []
@@ -41,6 +48,10 @@ public struct Handshake {
     public let maxOptionLength: Int
     /// The largest READ/WRITE payload the server accepts, announced as the maximum block size.
     public let maxPayload: Int
+    /// Whether STARTTLS is offered, and whether it must come first.
+    public let tls: TLSConfiguration.Mode
+    /// The connection runs over TLS (STARTTLS succeeded).
+    public private(set) var isTLSActive = false
     private let lookup: (String) -> (any BlockExport)?
     private let list: () -> [any BlockExport]
 
@@ -53,14 +64,17 @@ public struct Handshake {
     private var metaContextExport: String?
 
     /// - Parameters:
+    ///   - tls: `.off` answers STARTTLS with ERR_POLICY; `.require` answers every
+    ///     option before it except ABORT with ERR_TLS_REQD.
     ///   - lookup: resolves an export name (empty means the default export).
     ///   - list: every export, for NBD_OPT_LIST.
     public init(
-        maxOptionLength: Int = 64 * 1024, maxPayload: Int = 64 << 20,
+        maxOptionLength: Int = 64 * 1024, maxPayload: Int = 64 << 20, tls: TLSConfiguration.Mode = .off,
         lookup: @escaping (String) -> (any BlockExport)?, list: @escaping () -> [any BlockExport]
     ) {
         self.maxOptionLength = maxOptionLength
         self.maxPayload = maxPayload
+        self.tls = tls
         self.lookup = lookup
         self.list = list
         output.appendBE(NBDMagic.greeting)
@@ -75,6 +89,15 @@ public struct Handshake {
         ]
         if structured { f.insert(.sendDF) }
         return f
+    }
+
+    /// The TLS handshake after `.startTLS` succeeded: option haggling continues over TLS.
+    public mutating func tlsStarted() {
+        precondition(phase == .tlsHandshake, "tlsStarted() without a pending STARTTLS")
+        isTLSActive = true
+        input.removeAll()
+        inputStart = 0
+        phase = .optionHeader
     }
 
     /// Consumes received bytes and advances as far as they allow.
@@ -112,6 +135,8 @@ public struct Handshake {
             switch phase {
             case .finished:
                 return .transmission
+            case .tlsHandshake:
+                return .close("plaintext bytes after STARTTLS")
             case .clientFlags:
                 guard available >= 4 else { return .needMore }
                 let flags = Array(take(4)).beU32(0)
@@ -152,6 +177,12 @@ public struct Handshake {
 
     /// Handles one complete option; returns a step when haggling ends.
     private mutating func handle(option raw: UInt32, data: [UInt8]) -> Step? {
+        if tls == .require && !isTLSActive && raw != NBDOption.abort.rawValue && raw != NBDOption.startTLS.rawValue {
+            // EXPORT_NAME has no error reply: the only refusal is to hang up.
+            if raw == NBDOption.exportName.rawValue { return .close("EXPORT_NAME before STARTTLS while TLS is required") }
+            error(raw, .errTLSReqd, "TLS is required: send NBD_OPT_STARTTLS first")
+            return nil
+        }
         guard let option = NBDOption(rawValue: raw) else {
             error(raw, .errUnsup, "unknown option")
             return nil
@@ -184,7 +215,7 @@ public struct Handshake {
             }
             reply(raw, .ack)
         case .startTLS:
-            error(raw, .errPolicy, "TLS is not offered")
+            return startTLS(raw, data)
         case .info, .go:
             return infoOrGo(raw, go: option == .go, data)
         case .structuredReply:
@@ -200,6 +231,30 @@ public struct Handshake {
             error(raw, .errUnsup, "unsupported option")
         }
         return nil
+    }
+
+    private mutating func startTLS(_ raw: UInt32, _ data: [UInt8]) -> Step? {
+        guard tls != .off else {
+            error(raw, .errPolicy, "TLS is not offered")
+            return nil
+        }
+        guard data.isEmpty else {
+            error(raw, .errInvalid, "STARTTLS takes no data")
+            return nil
+        }
+        guard !isTLSActive else {
+            error(raw, .errInvalid, "TLS is already active")
+            return nil
+        }
+        // The client must wait for the ACK; anything pipelined would be plaintext
+        // injected into the TLS session's beginning.
+        guard available == 0 else { return .close("bytes sent after STARTTLS before its reply") }
+        reply(raw, .ack)
+        // What was negotiated in plaintext does not carry over (the client renegotiates).
+        structured = false
+        metaContextExport = nil
+        phase = .tlsHandshake
+        return .startTLS
     }
 
     private mutating func enter(_ export: any BlockExport, _ flags: NBDTransmissionFlags) -> Step {

@@ -6,11 +6,13 @@ struct Connection {
     let socket: Int32
     let id: UInt64
     let core: ServerCore
+    /// STARTTLS is offered when set (TCP connections with TLS configured).
+    var tls: TLSCredentials?
 
     func run() {
         var logger = core.logger
         logger[metadataKey: "connection"] = "\(id)"
-        let handshake = HandshakePhase(core: core, logger: logger)
+        let handshake = HandshakePhase(core: core, logger: logger, tls: tls)
         guard let established = handshake.run(over: PlainSocketTransport(socket: socket)) else { return }
         let export = established.negotiated.export
         core.attached(id, export: export.name)

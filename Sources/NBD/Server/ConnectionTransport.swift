@@ -31,25 +31,11 @@ protocol ConnectionTransport {
     func waitUntilReadable(timeoutMilliseconds: Int32) -> Bool
     /// Sends every byte; false when the stream failed.
     func send(_ bytes: UnsafeRawBufferPointer) -> Bool
-    /// Sends every byte the iovecs describe, which it may advance in place; false when the stream failed.
-    func send(vectors: UnsafeMutablePointer<iovec>, count: Int) -> Bool
     /// Ends the stream in both directions (the socket itself is closed by the server).
     func shutdown()
 }
 
 extension ConnectionTransport {
-    /// Receives exactly `buffer.count` bytes; false at end of stream or on error.
-    func receiveExactly(into buffer: UnsafeMutableRawBufferPointer) -> Bool {
-        var done = 0
-        while done < buffer.count {
-            guard case .bytes(let n) = receive(into: UnsafeMutableRawBufferPointer(rebasing: buffer[done...])) else {
-                return false
-            }
-            done += n
-        }
-        return true
-    }
-
     func send(_ bytes: [UInt8]) -> Bool {
         bytes.isEmpty || bytes.withUnsafeBytes { send($0) }
     }
@@ -81,10 +67,6 @@ struct PlainSocketTransport: ConnectionTransport {
 
     func send(_ bytes: UnsafeRawBufferPointer) -> Bool {
         bytes.isEmpty || SocketIO.sendAll(socket, bytes.baseAddress!, bytes.count)
-    }
-
-    func send(vectors: UnsafeMutablePointer<iovec>, count: Int) -> Bool {
-        SocketIO.sendVectors(socket, vectors, count)
     }
 
     func shutdown() {

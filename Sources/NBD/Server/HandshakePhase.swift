@@ -11,17 +11,22 @@ struct EstablishedSession {
 }
 
 /// Runs the `Handshake` state machine over a transport, under one deadline from
-/// accept to transmission, so a client that drips bytes cannot hold a thread.
+/// accept to transmission (TLS handshake included), so a client that drips bytes
+/// cannot hold a thread.
 struct HandshakePhase {
     let core: ServerCore
     let logger: Logger
+    /// Offered with NBD_OPT_STARTTLS when set (TCP with TLS on or required).
+    var tls: TLSCredentials?
 
     /// Haggles until transmission; nil when the connection should close.
-    func run(over transport: any ConnectionTransport) -> EstablishedSession? {
+    /// After STARTTLS the rest of the haggling, and transmission, run over TLS.
+    func run(over plain: PlainSocketTransport) -> EstablishedSession? {
         let exports = core.exports
         var machine = Handshake(
             maxOptionLength: core.configuration.maxOptionLength, maxPayload: core.configuration.maxPayload,
-            lookup: { exports.lookup($0) }, list: { exports.all })
+            tls: tls?.mode ?? .off, lookup: { exports.lookup($0) }, list: { exports.all })
+        var transport: any ConnectionTransport = plain
         let clock = ContinuousClock()
         let deadline = clock.now + core.configuration.effectiveHandshakeTimeout
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 16 << 10, alignment: 8)
@@ -46,6 +51,12 @@ struct HandshakePhase {
             switch machine.receive(UnsafeRawBufferPointer(rebasing: buffer[0..<count])) {
             case .needMore:
                 continue
+            case .startTLS:
+                guard transport.send(machine.output), let tls else { return nil }
+                machine.output.removeAll(keepingCapacity: true)
+                guard let session = startTLS(on: plain.socket, tls, timeout: clock.now.duration(to: deadline)) else { return nil }
+                machine.tlsStarted()
+                transport = TLSTransport(session: session)
             case .close(let reason):
                 _ = transport.send(machine.output)
                 logger.debug("handshake ended", metadata: ["reason": "\(reason)"])
@@ -54,6 +65,19 @@ struct HandshakePhase {
                 guard transport.send(machine.output), let negotiated = machine.session else { return nil }
                 return EstablishedSession(transport: transport, negotiated: negotiated, leftover: machine.leftover)
             }
+        }
+    }
+
+    /// The TLS handshake after STARTTLS's ACK went out in plaintext; nil when it failed.
+    private func startTLS(on socket: Int32, _ credentials: TLSCredentials, timeout: Duration) -> TLSSession? {
+        do {
+            let session = try TLSSession(socket: socket, credentials: credentials)
+            try session.handshake(timeout: timeout)
+            logger.debug("TLS established", metadata: ["peer": "\(session.peerDescription)"])
+            return session
+        } catch {
+            logger.info("TLS handshake failed", metadata: ["error": "\(error)"])
+            return nil
         }
     }
 }

@@ -30,9 +30,18 @@ public final class NBDServer: Sendable {
         core = ServerCore(configuration: configuration, exports: exports, logger: logger)
     }
 
-    /// Binds the configured listeners and starts accepting.
-    /// Throws when a listener cannot be bound; nothing is left listening then.
+    /// Loads the TLS credentials, binds the configured listeners and starts accepting.
+    /// Throws when a credential file is bad or a listener cannot be bound; nothing is left listening then.
     public func start() throws(NBDServerError) {
+        if configuration.tls.mode != .off {
+            do {
+                let credentials = try TLSCredentials(configuration.tls)
+                for warning in credentials.warnings { core.logger.warning("\(warning)") }
+                core.tlsCredentials.withLock { $0 = credentials }
+            } catch {
+                throw NBDServerError("TLS: \(error)")
+            }
+        }
         var bound: [Listener] = []
         do throws(NBDServerError) {
             if let path = configuration.unixSocketPath { bound.append(try Listener.unix(path: path)) }
@@ -72,6 +81,10 @@ public final class NBDServer: Sendable {
     /// Connections in transmission on `export`.
     public func connectionCount(export: String) -> Int { core.connectionCount(export: export) }
 
+    /// Bytes held in connections' reply buffers: at most `replyBufferSize` per connection
+    /// in transmission, however much the clients have asked for and not read.
+    public var replyBufferBytes: Int { core.replyBuffers.current }
+
     /// Every open connection, in handshake or transmission.
     public var connectionCount: Int { core.connectionCount(export: nil) }
 
@@ -85,15 +98,17 @@ enum ListenerKind: Int, Sendable {
     case tcp = 1
 }
 
-/// What connection threads share: configuration, exports, pools, the connection table.
+/// What connection threads share: configuration, exports, buffer accounting, the connection table.
 final class ServerCore: Sendable {
     let configuration: NBDServerConfiguration
     let exports: ExportRegistry
     let logger: Logger
-    let pool: BufferPool
+    let replyBuffers = ReplyBufferAccounting()
     private let group = DispatchGroup()
     private let table = Mutex<Table>(Table())
     private let warnedIOFlusher = Atomic<Bool>(false)
+    /// Loaded by `NBDServer.start()` when TLS is on; TCP connections use it.
+    let tlsCredentials = Mutex<TLSCredentials?>(nil)
 
     struct Table {
         var nextID: UInt64 = 1
@@ -115,9 +130,6 @@ final class ServerCore: Sendable {
         self.configuration = configuration
         self.exports = exports
         self.logger = logger
-        pool = BufferPool(
-            budget: configuration.largeBufferBudget,
-            maxBufferSize: configuration.maxPayload + NBDReply.chunkHeaderSize + 8)
     }
 
     /// Takes an accepted socket and gives it a thread, within its listener's budgets.
@@ -157,7 +169,8 @@ final class ServerCore: Sendable {
             {
                 logger.warning("\(warning)")
             }
-            Connection(socket: fd, id: id, core: self).run()
+            let tls = listener == .tcp ? tlsCredentials.withLock { $0 } : nil
+            Connection(socket: fd, id: id, core: self, tls: tls).run()
             finish(id)
         }
         if !started {

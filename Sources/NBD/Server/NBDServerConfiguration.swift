@@ -6,6 +6,9 @@ public struct NBDServerConfiguration: Sendable {
     public var tcpHost: String
     /// TCP port; nil means no TCP listener, 0 picks an ephemeral port (see `NBDServer.boundTCPPort`).
     public var tcpPort: Int?
+    /// TLS on the TCP listener (NBD_OPT_STARTTLS); the Unix socket stays plaintext.
+    /// Its files are loaded by `NBDServer.start()`, which fails on a bad one.
+    public var tls: TLSConfiguration = .off
 
     /// How long a client may take from connecting to entering transmission.
     /// Values under 30 s are raised to 30 s: slow boots and serial bridges connect long before they speak.
@@ -23,13 +26,14 @@ public struct NBDServerConfiguration: Sendable {
     public var maxPayload: Int = 64 << 20
     /// Longest option accepted during the handshake; longer ones close the connection.
     public var maxOptionLength: Int = 64 << 10
-    /// Size of each connection's receive buffer and of its reply buffer. Requests
-    /// with payloads that do not fit use a pooled large buffer. One connection holds
-    /// at most 2 × this plus one payload (≤ `maxPayload`) at a time.
+    /// Size of each connection's receive buffer. Requests are parsed where they land;
+    /// a WRITE payload that does not fit streams through it and is written a buffer at a time.
     public var connectionBufferSize: Int = 256 << 10
-    /// Bytes of large payload buffers handed out across all connections at once;
-    /// past it, large requests are answered with ENOMEM.
-    public var largeBufferBudget: Int = 1 << 30
+    /// Size of each connection's reply buffer: the most reply bytes a connection holds
+    /// unsent. A larger READ is read and sent a buffer at a time, and a connection whose
+    /// client does not take its replies stops reading requests until it does
+    /// (backpressure, not errors). A connection holds its two buffers and nothing more.
+    public var replyBufferSize: Int = 256 << 10
     /// Connections one listener keeps open, in handshake or transmission; new ones beyond it
     /// are closed right after accept. Each listener counts its own, so clients of one (TCP)
     /// cannot lock out those of another (the Unix socket). Established connections are never

@@ -21,17 +21,6 @@ enum SocketIO {
         }
     }
 
-    /// Receives exactly `count` bytes; false on end of stream or error.
-    static func receiveExactly(_ fd: Int32, _ p: UnsafeMutableRawPointer, _ count: Int) -> Bool {
-        var done = 0
-        while done < count {
-            let n = receive(fd, p + done, count - done)
-            if n <= 0 { return false }
-            done += n
-        }
-        return true
-    }
-
     /// Sends all `count` bytes; false on error.
     static func sendAll(_ fd: Int32, _ p: UnsafeRawPointer, _ count: Int) -> Bool {
         var done = 0
@@ -46,43 +35,6 @@ enum SocketIO {
             } else {
                 return false
             }
-        }
-        return true
-    }
-
-    static func sendAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
-        bytes.isEmpty || bytes.withUnsafeBytes { sendAll(fd, $0.baseAddress!, $0.count) }
-    }
-
-    /// Sends every byte the iovecs describe with as few `sendmsg` calls as the
-    /// kernel allows. The iovec array is advanced in place on partial sends.
-    static func sendVectors(_ fd: Int32, _ iov: UnsafeMutablePointer<iovec>, _ count: Int) -> Bool {
-        var first = 0
-        while first < count {
-            var msg = msghdr()
-            msg.msg_iov = iov + first
-            msg.msg_iovlen = min(count - first, 1024)  // IOV_MAX
-            var n = sendmsg(fd, &msg, Int32(MSG_NOSIGNAL))
-            if n < 0 {
-                if errno == EINTR { continue }
-                if errno == EAGAIN || errno == EWOULDBLOCK {
-                    if !waitWritable(fd) { return false }
-                    continue
-                }
-                return false
-            }
-            while n > 0 && first < count {
-                let len = iov[first].iov_len
-                if n >= len {
-                    n -= len
-                    first += 1
-                } else {
-                    iov[first].iov_base = iov[first].iov_base + n
-                    iov[first].iov_len = len - n
-                    n = 0
-                }
-            }
-            while first < count && iov[first].iov_len == 0 { first += 1 }
         }
         return true
     }
@@ -111,13 +63,6 @@ enum SocketIO {
         _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
     }
 
-    static func setBufferSizes(_ fd: Int32, _ bytes: Int32) {
-        var size = bytes
-        _ = setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, socklen_t(MemoryLayout<Int32>.size))
-        _ = setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
-    }
-
-    static var errorText: String { String(cString: strerror(errno)) }
 }
 
 /// `shutdown(2)`, named apart from the server's own `shutdown()`.

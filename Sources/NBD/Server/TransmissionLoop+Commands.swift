@@ -46,46 +46,41 @@ extension TransmissionLoop {
         }
     }
 
-    /// A WRITE whose payload does not fit the receive buffer (or exceeds the limit): the
-    /// payload goes to a pooled buffer, or is dropped when the request is refused.
-    /// Returns false when the connection died.
+    /// A WRITE whose payload does not fit the receive buffer (or exceeds the limit).
+    /// The payload streams through the receive buffer and is written a buffer at a
+    /// time, so no connection holds more than its buffers; a refused request's
+    /// payload is read and dropped. Returns false when the connection died.
     mutating func serveLargeWrite(_ request: NBDRequest, on export: any BlockExport) -> Bool {
-        let length = Int(request.length)
-        if let error = validate(request, exportSize: export.size) {
-            guard receivePayload(length, into: nil) else { return false }
-            replySimple(request.cookie, error: error.rawValue)
-            return true
-        }
-        guard let buffer = core.pool.acquire(length) else {
-            guard receivePayload(length, into: nil) else { return false }
-            replySimple(request.cookie, error: NBDError.nomem.rawValue)
-            return true
-        }
-        defer { core.pool.release(buffer) }
-        guard receivePayload(length, into: buffer.base) else { return false }
-        serveWrite(request, on: export, payload: UnsafeRawBufferPointer(start: buffer.base, count: length))
-        return true
-    }
-
-    /// Moves the next `count` payload bytes into `destination`, or drops them when it is nil.
-    /// Returns false when the connection died.
-    private mutating func receivePayload(_ count: Int, into destination: UnsafeMutableRawPointer?) -> Bool {
-        let buffered = received.take(upTo: count, into: destination)
-        var remaining = count - buffered
-        if remaining == 0 { return true }
-        received.makeRoom(forRequestOf: 0)
-        // The client may wait for earlier replies before sending more; send them first.
-        guard replies.flush(to: transport) else { return false }
-        if let destination {
-            return transport.receiveExactly(into: UnsafeMutableRawBufferPointer(start: destination + buffered, count: remaining))
-        }
-        let scratch = received.freeSpace
+        var failure = validate(request, exportSize: export.size).map(\.rawValue)
+        var remaining = Int(request.length)
+        var offset = request.offset
         while remaining > 0 {
-            guard case .bytes(let n) = transport.receive(into: UnsafeMutableRawBufferPointer(rebasing: scratch[..<min(scratch.count, remaining)])) else {
-                return false
+            let wanted = min(remaining, received.capacity)
+            if received.unparsedCount < wanted {
+                received.makeRoom(forRequestOf: wanted)
+                // The client may wait for earlier replies before sending more; send them first.
+                guard replies.flush(to: transport) else { return false }
+                while received.unparsedCount < wanted {
+                    guard case .bytes(let n) = transport.receive(into: received.freeSpace) else { return false }
+                    received.didReceive(n)
+                }
             }
-            remaining -= n
+            let piece = min(received.unparsedCount, remaining)
+            if failure == nil {
+                do throws(BlockExportError) {
+                    try export.write(UnsafeRawBufferPointer(start: received.unparsed, count: piece), at: offset)
+                } catch {
+                    failure = error.wireCode
+                }
+            }
+            received.consume(piece)
+            offset += UInt64(piece)
+            remaining -= piece
         }
+        if failure == nil && request.flags & NBDCommandFlags.fua.rawValue != 0 {
+            do throws(BlockExportError) { try export.flush() } catch { failure = error.wireCode }
+        }
+        replySimple(request.cookie, error: failure ?? 0)
         return true
     }
 }

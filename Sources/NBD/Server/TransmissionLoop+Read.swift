@@ -10,37 +10,103 @@ extension TransmissionLoop {
         }
     }
 
-    /// Simple reply: header then data, the data read straight into the reply buffer.
+    /// Simple reply: header then data, the data read straight into the reply arena.
     private func readSimple(_ request: NBDRequest, on export: any BlockExport) {
         let length = Int(request.length)
-        let needed = NBDReply.simpleHeaderSize + length
-        if needed > replies.free && !replies.flush(to: transport) { return }
-        if needed <= replies.free {
-            let reply = replies.tail()
-            do throws(BlockExportError) {
-                let data = UnsafeMutableRawBufferPointer(start: reply + NBDReply.simpleHeaderSize, count: length)
-                try export.read(into: data, at: request.offset)
-                NBDReply.simple(reply, error: 0, cookie: request.cookie)
-                replies.commit(needed)
-            } catch {
-                replySimple(request.cookie, error: error.wireCode)
-            }
-            return
-        }
-        guard let buffer = core.pool.acquire(length) else {
-            return replySimple(request.cookie, error: NBDError.nomem.rawValue)
-        }
-        do throws(BlockExportError) {
-            try export.read(into: UnsafeMutableRawBufferPointer(start: buffer.base, count: length), at: request.offset)
-        } catch {
-            core.pool.release(buffer)
-            return replySimple(request.cookie, error: error.wireCode)
-        }
+        // Flush first when the whole reply would fit an empty arena but not what is left.
+        if NBDReply.simpleHeaderSize + min(length, 64 << 10) > replies.free && !replies.flush(to: transport) { return }
+        let mark = replies.mark()
         NBDReply.simple(replies.tail(), error: 0, cookie: request.cookie)
         replies.commit(NBDReply.simpleHeaderSize)
-        replies.appendExternal(buffer.base, length)
-        replies.hold(buffer)
-        _ = replies.flush(to: transport)
+        var sent = false
+        switch queueData(from: export, at: request.offset, length: length, sent: &sent) {
+        case .queued, .connectionLost:
+            return
+        case .exportFailed(let error):
+            guard !sent else { return disconnectAfterPartialReply(request, error) }
+            replies.rollback(to: mark)
+            replySimple(request.cookie, error: error.wireCode)
+        }
+    }
+
+    /// What became of data queued for a reply.
+    enum DataOutcome {
+        case queued
+        /// The export failed; the data it did not read is not queued.
+        case exportFailed(BlockExportError)
+        case connectionLost
+    }
+
+    /// Reads `length` bytes at `offset` straight into the reply arena. When the arena
+    /// fills it is sent before the next piece is read (and `sent` becomes true), so
+    /// unsent replies never exceed the arena: a client that does not read blocks this
+    /// connection rather than growing its memory.
+    private func queueData(
+        from export: any BlockExport, at offset: UInt64, length: Int, sent: inout Bool
+    ) -> DataOutcome {
+        var done = 0
+        while done < length {
+            var piece = min(replies.free, length - done)
+            // Whole pages while more follows, so a store reads no page twice.
+            if piece < length - done { piece &= ~4095 }
+            if piece == 0 {
+                guard replies.flush(to: transport) else { return .connectionLost }
+                sent = true
+                continue
+            }
+            do throws(BlockExportError) {
+                let destination = UnsafeMutableRawBufferPointer(start: replies.tail(), count: piece)
+                try export.read(into: destination, at: offset + UInt64(done))
+            } catch {
+                return .exportFailed(error)
+            }
+            replies.commit(piece)
+            done += piece
+        }
+        return .queued
+    }
+
+    /// Queues `length` bytes at `offset` as OFFSET_DATA chunks of at most an arena each,
+    /// every chunk committed only once its data was read. An export failure therefore
+    /// leaves only whole chunks of good data queued or sent, and the reply can still end
+    /// with an ERROR chunk. `final` flags the last chunk DONE.
+    private func queueDataChunks(
+        _ request: NBDRequest, from export: any BlockExport, at offset: UInt64, length: Int, final: Bool,
+        sent: inout Bool
+    ) -> DataOutcome {
+        let header = NBDReply.chunkHeaderSize + 8
+        var done = 0
+        while done < length {
+            var piece = min(replies.free - header, length - done)
+            if piece < length - done { piece &= ~4095 }
+            if piece <= 0 {
+                guard replies.flush(to: transport) else { return .connectionLost }
+                sent = true
+                continue
+            }
+            let chunk = replies.tail()
+            let chunkOffset = offset + UInt64(done)
+            do throws(BlockExportError) {
+                try export.read(into: UnsafeMutableRawBufferPointer(start: chunk + header, count: piece), at: chunkOffset)
+            } catch {
+                return .exportFailed(error)
+            }
+            let flags: UInt16 = final && done + piece == length ? nbdReplyFlagDone : 0
+            NBDReply.chunk(chunk, flags: flags, type: .offsetData, cookie: request.cookie, length: UInt32(8 + piece))
+            chunk.putBE(chunkOffset, NBDReply.chunkHeaderSize)
+            replies.commit(header + piece)
+            done += piece
+        }
+        return .queued
+    }
+
+    /// The export failed after part of a reply had gone out: the reply cannot be
+    /// completed or withdrawn, so the protocol requires a hard disconnect.
+    private func disconnectAfterPartialReply(_ request: NBDRequest, _ error: BlockExportError) {
+        logger.error(
+            "read failed after its reply began; disconnecting",
+            metadata: ["offset": "\(request.offset)", "length": "\(request.length)", "error": "\(error.message)"])
+        transport.shutdown()
     }
 
     /// Splits a READ into data and hole runs (in `readRuns`) from the export's block status.
@@ -91,51 +157,53 @@ extension TransmissionLoop {
             readRuns[0] = ReadRun(length: UInt64(length), isHole: false)
             runCount = 1
         }
-        let headerBytes = runCount * (NBDReply.chunkHeaderSize + 12)
-        let dataInArena = headerBytes + length <= replies.capacity
-        if replies.free < headerBytes + (dataInArena ? length : 0) && !replies.flush(to: transport) { return }
+        let chunkHeaders = runCount * (NBDReply.chunkHeaderSize + 12)
+        if chunkHeaders + min(length, 64 << 10) > replies.free && !replies.flush(to: transport) { return }
         let mark = replies.mark()
-        var pooled: PooledBuffer?
-        if !dataInArena {
-            guard let buffer = core.pool.acquire(length) else {
-                return replyFinalChunk(request.cookie, error: NBDError.nomem.rawValue)
+        var sent = false
+        var offset = request.offset
+        for i in 0..<runCount {
+            let run = readRuns[i]
+            let flags: UInt16 = i == runCount - 1 ? nbdReplyFlagDone : 0
+            if replies.free < NBDReply.chunkHeaderSize + 12 {
+                guard replies.flush(to: transport) else { return }
+                sent = true
             }
-            replies.hold(buffer)
-            pooled = buffer
-        }
-        var done = 0
-        do throws(BlockExportError) {
-            for i in 0..<runCount {
-                let run = readRuns[i]
-                let runLength = Int(run.length)
-                let flags: UInt16 = i == runCount - 1 ? nbdReplyFlagDone : 0
-                let offset = request.offset + UInt64(done)
-                let chunk = replies.tail()
-                if run.isHole {
-                    NBDReply.chunk(chunk, flags: flags, type: .offsetHole, cookie: request.cookie, length: 12)
-                    chunk.putBE(offset, 20)
-                    chunk.putBE(UInt32(runLength), 28)
-                    replies.commit(32)
-                } else {
-                    NBDReply.chunk(chunk, flags: flags, type: .offsetData, cookie: request.cookie, length: UInt32(8 + runLength))
-                    chunk.putBE(offset, 20)
-                    replies.commit(28)
-                    if let pooled {
-                        let data = pooled.base + done
-                        try export.read(into: UnsafeMutableRawBufferPointer(start: data, count: runLength), at: offset)
-                        replies.appendExternal(data, runLength)
-                    } else {
-                        try export.read(into: UnsafeMutableRawBufferPointer(start: replies.tail(), count: runLength), at: offset)
-                        replies.commit(runLength)
-                    }
+            let chunk = replies.tail()
+            if run.isHole {
+                NBDReply.chunk(chunk, flags: flags, type: .offsetHole, cookie: request.cookie, length: 12)
+                chunk.putBE(offset, 20)
+                chunk.putBE(UInt32(run.length), 28)
+                replies.commit(32)
+            } else if dontFragment {
+                // One OFFSET_DATA chunk, its data streamed through the arena.
+                NBDReply.chunk(chunk, flags: flags, type: .offsetData, cookie: request.cookie, length: UInt32(8 + run.length))
+                chunk.putBE(offset, 20)
+                replies.commit(28)
+                switch queueData(from: export, at: offset, length: Int(run.length), sent: &sent) {
+                case .queued:
+                    break
+                case .connectionLost:
+                    return
+                case .exportFailed(let error):
+                    guard !sent else { return disconnectAfterPartialReply(request, error) }
+                    replies.rollback(to: mark)
+                    return replyFinalChunk(request.cookie, error: error.wireCode)
                 }
-                done += runLength
+            } else {
+                switch queueDataChunks(request, from: export, at: offset, length: Int(run.length), final: flags != 0, sent: &sent) {
+                case .queued:
+                    break
+                case .connectionLost:
+                    return
+                case .exportFailed(let error):
+                    // Chunks already sent carry good data; the final ERROR chunk fails the read.
+                    if !sent { replies.rollback(to: mark) }
+                    return replyFinalChunk(request.cookie, error: error.wireCode)
+                }
             }
-        } catch {
-            replies.rollback(to: mark)
-            return replyFinalChunk(request.cookie, error: error.wireCode)
+            offset += run.length
         }
-        if pooled != nil { _ = replies.flush(to: transport) }
     }
 
     /// BLOCK_STATUS for `base:allocation`: one BLOCK_STATUS chunk of merged extents.

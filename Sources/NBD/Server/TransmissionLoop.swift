@@ -27,10 +27,9 @@ struct TransmissionLoop<Transport: ConnectionTransport>: ~Copyable {
         self.core = core
         self.logger = logger
         configuration = core.configuration
-        let bufferSize = max(configuration.connectionBufferSize, 64 << 10)
-        received = ReceiveBuffer(capacity: bufferSize)
+        received = ReceiveBuffer(capacity: max(configuration.connectionBufferSize, 64 << 10))
         received.append(leftover)
-        replies = ReplyQueue(capacity: bufferSize, pool: core.pool)
+        replies = ReplyQueue(capacity: max(configuration.replyBufferSize, 64 << 10), accounting: core.replyBuffers)
         readRuns = .allocate(capacity: Self.maxReadRuns)
         spinning = configuration.receiveSpin > .zero
     }
@@ -76,7 +75,6 @@ struct TransmissionLoop<Transport: ConnectionTransport>: ~Copyable {
                     serve(request, on: export)
                 }
                 served += 1
-                if replies.shouldFlush && !replies.flush(to: transport) { return }
             }
             received.makeRoom(forRequestOf: needed)
             guard replies.flush(to: transport) else { return }

@@ -36,6 +36,9 @@ public final class CompressorPool: @unchecked Sendable {
         let dictionary = try parameters.dictionary.map { bytes throws(ZramError) in
             try CompressionDictionary(bytes, algorithm: parameters.algorithm, level: parameters.level)
         }
+        guard let leases = StreamLeases(count: streams) else {
+            throw ZramError(.outOfMemory, "cannot allocate the stream leases")
+        }
         guard let raw = malloc(streams * MemoryLayout<CompressionStream>.stride) else {
             throw ZramError(.outOfMemory, "cannot allocate \(streams) compression streams")
         }
@@ -54,7 +57,7 @@ public final class CompressorPool: @unchecked Sendable {
         self.parameters = parameters
         self.streamCount = streams
         self.streams = storage
-        self.leases = StreamLeases(count: streams)
+        self.leases = leases
         self.dictionary = dictionary
     }
 
@@ -64,7 +67,7 @@ public final class CompressorPool: @unchecked Sendable {
     }
 
     /// Lends a free stream to `body` for its duration. If all are busy, waits
-    /// (brief spinning, then yielding) until one is free.
+    /// (brief spinning, then yielding, then sleeping) until one is free.
     ///
     /// Do not call it again from inside `body` on the same pool: with every stream
     /// held by the caller that would wait forever.

@@ -8,8 +8,8 @@ final class DeviceCounters: Sendable {
     /// Sum of stored object sizes; a huge page counts 4096.
     let comprDataSize = Atomic<Int>(0)
     let samePages = Atomic<Int>(0)
-    /// Pages waiting raw in the write-back stage (counted as 4096 compressed bytes until compressed).
-    let stagedPages = Atomic<Int>(0)
+    /// Pages waiting raw in the compression queue (counted as 4096 compressed bytes until compressed).
+    let queuedPages = Atomic<Int>(0)
     let hugePages = Atomic<Int>(0)
     let hugePagesSince = Atomic<Int>(0)
     let memUsedMax = Atomic<Int>(0)
@@ -55,8 +55,8 @@ final class DeviceCounters: Sendable {
         storedPages.wrappingAdd(sign, ordering: .relaxed)
         if state.isSame {
             samePages.wrappingAdd(sign, ordering: .relaxed)
-        } else if state.isStaged {
-            stagedPages.wrappingAdd(sign, ordering: .relaxed)
+        } else if state.isQueued {
+            queuedPages.wrappingAdd(sign, ordering: .relaxed)
         } else {
             comprDataSize.wrappingAdd(sign * state.objectSize, ordering: .relaxed)
             if state.isHuge { hugePages.wrappingAdd(sign, ordering: .relaxed) }

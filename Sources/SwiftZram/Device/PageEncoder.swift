@@ -22,14 +22,14 @@ struct PageEncoder: Sendable {
         let compressed = stream.compress(page)
         let huge = compressed.count > ZsPool.hugeThreshold
         let object = huge ? page : compressed
-        let staged = counters.stagedPages.load(ordering: .relaxed) * pageSize
+        let queued = counters.queuedPages.load(ordering: .relaxed) * pageSize
         let handle: ObjectHandle
-        switch pool.store(object, memoryLimit: limit == 0 ? 0 : max(limit - staged, 1)) {
+        switch pool.store(object, memoryLimit: limit == 0 ? 0 : max(limit - queued, 1)) {
         case .stored(let stored): handle = stored
         case .overLimit: throw ZramError(.memoryLimitReached, "mem_limit of \(limit) bytes reached")
         case .outOfMemory: throw ZramError(.outOfMemory, "the system refused memory for a page")
         }
-        counters.notePeak(pool.memoryUsed + staged)
+        counters.notePeak(pool.memoryUsed + queued)
         return EncodedPage(state: .object(size: object.count, huge: huge), payload: handle.rawValue)
     }
 }

@@ -5,10 +5,11 @@ import Synchronization
 
 extension UnsafeMutablePointer where Pointee == PageSlot {
     /// Takes the slot's lock bit and returns the state it guarded.
-    /// Waits by spinning, then yielding: slots are held only for one page's work.
+    /// Slots are held only for one page's work, so a waiter spins briefly, then
+    /// yields, then sleeps (``Backoff``) in case the holder was preempted.
     @inline(__always)
     func lock() -> PageState {
-        var spins = 0
+        var backoff = Backoff()
         while true {
             let current = pointee.state.load(ordering: .relaxed)
             if current & PageState.lockBit == 0 {
@@ -17,8 +18,7 @@ extension UnsafeMutablePointer where Pointee == PageSlot {
                     successOrdering: .acquiring, failureOrdering: .relaxed)
                 if won { return PageState(rawValue: current) }
             }
-            spins &+= 1
-            if spins > 64 { sched_yield() }
+            backoff.pause()
         }
     }
 

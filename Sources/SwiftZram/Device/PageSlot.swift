@@ -32,8 +32,8 @@ struct PageState: Equatable {
     static let idleBit: UInt64 = 1 << 16
     /// Same-filled with the zero word: reads as zeros but counts as written.
     static let zeroFillBit: UInt64 = 1 << 17
-    /// `payload` is a write-back stage slot holding the raw page, not yet compressed.
-    static let stagedBit: UInt64 = 1 << 18
+    /// `payload` is a compression queue slot holding the raw page, not yet compressed.
+    static let queuedBit: UInt64 = 1 << 18
     /// Held by a thread working on this page.
     static let lockBit: UInt64 = 1 << 63
 
@@ -43,7 +43,7 @@ struct PageState: Equatable {
         PageState(rawValue: UInt64(size) | objectBit | (huge ? hugeBit : 0))
     }
 
-    static let staged = PageState(rawValue: stagedBit | UInt64(pageSize))
+    static let queued = PageState(rawValue: queuedBit | UInt64(pageSize))
 
     static func same(_ word: UInt64) -> PageState {
         PageState(rawValue: sameBit | (word == 0 ? zeroFillBit : 0))
@@ -54,9 +54,9 @@ struct PageState: Equatable {
     var isHuge: Bool { rawValue & Self.hugeBit != 0 }
     var isIdle: Bool { rawValue & Self.idleBit != 0 }
     var isZeroFilled: Bool { rawValue & Self.zeroFillBit != 0 }
-    var isStaged: Bool { rawValue & Self.stagedBit != 0 }
+    var isQueued: Bool { rawValue & Self.queuedBit != 0 }
     /// Stored in any form (counts in orig_data_size).
-    var isStored: Bool { rawValue & (Self.objectBit | Self.sameBit | Self.stagedBit) != 0 }
+    var isStored: Bool { rawValue & (Self.objectBit | Self.sameBit | Self.queuedBit) != 0 }
     var objectSize: Int { Int(rawValue & Self.sizeMask) }
 
     var withoutLock: PageState { PageState(rawValue: rawValue & ~Self.lockBit) }

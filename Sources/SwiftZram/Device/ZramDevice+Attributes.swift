@@ -111,28 +111,8 @@ extension ZramDevice {
         }
         var dictionary: [UInt8]?
         if let dictionaryPath {
-            dictionary = try readDictionary(dictionaryPath)
+            dictionary = try DictionaryFile.read(dictionaryPath)
         }
         try setAlgorithmParameters(level: level, dictionary: dictionary, dictionaryPath: dictionaryPath)
-    }
-
-    /// Reads a dictionary file (at most 1 MiB, like zram's own bound on dictionaries it loads).
-    private func readDictionary(_ path: String) throws(ZramError) -> [UInt8] {
-        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw .invalid("cannot open dictionary \(path): \(String(cString: strerror(errno)))") }
-        defer { Glibc.close(fd) }
-        let limit = 1 << 20
-        var bytes = [UInt8](repeating: 0, count: limit + 1)
-        var total = 0
-        while total <= limit {
-            let n = bytes.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + total, limit + 1 - total) }
-            if n < 0 && errno == EINTR { continue }
-            guard n >= 0 else { throw .invalid("cannot read dictionary \(path): \(String(cString: strerror(errno)))") }
-            if n == 0 { break }
-            total += n
-        }
-        guard total <= limit else { throw .invalid("dictionary \(path) is larger than 1 MiB") }
-        guard total > 0 else { throw .invalid("dictionary \(path) is empty") }
-        return Array(bytes[..<total])
     }
 }

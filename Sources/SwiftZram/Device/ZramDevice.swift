@@ -39,11 +39,11 @@ public final class ZramDevice: @unchecked Sendable {
         var dictionary: [UInt8]?
         var dictionaryPath: String?
         var streams: Int
-        var stagePages: Int
+        var queuePages: Int
     }
 
-    /// Write-back slots a device gets: 256 pages (1 MiB) of writes accepted before compression.
-    public static let defaultStagePages = 256
+    /// Compression queue slots a device gets: 256 pages (1 MiB) of writes accepted before compression.
+    public static let defaultQueuePages = 256
 
     private let workerStart: (@Sendable () -> Void)?
 
@@ -55,16 +55,16 @@ public final class ZramDevice: @unchecked Sendable {
     /// - Parameters:
     ///   - name: the device name (`zram0`), also its NBD export name.
     ///   - streams: compression streams, 1...64; defaults to the CPU count.
-    ///   - stagePages: write-back slots (a power of two), pages a write may leave for the
+    ///   - queuePages: compression queue slots (a power of two), pages a write may leave for the
     ///     device's compressor thread so that it returns before compression; 0 compresses inline.
     ///   - workerStart: runs first on the compressor thread (e.g. to mark it an I/O flusher).
     public init(
-        name: String, streams: Int = ZramDevice.defaultStreamCount, stagePages: Int = ZramDevice.defaultStagePages,
+        name: String, streams: Int = ZramDevice.defaultStreamCount, queuePages: Int = ZramDevice.defaultQueuePages,
         workerStart: (@Sendable () -> Void)? = nil
     ) {
-        precondition(stagePages >= 0 && stagePages & (stagePages - 1) == 0, "stagePages must be 0 or a power of two")
+        precondition(queuePages >= 0 && queuePages & (queuePages - 1) == 0, "queuePages must be 0 or a power of two")
         self.name = name
-        self.settings = Settings(streams: min(64, max(1, streams)), stagePages: stagePages)
+        self.settings = Settings(streams: min(64, max(1, streams)), queuePages: queuePages)
         self.workerStart = workerStart
     }
 
@@ -104,9 +104,9 @@ public final class ZramDevice: @unchecked Sendable {
             var stat = MemoryStatistics()
             stat.memLimit = UInt64(counters.memLimit.load(ordering: .relaxed))
             stat.memUsedMax = UInt64(counters.memUsedMax.load(ordering: .relaxed))
-            let staged = counters.stagedPages.load(ordering: .relaxed) * pageSize
+            let queued = counters.queuedPages.load(ordering: .relaxed) * pageSize
             stat.origDataSize = UInt64(counters.storedPages.load(ordering: .relaxed)) * UInt64(pageSize)
-            stat.comprDataSize = UInt64(counters.comprDataSize.load(ordering: .relaxed) + staged)
+            stat.comprDataSize = UInt64(counters.comprDataSize.load(ordering: .relaxed) + queued)
             stat.samePages = UInt64(counters.samePages.load(ordering: .relaxed))
             stat.hugePages = UInt64(counters.hugePages.load(ordering: .relaxed))
             stat.hugePagesSince = UInt64(counters.hugePagesSince.load(ordering: .relaxed))
@@ -160,7 +160,7 @@ public final class ZramDevice: @unchecked Sendable {
                 algorithm: settings.algorithm, level: settings.level, dictionary: settings.dictionary)
             store = try ZramStore(
                 diskSize: size, compression: parameters, streams: settings.streams, counters: counters,
-                stagePages: settings.stagePages, workerStart: workerStart)
+                queuePages: settings.queuePages, workerStart: workerStart)
             generation += 1
         }
     }
@@ -208,7 +208,7 @@ public final class ZramDevice: @unchecked Sendable {
         guard bytes <= UInt64(Int.max) - UInt64(pageSize) else { throw .invalid("mem_limit is too large") }
         let aligned = (bytes + UInt64(pageSize) - 1) & ~UInt64(pageSize - 1)
         lifecycle.withShared {
-            // Staged pages may still hold objects they replaced: free them before the limit counts.
+            // Queued pages may still hold objects they replaced: free them before the limit counts.
             store?.drain()
             counters.memLimit.store(Int(aligned), ordering: .relaxed)
         }
@@ -234,7 +234,7 @@ public final class ZramDevice: @unchecked Sendable {
             store = nil
             generation += 1
             counters = DeviceCounters()
-            settings = Settings(streams: settings.streams, stagePages: settings.stagePages)
+            settings = Settings(streams: settings.streams, queuePages: settings.queuePages)
         }
     }
 

@@ -1,7 +1,6 @@
-/// Byte-granular requests, split into pages. A request holds one compression
-/// stream for its whole length and locks one page at a time, so a thread that
-/// waits for a page lock never holds that page's stream hostage: streams are
-/// always taken before page locks.
+/// Byte-granular requests, split into pages. A request locks one page at a
+/// time and takes a compression stream only while a page is compressed or
+/// decompressed, so queued and same-filled pages never wait for a stream.
 extension ZramStore {
     /// Calls `body(pageIndex, offsetInPage, rangeOffset, length)` for each page piece of the range.
     @inline(__always)
@@ -20,35 +19,31 @@ extension ZramStore {
     }
 
     func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws(ZramError) {
-        try compressors.withStream { stream throws(ZramError) in
-            try forEachPage(offset: offset, length: buffer.count) { index, inPage, at, count throws(ZramError) in
-                let piece = UnsafeMutableRawBufferPointer(rebasing: buffer[at..<(at + count)])
-                try readPage(index, into: piece, at: inPage, stream: stream)
-            }
+        try forEachPage(offset: offset, length: buffer.count) { index, inPage, at, count throws(ZramError) in
+            let piece = UnsafeMutableRawBufferPointer(rebasing: buffer[at..<(at + count)])
+            try readPage(index, into: piece, at: inPage)
         }
         counters.pagesRead.wrappingAdd(pagesTouched(offset: offset, length: buffer.count), ordering: .relaxed)
     }
 
     func write(_ data: UnsafeRawBufferPointer, at offset: UInt64) throws(ZramError) {
-        try compressors.withStream { stream throws(ZramError) in
-            try forEachPage(offset: offset, length: data.count) { index, inPage, at, count throws(ZramError) in
-                let piece = UnsafeRawBufferPointer(rebasing: data[at..<(at + count)])
-                if count == pageSize {
-                    try writePage(index, from: piece, stream: stream)
-                } else {
-                    try writePartialPage(index, piece, at: inPage, stream: stream)
-                }
+        try forEachPage(offset: offset, length: data.count) { index, inPage, at, count throws(ZramError) in
+            let piece = UnsafeRawBufferPointer(rebasing: data[at..<(at + count)])
+            if count == pageSize {
+                try writePage(index, from: piece)
+            } else {
+                try writePartialPage(index, piece, at: inPage)
             }
         }
         counters.pagesWritten.wrappingAdd(pagesTouched(offset: offset, length: data.count), ordering: .relaxed)
     }
 
     /// Zeroes `length` bytes at `offset` of page `index` through read-modify-write.
-    private func zeroPartialPage(_ index: Int, at inPage: Int, length: Int, stream: CompressionStream) throws(ZramError) {
+    private func zeroPartialPage(_ index: Int, at inPage: Int, length: Int) throws(ZramError) {
         guard table.chunkExists(containing: index) else { return }  // never written: already zeros
         try withUnsafeTemporaryAllocation(byteCount: length, alignment: 8) { zeros throws(ZramError) in
             zeros.initializeMemory(as: UInt8.self, repeating: 0)
-            try writePartialPage(index, UnsafeRawBufferPointer(zeros), at: inPage, stream: stream)
+            try writePartialPage(index, UnsafeRawBufferPointer(zeros), at: inPage)
         }
     }
 
@@ -60,20 +55,18 @@ extension ZramStore {
         let end = offset + length
         let firstWhole = Int((offset + UInt64(pageSize) - 1) / UInt64(pageSize))
         let endWhole = Int(end / UInt64(pageSize))
-        try compressors.withStream { stream throws(ZramError) in
-            if firstWhole > endWhole {
-                // The range lies inside one page.
-                let index = Int(offset) / pageSize
-                try zeroPartialPage(index, at: Int(offset) & (pageSize - 1), length: Int(length), stream: stream)
-                return
-            }
-            if offset & UInt64(pageSize - 1) != 0 {
-                let inPage = Int(offset) & (pageSize - 1)
-                try zeroPartialPage(firstWhole - 1, at: inPage, length: pageSize - inPage, stream: stream)
-            }
-            if end & UInt64(pageSize - 1) != 0 {
-                try zeroPartialPage(endWhole, at: 0, length: Int(end) & (pageSize - 1), stream: stream)
-            }
+        if firstWhole > endWhole {
+            // The range lies inside one page.
+            let index = Int(offset) / pageSize
+            try zeroPartialPage(index, at: Int(offset) & (pageSize - 1), length: Int(length))
+            return
+        }
+        if offset & UInt64(pageSize - 1) != 0 {
+            let inPage = Int(offset) & (pageSize - 1)
+            try zeroPartialPage(firstWhole - 1, at: inPage, length: pageSize - inPage)
+        }
+        if end & UInt64(pageSize - 1) != 0 {
+            try zeroPartialPage(endWhole, at: 0, length: Int(end) & (pageSize - 1))
         }
         if keepAllocated {
             let zeroPage = EncodedPage(state: .same(0), payload: 0)

@@ -10,34 +10,34 @@ final class ZramStore: Sendable {
     let encoder: PageEncoder
     var pool: ZsPool { encoder.pool }
     var counters: DeviceCounters { encoder.counters }
-    /// Pages accepted but not yet compressed; nil when write-back is off.
-    let stage: WriteBackStage?
+    /// Pages accepted but not yet compressed; nil when the queue is off.
+    let queue: CompressionQueue?
     private let compressor: WorkerThread?
 
     /// - Parameters:
-    ///   - stagePages: write-back slots (a power of two; 0 compresses every write inline).
+    ///   - queuePages: compression queue slots (a power of two; 0 compresses every write inline).
     ///   - workerStart: runs first on the compressor thread (e.g. to mark it an I/O flusher).
     init(
         diskSize: UInt64, compression: CompressionParameters, streams: Int, counters: DeviceCounters,
-        stagePages: Int = 0, workerStart: (@Sendable () -> Void)? = nil
+        queuePages: Int = 0, workerStart: (@Sendable () -> Void)? = nil
     ) throws(ZramError) {
         let compressors = try CompressorPool(parameters: compression, streams: streams)
         let table = try PageTable(pageCount: Int(diskSize / UInt64(pageSize)))
         let encoder = PageEncoder(pool: ZsPool(), counters: counters)
-        let stage = stagePages > 0 ? try WriteBackStage(capacity: stagePages) : nil
+        let queue = queuePages > 0 ? try CompressionQueue(capacity: queuePages) : nil
         self.diskSize = diskSize
         self.compressors = compressors
         self.table = table
         self.encoder = encoder
-        self.stage = stage
-        guard let stage else {
+        self.queue = queue
+        guard let queue else {
             compressor = nil
             return
         }
         // The thread holds the parts it needs, not the store, so dropping the store stops it.
         // It has a stream of its own, so it never contends with writers for one.
         let workerStreams = try CompressorPool(parameters: compression, streams: 1)
-        let worker = CompressorWorker(table: table, encoder: encoder, compressors: workerStreams, stage: stage)
+        let worker = CompressorWorker(table: table, encoder: encoder, compressors: workerStreams, queue: queue)
         compressor = WorkerThread {
             workerStart?()
             worker.run()
@@ -46,17 +46,17 @@ final class ZramStore: Sendable {
 
     deinit { shutdown() }
 
-    /// Compresses what is staged and stops the compressor thread.
+    /// Compresses what is queued and stops the compressor thread.
     func shutdown() {
-        stage?.stop()
+        queue?.stop()
         compressor?.join()
     }
 
     /// Waits until every page written so far is compressed, so counters are exact.
-    func drain() { stage?.drain() }
+    func drain() { queue?.drain() }
 
-    /// mem_used_total: the allocator's pages plus the stage slots holding pages.
-    var memoryUsed: Int { pool.memoryUsed + counters.stagedPages.load(ordering: .relaxed) * pageSize }
+    /// mem_used_total: the allocator's pages plus the queue slots holding pages.
+    var memoryUsed: Int { pool.memoryUsed + counters.queuedPages.load(ordering: .relaxed) * pageSize }
 }
 
 // MARK: - Encoding one page
@@ -78,10 +78,12 @@ extension ZramStore {
     }
 
     /// Decodes a stored page into `destination` (4096 bytes). The slot must be locked.
+    /// - Parameter stream: the caller's stream; without one, a stream is taken only
+    ///   for as long as a compressed object is decompressed.
     @inline(__always)
     func decode(
         _ state: PageState, payload: UInt64, into destination: UnsafeMutableRawBufferPointer,
-        stream: CompressionStream
+        stream: CompressionStream? = nil
     ) throws(ZramError) {
         if state.hasObject {
             let handle = ObjectHandle(rawValue: payload)
@@ -90,46 +92,52 @@ extension ZramStore {
                     destination.baseAddress!.copyMemory(from: object.baseAddress!, byteCount: pageSize)
                     return true
                 }
-                return stream.decompress(object, into: destination)
+                if let stream { return stream.decompress(object, into: destination) }
+                return compressors.withStream { $0.decompress(object, into: destination) }
             }
             guard ok else {
                 counters.failedReads.wrappingAdd(1, ordering: .relaxed)
                 throw ZramError(.ioError, "stored page failed to decompress")
             }
-        } else if state.isStaged, let stage {
-            destination.baseAddress!.copyMemory(from: stage.buffer(Int(payload)), byteCount: pageSize)
+        } else if state.isQueued, let queue {
+            destination.baseAddress!.copyMemory(from: queue.buffer(Int(payload)), byteCount: pageSize)
         } else {
             SameFilledPage.fill(destination, with: state.isSame ? payload : 0, phase: 0)
         }
     }
 }
 
-// MARK: - Page operations (one slot lock at a time; callers hold a stream first)
+// MARK: - Page operations
+//
+// One slot lock at a time. A compression stream is taken only to compress or
+// decompress, and only after the page's lock (or with no page lock held at all):
+// a thread holding a stream never waits for a page lock, so streams and page
+// locks cannot deadlock.
 
 extension ZramStore {
-    /// Stores a full page: same-filled pages at once, others through the write-back
-    /// stage when it has room and no mem_limit is set (a staged page must never fail later),
+    /// Stores a full page: same-filled pages at once, others through the compression
+    /// queue when it has room and no mem_limit is set (a queued page must never fail later),
     /// else compressed inline.
-    func writePage(_ index: Int, from page: UnsafeRawBufferPointer, stream: CompressionStream) throws(ZramError) {
+    func writePage(_ index: Int, from page: UnsafeRawBufferPointer) throws(ZramError) {
         let entry = try writableSlot(index)
-        if let stage, counters.memLimit.load(ordering: .relaxed) == 0 {
-            if let word = SameFilledPage.fillWord(of: page) {
-                install(EncodedPage(state: .same(word), payload: word), in: entry)
-                return
-            }
-            if let sequence = stage.reserve() {
-                let slot = stage.slot(ofSequence: sequence)
-                stage.buffer(slot).copyMemory(from: page.baseAddress!, byteCount: pageSize)
+        if let word = SameFilledPage.fillWord(of: page) {
+            install(EncodedPage(state: .same(word), payload: word), in: entry)
+            return
+        }
+        if let queue, counters.memLimit.load(ordering: .relaxed) == 0 {
+            if let sequence = queue.reserve() {
+                let slot = queue.slot(ofSequence: sequence)
+                queue.buffer(slot).copyMemory(from: page.baseAddress!, byteCount: pageSize)
                 // The object the page held is left for the compressor to free.
-                let old = exchange(EncodedPage(state: .staged, payload: UInt64(slot)), in: entry)
-                stage.publish(sequence, .init(page: index, replacedObject: old.state.hasObject ? old.payload : 0))
+                let old = exchange(EncodedPage(state: .queued, payload: UInt64(slot)), in: entry)
+                queue.publish(sequence, .init(page: index, replacedObject: old.state.hasObject ? old.payload : 0))
                 counters.notePeak(memoryUsed)
                 return
             }
         }
         let encoded: EncodedPage
         do {
-            encoded = try encode(page, stream: stream)
+            encoded = try compressors.withStream { stream throws(ZramError) in try encode(page, stream: stream) }
         } catch {
             counters.failedWrites.wrappingAdd(1, ordering: .relaxed)
             throw error
@@ -149,17 +157,18 @@ extension ZramStore {
     }
 
     /// Overwrites `bytes` at `offset` inside page `index`, keeping the rest of the page.
-    func writePartialPage(
-        _ index: Int, _ bytes: UnsafeRawBufferPointer, at offset: Int, stream: CompressionStream
-    ) throws(ZramError) {
+    /// Holds a stream for the read-modify-write: its work page holds the page meanwhile.
+    func writePartialPage(_ index: Int, _ bytes: UnsafeRawBufferPointer, at offset: Int) throws(ZramError) {
         let slot = try writableSlot(index)
         let old = slot.lock()
         let oldPayload = slot.pointee.payload
-        let page = stream.workPage
         do {
-            try decode(old, payload: oldPayload, into: page, stream: stream)
-            (page.baseAddress! + offset).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
-            let encoded = try encode(UnsafeRawBufferPointer(page), stream: stream)
+            let encoded = try compressors.withStream { stream throws(ZramError) in
+                let page = stream.workPage
+                try decode(old, payload: oldPayload, into: page, stream: stream)
+                (page.baseAddress! + offset).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
+                return try encode(UnsafeRawBufferPointer(page), stream: stream)
+            }
             slot.pointee.payload = encoded.payload
             slot.unlock(setting: encoded.state)
             counters.record(encoded.state)
@@ -194,9 +203,7 @@ extension ZramStore {
     }
 
     /// Reads `destination.count` bytes from `offset` inside page `index`.
-    func readPage(
-        _ index: Int, into destination: UnsafeMutableRawBufferPointer, at offset: Int, stream: CompressionStream
-    ) throws(ZramError) {
+    func readPage(_ index: Int, into destination: UnsafeMutableRawBufferPointer, at offset: Int) throws(ZramError) {
         guard let slot = table.existingSlot(index) else {
             SameFilledPage.fill(destination, with: 0, phase: 0)
             return
@@ -204,20 +211,22 @@ extension ZramStore {
         let state = slot.lock()
         defer { slot.unlock(setting: state.withoutIdle) }
         let payload = slot.pointee.payload
-        if state.isStaged, let stage {
-            destination.baseAddress!.copyMemory(from: stage.buffer(Int(payload)) + offset, byteCount: destination.count)
+        if state.isQueued, let queue {
+            destination.baseAddress!.copyMemory(from: queue.buffer(Int(payload)) + offset, byteCount: destination.count)
         } else if state.isSame || !state.hasObject {
             SameFilledPage.fill(destination, with: state.isSame ? payload : 0, phase: offset)
         } else if destination.count == pageSize {
-            try decode(state, payload: payload, into: destination, stream: stream)
+            try decode(state, payload: payload, into: destination)
         } else if state.isHuge {
             pool.withObject(ObjectHandle(rawValue: payload), size: pageSize) { object in
                 destination.baseAddress!.copyMemory(from: object.baseAddress! + offset, byteCount: destination.count)
             }
         } else {
-            try decode(state, payload: payload, into: stream.workPage, stream: stream)
-            destination.baseAddress!.copyMemory(
-                from: stream.workPage.baseAddress! + offset, byteCount: destination.count)
+            try compressors.withStream { stream throws(ZramError) in
+                try decode(state, payload: payload, into: stream.workPage, stream: stream)
+                destination.baseAddress!.copyMemory(
+                    from: stream.workPage.baseAddress! + offset, byteCount: destination.count)
+            }
         }
     }
 

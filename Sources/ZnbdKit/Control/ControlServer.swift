@@ -11,16 +11,20 @@ import Synchronization
 ///
 /// Requests are bounded (64 KiB); a malformed one gets an EINVAL answer, a longer
 /// line an EMSGSIZE answer before the connection closes, and a client silent for
-/// 30 s is dropped. Each client has its own thread. The requests themselves are
-/// answered in `ControlServer+Requests.swift`.
+/// 30 s is dropped. Each client has its own thread, at most `clientLimit` at once:
+/// one more is answered EBUSY and closed. The requests themselves are answered in
+/// `ControlServer+Requests.swift`.
 public final class ControlServer: Sendable {
     static let requestLimit = 64 << 10
+    /// Control clients served at once (each holds a thread until it hangs up or idles 30 s).
+    static let clientLimit = 32
 
     public let path: String
     let registry: DeviceRegistry
     let logger: Logger
     private let listener: Int32
     private let stopped = Atomic<Bool>(false)
+    private let clients = Atomic<Int>(0)
 
     public init(path: String, registry: DeviceRegistry, logger: Logger) throws {
         self.path = path
@@ -54,7 +58,17 @@ public final class ControlServer: Sendable {
                 continue
             }
             _ = fcntl(client, F_SETFD, FD_CLOEXEC)
-            let thread = Thread { [self] in serve(client) }
+            guard clients.add(1, ordering: .relaxed).newValue <= Self.clientLimit else {
+                clients.subtract(1, ordering: .relaxed)
+                UnixSocket.setTimeout(client, seconds: 1)
+                try? UnixSocket.writeAll(client, Self.encode(.failure(.busy("more than \(Self.clientLimit) control clients at once"))))
+                close(client)
+                continue
+            }
+            let thread = Thread { [self] in
+                serve(client)
+                clients.subtract(1, ordering: .relaxed)
+            }
             thread.name = "znbd-control-client"
             thread.start()
         }

@@ -53,7 +53,7 @@ public final class ZramExport: BlockExport {
 
     /// The NBD error for a device error: mem_limit and memory exhaustion are ENOSPC
     /// (the write cannot be stored), a device without disksize is EIO.
-    public static func wireError(_ error: ZramError) -> BlockExportError {
+    static func wireError(_ error: ZramError) -> BlockExportError {
         switch error.kind {
         case .memoryLimitReached, .outOfMemory: .noSpace(error.message)
         case .outOfRange, .invalidArgument: .invalid(error.message)

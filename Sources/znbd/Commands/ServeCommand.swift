@@ -22,6 +22,12 @@ struct ServeCommand: ParsableCommand {
             Without the nbd driver, `znbd attach zram0` puts a loop device over the device's
             file in the server's own FUSE directory (--fuse, default: beside the control socket).
             SIGINT/SIGTERM finish in-flight requests, remove the sockets, unmount and exit 0.
+
+            TLS (--tls on|require) covers the TCP listener only; the Unix socket stays
+            plaintext, protected by its 0600 mode. libnbd clients connect with
+              nbds://alice@HOST:PORT/zram0?tls-psk-file=FILE
+              nbds://HOST:PORT/zram0?tls-certificates=DIR
+            TCP on a non-loopback address needs TLS, or --insecure.
             """)
 
     @Option(help: "Unix socket for NBD clients (mode 0600; default in $ZNBD_RUNTIME_DIR or /run/znbd).")
@@ -29,6 +35,23 @@ struct ServeCommand: ParsableCommand {
 
     @Option(help: "Also listen on TCP: PORT binds 127.0.0.1, HOST:PORT binds HOST.")
     var tcp: String?
+
+    @Option(help: "TLS on the TCP listener: off, on (clients may upgrade with STARTTLS) or require (plaintext clients are refused). Needs --tcp.")
+    var tls: TLSConfiguration.Mode = .off
+
+    @Option(name: .customLong("tls-certificates"), help: ArgumentHelp(
+        "x509 directory with ca-cert.pem, server-cert.pem and server-key.pem (the nbdkit/qemu layout).", valueName: "dir"))
+    var tlsCertificates: String?
+
+    @Flag(name: .customLong("tls-verify-peer"), help: "Require a client certificate signed by the directory's ca-cert.pem.")
+    var tlsVerifyPeer = false
+
+    @Option(name: .customLong("tls-psk"), help: ArgumentHelp(
+        "Pre-shared keys: username:hexkey lines, as written by psktool -u NAME -p FILE.", valueName: "file"))
+    var tlsPSK: String?
+
+    @Flag(help: "Serve TCP on a non-loopback address without TLS (anyone who can reach it reads and writes the devices).")
+    var insecure = false
 
     @Option(help: "Control socket for status/get/set (mode 0600).")
     var control: String = ControlClient.defaultPath
@@ -79,6 +102,25 @@ struct ServeCommand: ParsableCommand {
         }
         if let size, size.bytes == 0 { throw ValidationError("--size must be greater than 0") }
         if fuse != nil && noFuse { throw ValidationError("--fuse and --no-fuse exclude each other") }
+        if let problem = tlsConfiguration.problem { throw ValidationError(problem) }
+        if tls != .off && tcp == nil {
+            throw ValidationError("--tls applies to the TCP listener: add --tcp (the Unix socket stays plaintext, mode 0600)")
+        }
+        if let tcp, let refusal = try Self.tcpAddress(tcp).refusal(tls: tls, insecure: insecure) {
+            throw ValidationError(refusal)
+        }
+    }
+
+    static func tcpAddress(_ text: String) throws(ValidationError) -> TCPAddress {
+        do {
+            return try TCPAddress.parse(text)
+        } catch {
+            throw ValidationError(error.description)
+        }
+    }
+
+    var tlsConfiguration: TLSConfiguration {
+        TLSConfiguration(mode: tls, certificatesDirectory: tlsCertificates, verifyPeer: tlsVerifyPeer, pskFile: tlsPSK)
     }
 
     /// zram-generator's default: half the RAM, at most 4 GiB.
@@ -135,9 +177,11 @@ struct ServeCommand: ParsableCommand {
 
         var configuration = NBDServerConfiguration(unixSocketPath: unix)
         if let tcp {
-            let address = try TCPAddress.parse(tcp)
+            let address = try Self.tcpAddress(tcp)
             configuration.tcpHost = address.host
             configuration.tcpPort = Int(address.port)
+            configuration.tls = tlsConfiguration
+            if let warning = address.plaintextWarning(tls: tls) { logger.warning("\(warning)") }
         }
         configuration.handshakeTimeout = .seconds(handshakeTimeout)
         configuration.markIOThreadsAsIOFlushers = true
@@ -148,7 +192,8 @@ struct ServeCommand: ParsableCommand {
         for export in registry.all {
             logger.info("export \(export.name) (\(export.exportDescription)): nbd+unix:///\(export.name)?socket=\(unix)")
             if let port = server.boundTCPPort {
-                logger.info("export \(export.name): nbd://\(configuration.tcpHost):\(port)/\(export.name)")
+                let scheme = tls == .off ? "nbd" : "nbds"
+                logger.info("export \(export.name): \(scheme)://\(configuration.tcpHost):\(port)/\(export.name) (TLS \(tls.rawValue))")
             }
         }
         logger.info("control socket \(control)")
@@ -194,20 +239,4 @@ extension ServeCommand {
     }
 }
 
-/// `[HOST:]PORT` for `--tcp`.
-struct TCPAddress: Sendable {
-    var host: String
-    var port: UInt16
-
-    static func parse(_ text: String) throws -> TCPAddress {
-        var host = "127.0.0.1"
-        var portText = Substring(text)
-        if let colon = text.lastIndex(of: ":") {
-            host = String(text[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
-            portText = text[text.index(after: colon)...]
-        }
-        guard let port = UInt16(portText), port > 0 else { throw ValidationError("--tcp '\(text)' needs a port 1-65535") }
-        return TCPAddress(host: host, port: port)
-    }
-}
-
+extension TLSConfiguration.Mode: ExpressibleByArgument {}

@@ -24,15 +24,16 @@ enum Tools {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: try find(name))
         p.arguments = args
-        let dir = FileManager.default.temporaryDirectory
-        let out = dir.appendingPathComponent("nbdtest-\(UUID().uuidString).out")
-        let err = dir.appendingPathComponent("nbdtest-\(UUID().uuidString).err")
-        FileManager.default.createFile(atPath: out.path, contents: nil)
-        FileManager.default.createFile(atPath: err.path, contents: nil)
-        defer {
-            try? FileManager.default.removeItem(at: out)
-            try? FileManager.default.removeItem(at: err)
-        }
+        // The tool runs in a directory of its own (fio writes verify state files to its cwd).
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("nbdtest-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: false)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        p.currentDirectoryURL = dir
+        let out = dir.appendingPathComponent("stdout")
+        let err = dir.appendingPathComponent("stderr")
+        guard FileManager.default.createFile(atPath: out.path, contents: nil),
+            FileManager.default.createFile(atPath: err.path, contents: nil)
+        else { throw ClientError("cannot create \(out.path) or \(err.path)") }
         p.standardOutput = try FileHandle(forWritingTo: out)
         p.standardError = try FileHandle(forWritingTo: err)
         p.standardInput = FileHandle.nullDevice

@@ -40,14 +40,14 @@ final class ZnbdServer: @unchecked Sendable {  // used from one test at a time
         process.standardError = process.standardOutput
         process.standardInput = FileHandle.nullDevice
         try process.run()
-        let deadline = Date().addingTimeInterval(20)
-        while !(FileManager.default.fileExists(atPath: socket) && FileManager.default.fileExists(atPath: control)) {
-            guard process.isRunning, Date() < deadline else {
-                let output = logText
-                stop()
-                throw ServerDidNotStart(log: output)
-            }
-            usleep(10_000)
+        // Ready when the control socket answers: the server listens on its NBD socket first.
+        let client = ControlClient(path: control)
+        let process = process
+        let ready = Poll.until(seconds: 20) { !process.isRunning || (try? client.status()) != nil }
+        guard ready && process.isRunning else {
+            let output = logText
+            stop()
+            throw ServerDidNotStart(log: output)
         }
     }
 

@@ -24,7 +24,7 @@ import Synchronization
 // @unchecked: a slot's buffer and entry belong to the writer that claimed its
 // sequence until it sets `ready`, then to the compressor until it advances
 // `tail` past it (release/acquire on both); the rest is atomics or immutable.
-final class WriteBackStage: @unchecked Sendable {
+final class CompressionQueue: @unchecked Sendable {
     /// Slots in the ring (a power of two).
     let capacity: Int
     private let buffers: UnsafeMutableRawPointer
@@ -64,7 +64,7 @@ final class WriteBackStage: @unchecked Sendable {
 
     /// - Throws: `ENOMEM` if the system refuses the ring's memory.
     init(capacity: Int) throws(ZramError) {
-        precondition(capacity > 0 && capacity & (capacity - 1) == 0, "stage capacity must be a power of two")
+        precondition(capacity > 0 && capacity & (capacity - 1) == 0, "queue capacity must be a power of two")
         var pages: UnsafeMutableRawPointer?
         if posix_memalign(&pages, pageSize, capacity * pageSize) != 0 { pages = nil }
         let allocated = (
@@ -79,7 +79,7 @@ final class WriteBackStage: @unchecked Sendable {
             free(allocated.2)
             free(allocated.3)
             free(allocated.4)
-            throw ZramError(.outOfMemory, "cannot allocate a write-back stage of \(capacity) pages")
+            throw ZramError(.outOfMemory, "cannot allocate a compression queue of \(capacity) pages")
         }
         self.capacity = capacity
         self.buffers = buffers
@@ -205,7 +205,7 @@ final class WriteBackStage: @unchecked Sendable {
 
     // MARK: Control
 
-    /// Waits until every page staged before this call has been compressed.
+    /// Waits until every page queued before this call has been compressed.
     func drain() {
         let target = head.load(ordering: .acquiring)
         guard tail.load(ordering: .acquiring) < target else { return }
@@ -216,7 +216,7 @@ final class WriteBackStage: @unchecked Sendable {
         pthread_mutex_unlock(lock)
     }
 
-    /// Refuses new pages and wakes the compressor, which finishes what is staged.
+    /// Refuses new pages and wakes the compressor, which finishes what is queued.
     /// Call when no write is in flight (the device's lifecycle lock held exclusively).
     func stop() {
         stopping.store(true, ordering: .sequentiallyConsistent)

@@ -1,0 +1,70 @@
+import CGnuTLS
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// Record I/O on the non-blocking socket: GNUTLS_E_AGAIN means wait with `poll`,
+/// then repeat the call with the same arguments, as GnuTLS requires.
+extension TLSSession {
+    /// What one `gnutls_record_recv` produced.
+    func receiveOnce(into buffer: UnsafeMutableRawBufferPointer) -> TransportReceive {
+        while true {
+            let n = gnutls_record_recv(session, buffer.baseAddress, buffer.count)
+            if n > 0 { return .bytes(n) }
+            if n == 0 { return .endOfStream }
+            switch Int32(n) {
+            case GNUTLS_E_INTERRUPTED: continue
+            case GNUTLS_E_AGAIN: return .wouldBlock
+            case GNUTLS_E_PREMATURE_TERMINATION: return .endOfStream
+            default: return .failed
+            }
+        }
+    }
+
+    /// Decrypted bytes are waiting inside GnuTLS (a poll on the socket would not see them).
+    var hasBufferedData: Bool { gnutls_record_check_pending(session) > 0 }
+
+    /// Sends all of `count` bytes as records, waiting while the socket is full.
+    func sendAll(_ p: UnsafeRawPointer, _ count: Int) -> Bool {
+        var done = 0
+        while done < count {
+            let n = gnutls_record_send(session, p + done, count - done)
+            if n > 0 {
+                done += n
+                continue
+            }
+            switch Int32(truncatingIfNeeded: n) {
+            case GNUTLS_E_INTERRUPTED: continue
+            case GNUTLS_E_AGAIN: guard wait(Int16(POLLOUT), timeoutMilliseconds: -1) else { return false }
+            default: return false
+            }
+        }
+        return true
+    }
+
+    /// Queues bytes for one batch: small pieces are copied into the gather buffer,
+    /// large ones (READ data) go out from where they are after what is gathered.
+    func enqueue(_ p: UnsafeRawPointer, _ count: Int) -> Bool {
+        if count >= Self.gatherCapacity / 2 {
+            return flushGathered() && sendAll(p, count)
+        }
+        if gathered + count > Self.gatherCapacity && !flushGathered() { return false }
+        (gather.baseAddress! + gathered).copyMemory(from: p, byteCount: count)
+        gathered += count
+        return true
+    }
+
+    /// Sends what is gathered.
+    func flushGathered() -> Bool {
+        defer { gathered = 0 }
+        return gathered == 0 || sendAll(gather.baseAddress!, gathered)
+    }
+
+    /// Tells the client the session ends (close_notify), without waiting for its answer.
+    func bye() {
+        _ = gnutls_bye(session, GNUTLS_SHUT_WR)
+    }
+}

@@ -1,0 +1,47 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// A connection's byte stream after STARTTLS: the TLS session in place of the
+/// plain socket. Replies are copied into records (the plain path copies nothing).
+struct TLSTransport: ConnectionTransport {
+    let session: TLSSession
+
+    func receive(into buffer: UnsafeMutableRawBufferPointer) -> TransportReceive {
+        while true {
+            let result = session.receiveOnce(into: buffer)
+            guard case .wouldBlock = result else { return result }
+            guard session.wait(Int16(POLLIN), timeoutMilliseconds: -1) else { return .failed }
+        }
+    }
+
+    func receiveAvailable(into buffer: UnsafeMutableRawBufferPointer) -> TransportReceive {
+        session.receiveOnce(into: buffer)
+    }
+
+    /// True also when the socket has only part of a record: `receiveAvailable` then says `.wouldBlock`.
+    func waitUntilReadable(timeoutMilliseconds: Int32) -> Bool {
+        session.hasBufferedData || session.wait(Int16(POLLIN), timeoutMilliseconds: timeoutMilliseconds)
+    }
+
+    func send(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        bytes.isEmpty || session.sendAll(bytes.baseAddress!, bytes.count)
+    }
+
+    func send(vectors: UnsafeMutablePointer<iovec>, count: Int) -> Bool {
+        for i in 0..<count where vectors[i].iov_len > 0 {
+            guard let base = vectors[i].iov_base, session.enqueue(base, vectors[i].iov_len) else {
+                session.gathered = 0
+                return false
+            }
+        }
+        return session.flushGathered()
+    }
+
+    func shutdown() {
+        session.bye()
+        shutdownSocket(session.socket, Int32(SHUT_RDWR))
+    }
+}
