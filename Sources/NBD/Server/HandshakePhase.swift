@@ -25,7 +25,7 @@ struct HandshakePhase {
         let exports = core.exports
         var machine = Handshake(
             maxOptionLength: core.configuration.maxOptionLength, maxPayload: core.configuration.maxPayload,
-            tls: tls?.mode ?? .off, lookup: { exports.lookup($0) }, list: { exports.all })
+            tls: tls?.mode ?? .off, lookup: { exports.lookup($0) }, list: { exports.all }, open: { exports.open($0) })
         var transport: any ConnectionTransport = plain
         let clock = ContinuousClock()
         let deadline = clock.now + core.configuration.effectiveHandshakeTimeout
