@@ -10,6 +10,8 @@ let package = Package(
     products: [
         .library(name: "SwiftZram", targets: ["SwiftZram"]),
         .library(name: "NBD", targets: ["NBD"]),
+        // For the benchmarks: the production request path through ZramExport.
+        .library(name: "ZnbdKit", targets: ["ZnbdKit"]),
         .executable(name: "znbd", targets: ["znbd"]),
     ],
     dependencies: [
@@ -27,6 +29,9 @@ let package = Package(
             name: "CZstd", pkgConfig: "libzstd",
             providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(
+            name: "CFuse3", pkgConfig: "fuse3",
+            providers: [.apt(["libfuse3-dev"])]),
+        .systemLibrary(
             name: "CGnuTLS", pkgConfig: "gnutls",
             providers: [.apt(["libgnutls28-dev"])]),
         .target(
@@ -37,6 +42,12 @@ let package = Package(
             name: "NBD",
             dependencies: ["CGnuTLS", .product(name: "Logging", package: "swift-log")],
             exclude: ["README-design.md"],
+            swiftSettings: strict),
+        // Every export of a registry as a file in a FUSE directory, for loop devices
+        // on kernels without the nbd driver (libfuse's low-level API, znbd's own threads).
+        .target(
+            name: "FUSEExport",
+            dependencies: ["CFuse3", "NBD"],
             swiftSettings: strict),
         // The control plane and operations: the control socket, the devices' exports,
         // setup orchestration (swapon/mount), the config language.
@@ -51,7 +62,7 @@ let package = Package(
         .executableTarget(
             name: "znbd",
             dependencies: [
-                "ZnbdKit", "SwiftZram", "NBD",
+                "ZnbdKit", "SwiftZram", "NBD", "FUSEExport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

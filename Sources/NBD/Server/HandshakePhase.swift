@@ -73,7 +73,7 @@ struct HandshakePhase {
         do {
             let session = try TLSSession(socket: socket, credentials: credentials)
             try session.handshake(timeout: timeout)
-            logger.debug("TLS established", metadata: ["peer": "\(session.peerDescription)"])
+            logger.info("TLS established", metadata: ["peer": "\(session.peerDescription)", "session": "\(session.parameters)"])
             return session
         } catch {
             logger.info("TLS handshake failed", metadata: ["error": "\(error)"])

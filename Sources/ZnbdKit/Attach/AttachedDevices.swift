@@ -85,9 +85,11 @@ public enum AttachedDevices {
         if name.hasPrefix("loop"),
             let file = try? String(contentsOfFile: "/sys/block/\(name)/loop/backing_file", encoding: .utf8)
         {
-            // znbd mounts each export with nbdfuse at .../<export>/nbd (see `znbd swapon`).
+            // znbd mounts each export with nbdfuse at .../<export>/nbd (see `znbd swapon`);
+            // `znbd attach` uses the server's own FUSE directory, .../fuse/<export>.
             let components = file.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "/")
             if components.count >= 2, components.last == "nbd" { return String(components[components.count - 2]) }
+            if components.count >= 2, components[components.count - 2] == "fuse" { return String(components.last!) }
         }
         return nil
     }

@@ -66,7 +66,7 @@ extension DeviceSetup {
         if rmdir(mountPoint) != 0 && errno != ENOENT {
             note("could not remove \(mountPoint): \(String(cString: strerror(errno)))")
         }
-        rmdir(paths.fuseDirectory)  // only when empty
+        rmdir(paths.nbdfuseDirectory)  // only when empty
     }
 
     /// hot-remove, waiting for the last NBD client to go (nbdfuse closes its connections as it exits).

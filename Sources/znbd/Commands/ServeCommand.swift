@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import ArgumentParser
+import FUSEExport
 import Foundation
 import Logging
 import NBD
@@ -18,10 +19,13 @@ struct ServeCommand: ParsableCommand {
               nbd-client -unix /run/znbd/nbd.sock -N zram0 -b 4096 /dev/nbd0
             then mkswap /dev/nbd0 && swapon -p 100 /dev/nbd0, or use
               nbd+unix:///zram0?socket=/run/znbd/nbd.sock with libnbd and qemu tools.
-            SIGINT/SIGTERM with no client attached finish in-flight requests, remove the sockets
-            and exit 0. With clients attached (a swap area or a mounted file system), the server
-            keeps serving and logs who holds which device until they detach (swapoff, umount,
-            nbd-client -d), then exits 0; a second SIGTERM/SIGINT, or --force-stop, stops at once.
+            Without the nbd driver, `znbd attach zram0` puts a loop device over the device's
+            file in the server's own FUSE directory (--fuse, default: beside the control socket).
+            SIGINT/SIGTERM with no client attached finish in-flight requests, remove the sockets,
+            unmount and exit 0. With clients attached (a swap area or a mounted file system), the
+            server keeps serving and logs who holds which device until they detach (swapoff,
+            umount, nbd-client -d), then exits 0; a second SIGTERM/SIGINT, or --force-stop, stops
+            at once.
 
             TLS (--tls on|require) covers the TCP listener only; the Unix socket stays
             plaintext, protected by its 0600 mode. libnbd clients connect with
@@ -83,6 +87,12 @@ struct ServeCommand: ParsableCommand {
     @Option(name: .customLong("handshake-timeout"), help: "Seconds a client may stay silent during the handshake (>= 30).")
     var handshakeTimeout: Int = 60
 
+    @Option(help: "Mount the devices as files here, for loop devices (default: DIR/fuse beside the control socket).")
+    var fuse: String?
+
+    @Flag(name: .customLong("no-fuse"), help: "Don't mount the FUSE export.")
+    var noFuse = false
+
     @Flag(name: .customLong("no-mlock"), help: "Don't lock the server's memory (default: locked when root, for swap safety).")
     var noMlock = false
 
@@ -98,6 +108,7 @@ struct ServeCommand: ParsableCommand {
             throw ValidationError("--level \(level) is out of range for \(algorithm) (\(algorithm.levels))")
         }
         if let size, size.bytes == 0 { throw ValidationError("--size must be greater than 0") }
+        if fuse != nil && noFuse { throw ValidationError("--fuse and --no-fuse exclude each other") }
         if let problem = tlsConfiguration.problem { throw ValidationError(problem) }
         if tls != .off && tcp == nil {
             throw ValidationError("--tls applies to the TCP listener: add --tcp (the Unix socket stays plaintext, mode 0600)")
@@ -193,6 +204,7 @@ struct ServeCommand: ParsableCommand {
             }
         }
         logger.info("control socket \(control)")
+        let fuseExport = startFUSEExport(registry, logger: logger)
         if let pidfile {
             try? UnixSocket.makeParentDirectory(of: pidfile)
             if !FileManager.default.createFile(atPath: pidfile, contents: Data("\(getpid())\n".utf8)) {
@@ -204,11 +216,31 @@ struct ServeCommand: ParsableCommand {
         ServeStop(server: server, registry: registry, force: forceStop, logger: logger).wait(for: signals)
         SystemdNotify.send("STOPPING=1")
         controlServer.shutdown()
+        fuseExport?.stop()
         server.shutdown()
         if let pidfile, (try? String(contentsOfFile: pidfile, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) == "\(getpid())" {
             unlink(pidfile)
         }
         logger.info("stopped")
+    }
+}
+
+extension ServeCommand {
+    /// Mounts the FUSE export unless --no-fuse; a host without /dev/fuse (or a failed mount)
+    /// is logged and the server goes on without it.
+    func startFUSEExport(_ registry: DeviceRegistry, logger: Logger) -> FUSEExport? {
+        if noFuse { return nil }
+        let directory = fuse ?? RuntimePaths.containing(controlSocket: control).fuseExportDirectory
+        do {
+            let export = try FUSEExport(
+                exports: registry.exports, mountPoint: directory,
+                configuration: FUSEExport.Configuration(markThreadsAsIOFlushers: true))
+            logger.info("FUSE export \(directory) (\(export.configuration.threads) threads): losetup --direct-io=on over \(directory)/DEVICE, or znbd attach DEVICE")
+            return export
+        } catch {
+            logger.warning("no FUSE export: \(error)")
+            return nil
+        }
     }
 }
 

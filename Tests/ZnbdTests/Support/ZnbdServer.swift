@@ -25,7 +25,9 @@ final class ZnbdServer: @unchecked Sendable {  // used from one test at a time
         return "znbd"
     }
 
-    init(_ arguments: [String] = [], sourceLocation: SourceLocation = #_sourceLocation) throws {
+    /// The FUSE export is mounted (at `fuseDirectory`) only when `fuse` is set, so that
+    /// the many tests that do not need it leave no mount behind when they are killed.
+    init(_ arguments: [String] = [], fuse: Bool = false, sourceLocation: SourceLocation = #_sourceLocation) throws {
         directory = try Self.makeTemporaryDirectory()
         socket = directory + "/nbd.sock"
         control = directory + "/control.sock"
@@ -33,7 +35,7 @@ final class ZnbdServer: @unchecked Sendable {  // used from one test at a time
         _ = FileManager.default.createFile(atPath: log, contents: nil)
         process = Process()
         process.executableURL = URL(fileURLWithPath: Self.binary)
-        process.arguments = ["serve", "--unix", socket, "--control", control, "--no-mlock"] + arguments
+        process.arguments = ["serve", "--unix", socket, "--control", control, "--no-mlock"] + (fuse ? [] : ["--no-fuse"]) + arguments
         process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
         process.standardError = process.standardOutput
         process.standardInput = FileHandle.nullDevice
@@ -50,6 +52,9 @@ final class ZnbdServer: @unchecked Sendable {  // used from one test at a time
     }
 
     deinit { stop() }
+
+    /// Where the server mounts its FUSE export (beside the control socket).
+    var fuseDirectory: String { directory + "/fuse" }
 
     var logText: String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
 
