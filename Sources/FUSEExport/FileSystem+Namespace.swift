@@ -121,26 +121,26 @@ extension FileSystem {
             fuse_reply_err(request, EISDIR)
             return
         }
-        guard let export = export(inode: inode) else {
+        // Looked up and attached in one step, so a hot-remove either refuses or wins.
+        guard let name = inodes.name(of: inode), !name.isEmpty, let attachment = exports.open(name) else {
             fuse_reply_err(request, ENOENT)
             return
         }
-        let file = Unmanaged.passRetained(OpenFile(export))
-        export.clientAttached()
+        let file = Unmanaged.passRetained(OpenFile(attachment))
         info.pointee.fh = UInt64(UInt(bitPattern: file.toOpaque()))
         info.pointee.direct_io = 1
         info.pointee.keep_cache = 0
         FUSEWorker.current?.pendingOpenFlags = znbd_fopen_parallel_direct_writes
         if fuse_reply_open(request, info) != 0 {
             // The opener was interrupted: no RELEASE will come for this handle.
-            export.clientDetached()
+            attachment.release()
             file.release()
         }
     }
 
     func release(_ request: fuse_req_t, info: UnsafeMutablePointer<fuse_file_info>?) {
         if let file = OpenFile.of(info) {
-            file.takeUnretainedValue().export.clientDetached()
+            file.takeUnretainedValue().attachment.release()
             file.release()
         }
         fuse_reply_err(request, 0)

@@ -51,8 +51,14 @@ final class FileSystem: Sendable {
 /// READ and WRITE find it without a lookup (the handle's `fh` is this object, retained).
 final class OpenFile: Sendable {
     let export: any BlockExport
+    /// The client's hold on the export (`ExportRegistry.open`): hot-remove and reset
+    /// refuse with EBUSY until the handle is released.
+    let attachment: ExportAttachment
 
-    init(_ export: any BlockExport) { self.export = export }
+    init(_ attachment: ExportAttachment) {
+        self.attachment = attachment
+        export = attachment.export
+    }
 
     /// The object a handle's `fh` points to.
     @inline(__always)
