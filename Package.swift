@@ -10,6 +10,8 @@ let package = Package(
     products: [
         .library(name: "SwiftZram", targets: ["SwiftZram"]),
         .library(name: "NBD", targets: ["NBD"]),
+        // For the benchmarks: the production request path through ZramExport.
+        .library(name: "ZnbdKit", targets: ["ZnbdKit"]),
         .executable(name: "znbd", targets: ["znbd"]),
     ],
     dependencies: [

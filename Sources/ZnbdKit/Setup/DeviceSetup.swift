@@ -113,10 +113,9 @@ public final class DeviceSetup {
     }
 
     private func createAndAttach(_ spec: DeviceSpec, _ list: WritableKeyPath<SetupState, [SetupState.Use]>, _ index: Int) throws {
-        let name = try client.hotAdd()
+        // zram's order: algorithm (with the hot-add) and its parameters, then the limit, then disksize.
+        let name = try client.hotAdd(algorithm: spec.algorithm)
         try update(list, index) { $0.device = name }
-        // zram's order: algorithm and its parameters, then the limit, then disksize.
-        if let algorithm = spec.algorithm { try set(name, "comp_algorithm", algorithm.rawValue) }
         if let level = spec.level { try set(name, "algorithm_params", "level=\(level)") }
         if let memLimit = spec.memLimit { try set(name, "mem_limit", String(memLimit)) }
         try set(name, "disksize", String(spec.size))
