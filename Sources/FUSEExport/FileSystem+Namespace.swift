@@ -114,33 +114,34 @@ extension FileSystem {
 
     /// Opens a device file in direct-I/O mode with parallel direct writes: no page cache
     /// (an uncompressed copy of every page would defeat the compression) and no inode
-    /// lock serialising the writes of a loop device. Counts as a client of the export
+    /// lock serialising the writes of a loop device. Holds an attachment to the export
     /// (hot-remove refuses with EBUSY until the last release).
     func open(_ request: fuse_req_t, inode: fuse_ino_t, info: UnsafeMutablePointer<fuse_file_info>) {
         if inode == Self.rootInode {
             fuse_reply_err(request, EISDIR)
             return
         }
-        guard let export = export(inode: inode) else {
+        // Looked up and attached in one step, so a concurrent hot-remove either sees the
+        // file open (EBUSY) or removes it first (ENOENT here).
+        guard let name = inodes.name(of: inode), !name.isEmpty, let attachment = exports.open(name) else {
             fuse_reply_err(request, ENOENT)
             return
         }
-        let file = Unmanaged.passRetained(OpenFile(export))
-        export.clientAttached()
+        let file = Unmanaged.passRetained(OpenFile(attachment))
         info.pointee.fh = UInt64(UInt(bitPattern: file.toOpaque()))
         info.pointee.direct_io = 1
         info.pointee.keep_cache = 0
         FUSEWorker.current?.pendingOpenFlags = znbd_fopen_parallel_direct_writes
         if fuse_reply_open(request, info) != 0 {
             // The opener was interrupted: no RELEASE will come for this handle.
-            export.clientDetached()
+            attachment.release()
             file.release()
         }
     }
 
     func release(_ request: fuse_req_t, info: UnsafeMutablePointer<fuse_file_info>?) {
         if let file = OpenFile.of(info) {
-            file.takeUnretainedValue().export.clientDetached()
+            file.takeUnretainedValue().attachment.release()
             file.release()
         }
         fuse_reply_err(request, 0)

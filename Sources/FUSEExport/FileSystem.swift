@@ -47,12 +47,18 @@ final class FileSystem: Sendable {
     }
 }
 
-/// An open file: the export it was opened on, kept for the handle's lifetime so that
-/// READ and WRITE find it without a lookup (the handle's `fh` is this object, retained).
+/// An open file: its attachment to the export, held for the handle's lifetime so that
+/// hot-remove sees the device in use (EBUSY) and READ and WRITE find the export without
+/// a lookup (the handle's `fh` is this object, retained).
 final class OpenFile: Sendable {
+    let attachment: ExportAttachment
+    /// `attachment.export`, kept at hand for the I/O path.
     let export: any BlockExport
 
-    init(_ export: any BlockExport) { self.export = export }
+    init(_ attachment: ExportAttachment) {
+        self.attachment = attachment
+        export = attachment.export
+    }
 
     /// The object a handle's `fh` points to.
     @inline(__always)
