@@ -8,8 +8,9 @@ import Glibc
 extension FUSEExport {
     /// A session with `FileSystem`'s operations, mounted at `mountPoint` (made if missing;
     /// a dead FUSE mount left there by a killed server is detached first).
-    static func mount(_ fileSystem: FileSystem, at mountPoint: String, maxRead: Int) throws(FUSEExportError) -> OpaquePointer {
-        try prepareMountPoint(mountPoint)
+    /// - Returns: the session, and whether the mount point was made here (`stop` removes it then).
+    static func mount(_ fileSystem: FileSystem, at mountPoint: String, maxRead: Int) throws(FUSEExportError) -> (OpaquePointer, Bool) {
+        let created = try prepareMountPoint(mountPoint)
         // max_read bounds READ as max_write (set in init) bounds WRITE; default_permissions
         // lets the kernel apply the files' 0600 root ownership.
         let arguments = ["znbd", "-o", "max_read=\(maxRead),default_permissions,fsname=znbd,subtype=znbd"]
@@ -23,9 +24,13 @@ extension FUSEExport {
             let userdata = Unmanaged.passUnretained(fileSystem).toOpaque()
             return fuse_session_new(&args, &operations, MemoryLayout<fuse_lowlevel_ops>.size, userdata)
         }
-        guard let session else { throw .mountFailed("fuse_session_new failed (see stderr)") }
+        guard let session else {
+            if created { rmdir(mountPoint) }
+            throw .mountFailed("fuse_session_new failed (see stderr)")
+        }
         guard fuse_session_mount(session, mountPoint) == 0 else {
             fuse_session_destroy(session)
+            if created { rmdir(mountPoint) }
             throw .mountFailed("cannot mount FUSE at \(mountPoint) (see stderr)")
         }
         // Every worker reads and answers on its own clone of the session's descriptor.
@@ -33,22 +38,27 @@ extension FUSEExport {
         guard fuse_session_custom_io(session, &io, fuse_session_fd(session)) == 0 else {
             fuse_session_unmount(session)
             fuse_session_destroy(session)
+            if created { rmdir(mountPoint) }
             throw .mountFailed("fuse_session_custom_io failed")
         }
-        return session
+        return (session, created)
     }
 
-    private static func prepareMountPoint(_ path: String) throws(FUSEExportError) {
+    /// Makes the directory if it is missing (true then) and detaches a dead FUSE mount left there.
+    private static func prepareMountPoint(_ path: String) throws(FUSEExportError) -> Bool {
         var info = stat()
-        if stat(path, &info) != 0 {
-            switch errno {
-            case ENOTCONN: umount2(path, Int32(MNT_DETACH))  // a dead FUSE mount
-            case ENOENT:
-                guard mkdir(path, 0o755) == 0 || errno == EEXIST else {
-                    throw .mountFailed("cannot create \(path): \(String(cString: strerror(errno)))")
-                }
-            default: throw .mountFailed("cannot use \(path): \(String(cString: strerror(errno)))")
+        guard stat(path, &info) != 0 else { return false }
+        switch errno {
+        case ENOTCONN:
+            umount2(path, Int32(MNT_DETACH))  // a dead FUSE mount
+            return false
+        case ENOENT:
+            guard mkdir(path, 0o755) == 0 else {
+                if errno == EEXIST { return false }
+                throw .mountFailed("cannot create \(path): \(String(cString: strerror(errno)))")
             }
+            return true
+        default: throw .mountFailed("cannot use \(path): \(String(cString: strerror(errno)))")
         }
     }
 

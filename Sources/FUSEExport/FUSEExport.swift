@@ -26,6 +26,8 @@ public final class FUSEExport: @unchecked Sendable {
 
     let fileSystem: FileSystem
     let session: OpaquePointer
+    /// Whether `init` made the mount point (removed again by `stop`).
+    private let createdMountPoint: Bool
     let workers = Mutex<[FUSEWorker]>([])
     private let stopped = Atomic<Bool>(false)
 
@@ -59,7 +61,7 @@ public final class FUSEExport: @unchecked Sendable {
         self.mountPoint = mountPoint
         self.configuration = configuration
         fileSystem = FileSystem(exports: exports, maxTransfer: configuration.maxTransfer)
-        session = try Self.mount(fileSystem, at: mountPoint, maxRead: configuration.maxTransfer)
+        (session, createdMountPoint) = try Self.mount(fileSystem, at: mountPoint, maxRead: configuration.maxTransfer)
         do {
             try startWorkers()
         } catch {
@@ -82,6 +84,7 @@ public final class FUSEExport: @unchecked Sendable {
         let allStopped = waitForWorkers(seconds: 3)
         // A worker still blocked in the kernel would touch a freed session: keep it then.
         if allStopped { fuse_session_destroy(session) }
+        if createdMountPoint { rmdir(mountPoint) }  // fails, harmlessly, while a lazy unmount lingers
     }
 }
 

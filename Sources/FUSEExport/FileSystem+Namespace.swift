@@ -114,14 +114,15 @@ extension FileSystem {
 
     /// Opens a device file in direct-I/O mode with parallel direct writes: no page cache
     /// (an uncompressed copy of every page would defeat the compression) and no inode
-    /// lock serialising the writes of a loop device. Counts as a client of the export
+    /// lock serialising the writes of a loop device. Holds an attachment to the export
     /// (hot-remove refuses with EBUSY until the last release).
     func open(_ request: fuse_req_t, inode: fuse_ino_t, info: UnsafeMutablePointer<fuse_file_info>) {
         if inode == Self.rootInode {
             fuse_reply_err(request, EISDIR)
             return
         }
-        // Looked up and attached in one step, so a hot-remove either refuses or wins.
+        // Looked up and attached in one step, so a concurrent hot-remove either sees the
+        // file open (EBUSY) or removes it first (ENOENT here).
         guard let name = inodes.name(of: inode), !name.isEmpty, let attachment = exports.open(name) else {
             fuse_reply_err(request, ENOENT)
             return

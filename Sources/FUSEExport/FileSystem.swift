@@ -47,9 +47,12 @@ final class FileSystem: Sendable {
     }
 }
 
-/// An open file: the export it was opened on, kept for the handle's lifetime so that
-/// READ and WRITE find it without a lookup (the handle's `fh` is this object, retained).
+/// An open file: its attachment to the export, held for the handle's lifetime so that
+/// hot-remove sees the device in use (EBUSY) and READ and WRITE find the export without
+/// a lookup (the handle's `fh` is this object, retained).
 final class OpenFile: Sendable {
+    let attachment: ExportAttachment
+    /// `attachment.export`, kept at hand for the I/O path.
     let export: any BlockExport
     /// The client's hold on the export (`ExportRegistry.open`): hot-remove and reset
     /// refuse with EBUSY until the handle is released.

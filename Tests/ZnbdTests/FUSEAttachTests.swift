@@ -106,6 +106,58 @@ struct FUSEAttachTests {
     }
 }
 
+extension FUSEAttachTests {
+    /// The file itself, without a loop device: the edges of the device and every fallocate
+    /// mode answer the errno a fixed-size file should, and the server lives on.
+    @Test func requestsAtTheEdgesAnswerErrnos() throws {
+        let server = try ZnbdServer(["--size", "8M"], fuse: true)
+        defer { server.stop() }
+        let file = server.fuseDirectory + "/zram0"
+        let deadline = Date().addingTimeInterval(20)
+        while !FileManager.default.fileExists(atPath: file) && Date() < deadline { usleep(10_000) }
+        let scratch = server.directory + "/scratch"
+        try ExternalCommand.require("bash", ["-c", """
+            set -e
+            head -c 1M /dev/urandom > \(scratch)
+            dd if=\(scratch) of=\(file) bs=64k conv=notrunc oflag=direct status=none
+            cmp -n 1048576 \(scratch) \(file)
+            """])
+        func shell(_ script: String) throws -> CommandResult { try ExternalCommand.run("bash", ["-c", script]) }
+
+        let pastEnd = try shell("dd if=/dev/zero of=\(file) bs=4096 seek=2048 count=1 conv=notrunc oflag=direct status=none")
+        #expect(!pastEnd.succeeded && pastEnd.stderr.contains("No space left"), "write at the end: \(pastEnd)")
+        // A write across the end stores what fits (a short write); dd's retry of the rest is ENOSPC.
+        let straddling = try shell("dd if=\(scratch) of=\(file) bs=8192 seek=8384512 count=1 conv=notrunc oflag=direct,seek_bytes 2>&1")
+        #expect(straddling.stdout.contains("No space left") && straddling.stdout.contains("4096 bytes"), "write across the end: \(straddling)")
+        let tail = try shell("cmp -n 4096 -i 0:8384512 \(scratch) \(file)")
+        #expect(tail.succeeded, "the part before the end was stored: \(tail)")
+        let atEnd = try shell("dd if=\(file) bs=4096 skip=2048 count=1 iflag=direct status=none | wc -c")
+        #expect(atEnd.succeeded && atEnd.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "0", "read at the end: \(atEnd)")
+
+        let allocate = try shell("fallocate -o 0 -l 4096 \(file)")
+        #expect(!allocate.succeeded && allocate.stderr.contains("not supported"), "plain fallocate: \(allocate)")
+        let collapse = try shell("fallocate -c -o 0 -l 4096 \(file)")
+        #expect(!collapse.succeeded, "collapse-range: \(collapse)")
+        try ExternalCommand.require("bash", ["-c", """
+            set -e
+            fallocate -p -o 0 -l 512k \(file)
+            cmp -n 524288 /dev/zero \(file)
+            fallocate -z -o 512k -l 256k \(file)
+            cmp -n 262144 -i 0:524288 /dev/zero \(file)
+            cmp -n 262144 -i 786432:786432 \(scratch) \(file)
+            fallocate -p -o 7M -l 16M \(file)
+            truncate -s 8M \(file)
+            """])
+        let shrink = try shell("truncate -s 4M \(file)")
+        #expect(!shrink.succeeded && shrink.stderr.contains("not permitted"), "truncate: \(shrink)")
+        let create = try shell("touch \(server.fuseDirectory)/zram9")
+        #expect(!create.succeeded, "creating a file: \(create)")
+        #expect(server.isRunning)
+        let stat = try server.cli(["get", "zram0", "io_stat"]).stdout.split(whereSeparator: \.isWhitespace).compactMap { Int($0) }
+        #expect(stat.count == 4 && stat[3] >= 128, "punch-holes freed pages: io_stat \(stat)")
+    }
+}
+
 /// A `znbd serve` with its FUSE export and `zram0` attached through `znbd attach`.
 /// `tearDown()` undoes everything, newest first, even when a test failed half way.
 final class FUSEAttached: @unchecked Sendable {  // used from one test at a time

@@ -19,6 +19,11 @@ struct OperationsTests {
         if !FileManager.default.fileExists(atPath: "/sys/block/nbd0") {
             #expect(on.stderr.contains("nbdfuse + loop"), "the fallback is said: \(on.stderr)")
         }
+        if !FileManager.default.fileExists(atPath: "/sys/block/nbd0") {
+            let backing = sandbox.loopDevices.compactMap { KernelAttach.loopBackingFile(($0 as NSString).lastPathComponent) }
+            #expect(backing.count == 2 && backing.allSatisfy { $0.hasPrefix(sandbox.runtime + "/fuse/") },
+                "swapon attaches through the server's own FUSE export: \(backing)")
+        }
         let areas = sandbox.swapAreas
         #expect(areas.count == 2, "\(areas)")
         #expect(areas.allSatisfy { $0.priority == 100 }, "\(areas)")

@@ -195,6 +195,8 @@ struct ServeCommand: ParsableCommand {
         configuration.markIOThreadsAsIOFlushers = true
         let server = NBDServer(configuration: configuration, exports: registry.exports, logger: logger)
         try server.start()
+        // Before the control socket answers, so that whoever waits for it finds the files.
+        let fuseExport = startFUSEExport(registry, logger: logger)
         let controlServer = try ControlServer(path: control, registry: registry, logger: logger)
         controlServer.start()
         for export in registry.all {
@@ -205,7 +207,6 @@ struct ServeCommand: ParsableCommand {
             }
         }
         logger.info("control socket \(control)")
-        let fuseExport = startFUSEExport(registry, logger: logger)
         if let pidfile {
             try? UnixSocket.makeParentDirectory(of: pidfile)
             if !FileManager.default.createFile(atPath: pidfile, contents: Data("\(getpid())\n".utf8)) {
