@@ -11,6 +11,8 @@ let package = Package(
         .library(name: "SwiftZram", targets: ["SwiftZram"]),
         .library(name: "NBD", targets: ["NBD"]),
         .library(name: "Platform", targets: ["Platform"]),
+        // For the benchmarks: the production request path through ZramExport.
+        .library(name: "ZnbdKit", targets: ["ZnbdKit"]),
         .executable(name: "znbd", targets: ["znbd"]),
     ],
     dependencies: [
@@ -28,6 +30,9 @@ let package = Package(
         .systemLibrary(
             name: "CZstd", pkgConfig: "libzstd",
             providers: [.apt(["libzstd-dev"])]),
+        .systemLibrary(
+            name: "CFuse3", pkgConfig: "fuse3",
+            providers: [.apt(["libfuse3-dev"])]),
         .systemLibrary(
             name: "CGnuTLS", pkgConfig: "gnutls",
             providers: [.apt(["libgnutls28-dev"])]),
@@ -48,6 +53,12 @@ let package = Package(
             dependencies: ["Platform", "CGnuTLS", .product(name: "Logging", package: "swift-log")],
             exclude: ["README-design.md"],
             swiftSettings: strict),
+        // Every export of a registry as a file in a FUSE directory, for loop devices
+        // on kernels without the nbd driver (libfuse's low-level API, znbd's own threads).
+        .target(
+            name: "FUSEExport",
+            dependencies: ["CFuse3", "NBD", "Platform"],
+            swiftSettings: strict),
         // The control plane and operations: the control socket, the devices' exports,
         // setup orchestration (swapon/mount), the config language.
         .target(
@@ -61,7 +72,7 @@ let package = Package(
         .executableTarget(
             name: "znbd",
             dependencies: [
-                "ZnbdKit", "SwiftZram", "NBD", "Platform",
+                "ZnbdKit", "SwiftZram", "NBD", "FUSEExport", "Platform",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

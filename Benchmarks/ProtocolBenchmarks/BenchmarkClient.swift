@@ -27,7 +27,9 @@ final class BenchmarkClient {
         let hasPayload = command == .write
         let requestSize = 28 + (hasPayload ? length : 0)
         batch = .allocate(byteCount: requestSize * depth, alignment: 4096)
-        batch.initializeMemory(as: UInt8.self, repeating: 0x5a)
+        // Compressible but not same-filled, so a compressing export really compresses.
+        let bytes = batch.bindMemory(to: UInt8.self)
+        for index in bytes.indices { bytes[index] = UInt8(truncatingIfNeeded: (index >> 4) &* 31 &+ index % 7) }
         replyStride = 16 + (command == .read ? length : 0)
         replies = .allocate(byteCount: replyStride * depth, alignment: 4096)
         try handshake(export: export)

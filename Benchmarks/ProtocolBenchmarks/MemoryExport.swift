@@ -7,13 +7,14 @@ import Glibc
 /// A flat in-memory export, so that the benchmark measures the protocol path and
 /// nothing else (the store path has its own benchmarks).
 final class MemoryExport: BlockExport {
-    let name = "zram0"
+    let name: String
     let exportDescription = "benchmark memory"
     let size: UInt64
     // Written and read by the connection thread only, at ranges the server has checked.
     private nonisolated(unsafe) let bytes: UnsafeMutableRawBufferPointer
 
-    init(size: Int) {
+    init(name: String, size: Int) {
+        self.name = name
         self.size = UInt64(size)
         bytes = .allocate(byteCount: size, alignment: 4096)
         bytes.initializeMemory(as: UInt8.self, repeating: 0)

@@ -2,6 +2,8 @@ import Benchmark
 import Foundation
 import Logging
 import NBD
+import SwiftZram
+import ZnbdKit
 
 /// The NBD request path, end to end over a Unix socket: a client in this process sends
 /// prebuilt requests and the server's connection thread parses them, calls the export and
@@ -27,16 +29,21 @@ let benchmarks: @Sendable () -> Void = {
         ("write 1 MiB QD1", .write, 1 << 20, 1),
         ("read 1 MiB QD1", .read, 1 << 20, 1),
     ]
-    for (name, command, length, depth) in cases {
-        // One scaled iteration is one batch of `depth` requests; 1 MiB cases are not scaled.
-        let configuration = Benchmark.Configuration(scalingFactor: length > 4096 ? .one : .kilo)
-        Benchmark(name, configuration: configuration) { (benchmark: Benchmark, client: BenchmarkClient) in
-            for _ in benchmark.scaledIterations {
-                try client.roundTrip()
+    // The protocol alone (flat memory), then the production path: NBD, then `ZramExport`,
+    // then the device with its compression queue and compressor thread.
+    let exports = [("", ProtocolServer.memoryExport), ("zram ", ProtocolServer.zramExport)]
+    for (prefix, export) in exports {
+        for (name, command, length, depth) in cases {
+            // One scaled iteration is one batch of `depth` requests; 1 MiB cases are not scaled.
+            let configuration = Benchmark.Configuration(scalingFactor: length > 4096 ? .one : .kilo)
+            Benchmark(prefix + name, configuration: configuration) { (benchmark: Benchmark, client: BenchmarkClient) in
+                for _ in benchmark.scaledIterations {
+                    try client.roundTrip()
+                }
+            } setup: {
+                try BenchmarkClient(
+                    socket: ProtocolServer.shared.socketPath, export: export, command: command, length: length, depth: depth)
             }
-        } setup: {
-            try BenchmarkClient(
-                socket: ProtocolServer.shared.socketPath, export: "zram0", command: command, length: length, depth: depth)
         }
     }
 }
@@ -44,6 +51,8 @@ let benchmarks: @Sendable () -> Void = {
 /// One server for the whole benchmark process.
 final class ProtocolServer: Sendable {
     static let shared = ProtocolServer()
+    static let memoryExport = "memory"
+    static let zramExport = "zram0"
 
     let socketPath: String
     let server: NBDServer
@@ -51,7 +60,14 @@ final class ProtocolServer: Sendable {
     private init() {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("znbd-bench-\(getpid())").path
         socketPath = directory + "/nbd.sock"
-        let exports = ExportRegistry(exports: [MemoryExport(size: 64 << 20)])
+        let device = ZramDevice(name: Self.zramExport)
+        do {
+            try device.setAlgorithm(.lz4)
+            try device.setDiskSize(64 << 20)
+        } catch { fatalError("cannot set up the benchmark device: \(error)") }
+        let exports = ExportRegistry(
+            defaultExportName: Self.memoryExport,
+            exports: [MemoryExport(name: Self.memoryExport, size: 64 << 20), ZramExport(device: device)])
         server = NBDServer(
             configuration: .init(unixSocketPath: socketPath), exports: exports, logger: Logger(label: "bench"))
         do { try server.start() } catch { fatalError("cannot start the benchmark server: \(error)") }

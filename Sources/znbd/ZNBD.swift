@@ -8,6 +8,6 @@ struct ZNBD: ParsableCommand {
         subcommands: [
             ServeCommand.self, StatusCommand.self, GetCommand.self, SetCommand.self, HotAddCommand.self, HotRemoveCommand.self,
             SwapOnCommand.self, SwapOffCommand.self, MountCommand.self, UmountCommand.self, CheckConfigCommand.self,
-            EstimateCommand.self,
+            EstimateCommand.self, AttachCommand.self, DetachCommand.self,
         ])
 }

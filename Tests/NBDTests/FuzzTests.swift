@@ -64,7 +64,7 @@ import Glibc
     }
 
     /// Sends without blocking forever, drains what the server says, then hangs up.
-    static func fire(_ s: TestServer, _ bytes: [UInt8]) {
+    static func fire(_ s: TestServer, _ bytes: [UInt8], drainMilliseconds: Int32 = 5) {
         guard let c = try? s.client(timeoutSeconds: 1) else { return }
         var sent = 0
         while sent < bytes.count {
@@ -80,7 +80,7 @@ import Glibc
             }
             sent += n
         }
-        drain(c.fd, wait: 5)
+        drain(c.fd, wait: drainMilliseconds)
     }
 
     static func drain(_ fd: Int32, wait: Int32) {

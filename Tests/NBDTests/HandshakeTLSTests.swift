@@ -177,4 +177,54 @@ import Testing
         #expect(last == .startTLS)
         #expect(replyTypes(h.output) == [.ack])
     }
+
+    /// Random option sequences (fixed seed): under `require` nothing but ERR_TLS_REQD, and
+    /// the ACKs of ABORT and STARTTLS, goes out before TLS, and transmission never starts
+    /// in plaintext; under `on` and `require` STARTTLS twice never upgrades twice.
+    @Test(arguments: [TLSConfiguration.Mode.on, .require])
+    func randomOptionSequencesKeepTheTLSRules(_ mode: TLSConfiguration.Mode) {
+        let seed: UInt64 = 0x5e55_1011
+        var state = seed
+        func next() -> UInt64 {
+            state ^= state << 13
+            state ^= state >> 7
+            state ^= state << 17
+            return state
+        }
+        let options: [UInt32] = [1, 2, 3, 5, 5, 5, 6, 7, 8, 9, 10, 11, 99]
+        for round in 0..<5_000 {
+            var h = machine(mode)
+            var upgrades = 0
+            var step = h.receive(clientFlags)
+            for _ in 0..<Int(next() % 8 + 1) {
+                let o = options[Int(next() % UInt64(options.count))]
+                let data: [UInt8] =
+                    switch o {
+                    case 6, 7: RawClient.infoRequest(name: next() % 4 == 0 ? "nope" : "zram0", infos: [3])
+                    case 9, 10: RawClient.metaRequest(name: "zram0", queries: ["base:allocation"])
+                    case 1: Array("zram0".utf8)
+                    default: next() % 8 == 0 ? [1] : []
+                    }
+                let wasTLS = h.isTLSActive
+                step = h.receive(option(o, data))
+                if mode == .require && !wasTLS {
+                    for (option, type) in replies(h.output) {
+                        let allowed = type == NBDOptionReply.errTLSReqd.rawValue
+                            || (type == NBDOptionReply.ack.rawValue && (option == 2 || option == 5))
+                            || (type == NBDOptionReply.errInvalid.rawValue && option == 5)
+                        #expect(allowed, "round \(round) (seed \(seed)): option \(option) got \(type) before TLS")
+                    }
+                    #expect(step != .transmission, "round \(round) (seed \(seed)): transmission without TLS")
+                }
+                h.output.removeAll()
+                if step == .startTLS {
+                    upgrades += 1
+                    h.tlsStarted()
+                } else if step != .needMore {
+                    break
+                }
+            }
+            #expect(upgrades <= 1, "round \(round) (seed \(seed)): upgraded \(upgrades) times")
+        }
+    }
 }

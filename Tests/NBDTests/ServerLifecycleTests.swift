@@ -61,7 +61,8 @@ import Glibc
         close(fd)
         defer { unlink(path) }
         let server = NBDServer(configuration: .init(unixSocketPath: path), exports: s.registry, logger: Logger(label: "t"))
-        #expect(throws: NBDServerError.self) { try server.start() }
+        let error = #expect(throws: NBDServerError.self) { try server.start() }
+        #expect(error?.description == "cannot listen: \(path) exists and is not a socket; refusing to replace it")
         #expect(access(path, F_OK) == 0)
     }
 

@@ -6,9 +6,9 @@ import Testing
 
 @testable import SwiftZram
 
-/// All allocator tests, run one at a time: several measure process-wide
-/// memory (RSS) and would disturb each other in parallel.
-@Suite(.serialized) struct AllocatorTests {}
+/// All allocator tests. Memory is measured on each pool's own mappings and
+/// counters, never as process-wide RSS, so they may run beside anything.
+@Suite struct AllocatorTests {}
 
 extension SplitMix64 {
     /// A compressed-page-like size: log-normal with median `median`,
@@ -63,11 +63,4 @@ extension ZsPool {
 
     /// memoryUsed must equal the pages the classes report.
     var pagesFromStatistics: Int { statistics().reduce(0) { $0 + $1.pagesHeld } }
-}
-
-/// Resident pages of this process (`/proc/self/statm`, second field).
-func residentPages() -> Int? {
-    guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return nil }
-    let fields = text.split(separator: " ")
-    return fields.count >= 2 ? Int(fields[1]) : nil
 }

@@ -158,6 +158,8 @@ import Testing
         }
         #expect(error.kind == .busy)
         #expect(try extra.receive() == nil)
+        // swapon/mount still see a live server (and do not start a second one).
+        #expect(Daemon.isAnswering(server.control))
         // As soon as one hangs up, its place is free again.
         held.removeLast()
         let client = ControlClient(path: server.control)

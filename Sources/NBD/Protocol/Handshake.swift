@@ -1,7 +1,9 @@
 /// What option haggling settled on; the connection enters transmission with it.
 public struct NBDSession: Sendable {
+    /// The client's hold on the export it chose; the connection releases it when transmission ends.
+    public var attachment: ExportAttachment
     /// The export the client chose.
-    public var export: any BlockExport
+    public var export: any BlockExport { attachment.export }
     /// The client negotiated NBD_OPT_STRUCTURED_REPLY.
     public var structuredReplies: Bool
     /// The client selected `base:allocation` for this export with SET_META_CONTEXT.
@@ -54,6 +56,7 @@ public struct Handshake {
     public private(set) var isTLSActive = false
     private let lookup: (String) -> (any BlockExport)?
     private let list: () -> [any BlockExport]
+    private let open: (String) -> ExportAttachment?
 
     private var phase = Phase.clientFlags
     private var input: [UInt8] = []
@@ -68,15 +71,19 @@ public struct Handshake {
     ///     option before it except ABORT with ERR_TLS_REQD.
     ///   - lookup: resolves an export name (empty means the default export).
     ///   - list: every export, for NBD_OPT_LIST.
+    ///   - open: looks up and attaches in one step, for the option that enters transmission
+    ///     (`ExportRegistry.open`); without it, `lookup` with an attachment nothing counts.
     public init(
         maxOptionLength: Int = 64 * 1024, maxPayload: Int = 64 << 20, tls: TLSConfiguration.Mode = .off,
-        lookup: @escaping (String) -> (any BlockExport)?, list: @escaping () -> [any BlockExport]
+        lookup: @escaping (String) -> (any BlockExport)?, list: @escaping () -> [any BlockExport],
+        open: ((String) -> ExportAttachment?)? = nil
     ) {
         self.maxOptionLength = maxOptionLength
         self.maxPayload = maxPayload
         self.tls = tls
         self.lookup = lookup
         self.list = list
+        self.open = open ?? { name in lookup(name).map { ExportAttachment(export: $0, registry: nil) } }
         output.appendBE(NBDMagic.greeting)
         output.appendBE(NBDMagic.option)
         output.appendBE(NBDHandshakeFlags([.fixedNewstyle, .noZeroes]).rawValue)
@@ -189,14 +196,15 @@ public struct Handshake {
         }
         switch option {
         case .exportName:
-            guard let export = lookup(String(decoding: data, as: UTF8.self)) else {
+            // Attached before the size is read, so a reset or hot-remove is either refused or seen.
+            guard let attachment = open(String(decoding: data, as: UTF8.self)) else {
                 return .close("unknown export")
             }
             let flags = Self.transmissionFlags(structured: structured)
-            output.appendBE(export.size)
+            output.appendBE(attachment.export.size)
             output.appendBE(flags.rawValue)
             if !noZeroes { output.append(contentsOf: repeatElement(0, count: 124)) }
-            return enter(export, flags)
+            return enter(attachment, flags)
         case .abort:
             reply(raw, .ack)
             return .close("client aborted")
@@ -257,10 +265,10 @@ public struct Handshake {
         return .startTLS
     }
 
-    private mutating func enter(_ export: any BlockExport, _ flags: NBDTransmissionFlags) -> Step {
+    private mutating func enter(_ attachment: ExportAttachment, _ flags: NBDTransmissionFlags) -> Step {
         session = NBDSession(
-            export: export, structuredReplies: structured,
-            baseAllocation: structured && metaContextExport == export.name, noZeroes: noZeroes,
+            attachment: attachment, structuredReplies: structured,
+            baseAllocation: structured && metaContextExport == attachment.export.name, noZeroes: noZeroes,
             transmissionFlags: flags)
         phase = .finished
         return .transmission
@@ -283,7 +291,9 @@ public struct Handshake {
             return nil
         }
         let name = String(decoding: data[4..<4 + nameLength], as: UTF8.self)
-        guard let export = lookup(name) else {
+        // GO attaches before the size is read, so a reset or hot-remove is either refused or seen.
+        let attachment = go ? open(name) : nil
+        guard let export = go ? attachment?.export : lookup(name) else {
             error(raw, .errUnknown, "unknown export")
             return nil
         }
@@ -316,7 +326,8 @@ public struct Handshake {
             reply(raw, .info, d)
         }
         reply(raw, .ack)
-        return go ? enter(export, flags) : nil
+        if let attachment { return enter(attachment, flags) }
+        return nil
     }
 
     private mutating func metaContext(_ raw: UInt32, set: Bool, _ data: [UInt8]) {

@@ -18,8 +18,8 @@ struct Connection {
         core.attached(id, export: export.name)
         logger[metadataKey: "export"] = "\(export.name)"
         logger.debug("transmission", metadata: ["structured": "\(established.negotiated.structuredReplies)"])
-        export.clientAttached()
-        defer { export.clientDetached() }
+        // The handshake attached the client (ExportRegistry.open); transmission ends its hold.
+        defer { established.negotiated.attachment.release() }
         transmit(established, over: established.transport, logger: logger)
     }
 

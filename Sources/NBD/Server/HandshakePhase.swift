@@ -25,7 +25,7 @@ struct HandshakePhase {
         let exports = core.exports
         var machine = Handshake(
             maxOptionLength: core.configuration.maxOptionLength, maxPayload: core.configuration.maxPayload,
-            tls: tls?.mode ?? .off, lookup: { exports.lookup($0) }, list: { exports.all })
+            tls: tls?.mode ?? .off, lookup: { exports.lookup($0) }, list: { exports.all }, open: { exports.open($0) })
         var transport: any ConnectionTransport = plain
         let clock = ContinuousClock()
         let deadline = clock.now + core.configuration.effectiveHandshakeTimeout
@@ -73,7 +73,7 @@ struct HandshakePhase {
         do {
             let session = try TLSSession(socket: socket, credentials: credentials)
             try session.handshake(timeout: timeout)
-            logger.debug("TLS established", metadata: ["peer": "\(session.peerDescription)"])
+            logger.info("TLS established", metadata: ["peer": "\(session.peerDescription)", "session": "\(session.parameters)"])
             return session
         } catch {
             logger.info("TLS handshake failed", metadata: ["error": "\(error)"])

@@ -38,6 +38,7 @@ public final class NBDServer: Sendable {
             do {
                 let credentials = try TLSCredentials(configuration.tls)
                 for warning in credentials.warnings { core.logger.warning("\(warning)") }
+                core.logger.info("TLS \(credentials.mode.rawValue) on TCP", metadata: ["credentials": "\(credentials.kinds)"])
                 core.tlsCredentials.withLock { $0 = credentials }
             } catch {
                 throw NBDServerError("TLS: \(error)")

@@ -74,7 +74,7 @@ extension TransmissionLoop {
                 }
             }
             received.consume(piece)
-            offset += UInt64(piece)
+            offset &+= UInt64(piece)  // a refused request's offset may be near UInt64.max
             remaining -= piece
         }
         if failure == nil && request.flags & NBDCommandFlags.fua.rawValue != 0 {

@@ -27,7 +27,7 @@ extension TLSSession {
     /// Decrypted bytes are waiting inside GnuTLS (a poll on the socket would not see them).
     var hasBufferedData: Bool { gnutls_record_check_pending(session) > 0 }
 
-    /// Sends all of `count` bytes as records, waiting while the socket is full.
+    /// Sends all of `count` bytes as records (at most 16 KiB each), waiting while the socket is full.
     func sendAll(_ p: UnsafeRawPointer, _ count: Int) -> Bool {
         var done = 0
         while done < count {
@@ -43,24 +43,6 @@ extension TLSSession {
             }
         }
         return true
-    }
-
-    /// Queues bytes for one batch: small pieces are copied into the gather buffer,
-    /// large ones (READ data) go out from where they are after what is gathered.
-    func enqueue(_ p: UnsafeRawPointer, _ count: Int) -> Bool {
-        if count >= Self.gatherCapacity / 2 {
-            return flushGathered() && sendAll(p, count)
-        }
-        if gathered + count > Self.gatherCapacity && !flushGathered() { return false }
-        (gather.baseAddress! + gathered).copyMemory(from: p, byteCount: count)
-        gathered += count
-        return true
-    }
-
-    /// Sends what is gathered.
-    func flushGathered() -> Bool {
-        defer { gathered = 0 }
-        return gathered == 0 || sendAll(gather.baseAddress!, gathered)
     }
 
     /// Tells the client the session ends (close_notify), without waiting for its answer.

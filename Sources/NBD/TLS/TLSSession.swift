@@ -20,10 +20,6 @@ final class TLSSession {
     let session: gnutls_session_t
     /// Keeps the credentials (and the PSK callback's context) alive as long as the session.
     private let credentials: TLSCredentials
-    /// Small replies of a batch are gathered here and sent as few, full records.
-    let gather: UnsafeMutableRawBufferPointer
-    var gathered = 0
-    static let gatherCapacity = 64 << 10
 
     /// Sets up a server session on `socket`; the handshake is `handshake(timeout:)`.
     init(socket: Int32, credentials: TLSCredentials) throws(TLSError) {
@@ -33,7 +29,6 @@ final class TLSSession {
         self.socket = socket
         self.session = session
         self.credentials = credentials
-        gather = .allocate(byteCount: Self.gatherCapacity, alignment: 16)
         // From here a throw runs deinit, which frees the session.
         try check(gnutls_priority_set(session, credentials.priority), "setting the TLS priority")
         if let certificate = credentials.certificate {
@@ -51,10 +46,7 @@ final class TLSSession {
         }
     }
 
-    deinit {
-        gnutls_deinit(session)
-        gather.deallocate()
-    }
+    deinit { gnutls_deinit(session) }
 
     private func check(_ rc: Int32, _ what: String) throws(TLSError) {
         guard rc >= 0 else { throw TLSError(what, code: rc) }
@@ -107,6 +99,16 @@ final class TLSSession {
         default:
             return "anonymous"
         }
+    }
+
+    /// Protocol, key-exchange group and cipher, for the log: `TLS1.3 SECP256R1 AES-128-GCM`.
+    var parameters: String {
+        let name = { (text: UnsafePointer<CChar>?) in text.map { String(cString: $0) } ?? "none" }
+        return [
+            name(gnutls_protocol_get_name(gnutls_protocol_get_version(session))),
+            name(gnutls_group_get_name(gnutls_group_get(session))),
+            name(gnutls_cipher_get_name(gnutls_cipher_get(session))),
+        ].joined(separator: " ")
     }
 
     // MARK: - Waiting

@@ -5,7 +5,7 @@ import Musl
 #endif
 
 /// A connection's byte stream after STARTTLS: the TLS session in place of the
-/// plain socket. Replies are copied into records (the plain path copies nothing).
+/// plain socket. A batch of replies (one send) is encrypted into full records.
 struct TLSTransport: ConnectionTransport {
     let session: TLSSession
 
@@ -28,16 +28,6 @@ struct TLSTransport: ConnectionTransport {
 
     func send(_ bytes: UnsafeRawBufferPointer) -> Bool {
         bytes.isEmpty || session.sendAll(bytes.baseAddress!, bytes.count)
-    }
-
-    func send(vectors: UnsafeMutablePointer<iovec>, count: Int) -> Bool {
-        for i in 0..<count where vectors[i].iov_len > 0 {
-            guard let base = vectors[i].iov_base, session.enqueue(base, vectors[i].iov_len) else {
-                session.gathered = 0
-                return false
-            }
-        }
-        return session.flushGathered()
     }
 
     func shutdown() {

@@ -20,11 +20,17 @@ struct PageArena: ~Copyable, Sendable {
     static let chunkBytes = 64 << 20
     static let slotsPerChunk = chunkBytes / slotBytes
 
-    private let state = Mutex(ArenaState())
+    private let state: Mutex<ArenaState>
     /// Set once `madvise` reported locked memory; see ``OSMemory/discard(_:_:locked:)``.
     private let memoryLocked = Atomic<Bool>(false)
+    /// Bytes this arena has mapped and not yet unmapped; outlives the arena.
+    let ledger: MappingLedger
 
-    init() {}
+    init() {
+        let ledger = MappingLedger()
+        self.ledger = ledger
+        state = Mutex(ArenaState(ledger: ledger))
+    }
 
     /// A slot whose pages are all non-resident zeros.
     ///
@@ -46,17 +52,53 @@ struct PageArena: ~Copyable, Sendable {
 
     /// Bytes of address space reserved (not memory used).
     var reservedBytes: Int { state.withLock { $0.chunkCount } * Self.chunkBytes }
+
+    /// Pages of this arena's mappings resident in memory now (`mincore`): what the
+    /// arena costs the process, measured on its own address ranges only.
+    /// - Returns: nil if the system refuses the probe's buffer or the probe fails.
+    func residentPages() -> Int? {
+        let pagesPerChunk = Self.chunkBytes / SizeClassTable.pageSize
+        guard let vector = malloc(pagesPerChunk)?.bindMemory(to: UInt8.self, capacity: pagesPerChunk) else { return nil }
+        defer { free(vector) }
+        return state.withLock { state -> Int? in
+            var resident = 0
+            for index in 0..<state.chunkCount {
+                let base = UnsafeMutableRawPointer(bitPattern: state.chunk(index))
+                guard mincore(base, Self.chunkBytes, vector) == 0 else { return nil }
+                for page in 0..<pagesPerChunk where vector[page] & 1 != 0 { resident += 1 }
+            }
+            return resident
+        }
+    }
+}
+
+/// The bytes an arena has mapped, kept in an object of its own so that a test can
+/// still read it after the arena (and its pool) are gone.
+final class MappingLedger: Sendable {
+    private let bytes = Atomic<Int>(0)
+
+    /// Bytes mapped and not yet unmapped.
+    var mappedBytes: Int { bytes.load(ordering: .relaxed) }
+
+    func mapped(_ count: Int) { bytes.add(count, ordering: .relaxed) }
+    func unmapped(_ count: Int) { bytes.subtract(count, ordering: .relaxed) }
 }
 
 /// The arena's lock-protected lists: chunk bases and free slots.
 struct ArenaState: ~Copyable {
+    private let ledger: MappingLedger
     private var chunks = GrowableStack()
     private var freeSlots = GrowableStack()
     /// Next never-used slot of the newest chunk, and the chunk's end.
     private var bumpNext: UInt = 0
     private var bumpEnd: UInt = 0
 
+    init(ledger: MappingLedger) { self.ledger = ledger }
+
     var chunkCount: Int { chunks.count }
+
+    /// The base address of chunk `index`.
+    func chunk(_ index: Int) -> UInt { chunks[index] }
 
     mutating func acquire() -> UInt {
         if let slot = freeSlots.pop() { return slot }
@@ -66,6 +108,7 @@ struct ArenaState: ~Copyable {
                 OSMemory.unreserve(chunk, PageArena.chunkBytes)
                 return 0
             }
+            ledger.mapped(PageArena.chunkBytes)
             bumpNext = UInt(bitPattern: chunk)
             bumpEnd = bumpNext + UInt(PageArena.chunkBytes)
         }
@@ -82,6 +125,7 @@ struct ArenaState: ~Copyable {
     deinit {
         for index in 0..<chunks.count {
             OSMemory.unreserve(UnsafeMutableRawPointer(bitPattern: chunks[index]).unsafelyUnwrapped, PageArena.chunkBytes)
+            ledger.unmapped(PageArena.chunkBytes)
         }
     }
 }

@@ -216,6 +216,9 @@ final class CompressionQueue: @unchecked Sendable {
         pthread_mutex_unlock(lock)
     }
 
+    /// Whether ``stop()`` was called.
+    var isStopping: Bool { stopping.load(ordering: .relaxed) }
+
     /// Refuses new pages and wakes the compressor, which finishes what is queued.
     /// Call when no write is in flight (the device's lifecycle lock held exclusively).
     func stop() {

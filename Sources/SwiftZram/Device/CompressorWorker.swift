@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Synchronization
 
 /// The compression queue's consumer: compresses queued pages in order and
 /// puts them in the allocator, as an inline write would have.
@@ -9,6 +10,12 @@ struct CompressorWorker: Sendable {
     let encoder: PageEncoder
     let compressors: CompressorPool
     let queue: CompressionQueue
+    /// Stores to fail as if the system refused memory (tests); nil in production.
+    let refusals: MemoryRefusals?
+
+    /// Tries a page gets when the system refuses memory for it, sleeping 1, 2, 4... ms
+    /// between them (about 0.1 s in all), before the page is given up as lost.
+    static let memoryRetries = 7
 
     private var counters: DeviceCounters { encoder.counters }
 
@@ -27,8 +34,14 @@ struct CompressorWorker: Sendable {
 
     /// Replaces the queued copy of `page` by its stored form, unless the page was
     /// overwritten or discarded since (then the slot is simply passed).
+    ///
+    /// When the system refuses memory the page stays queued (and readable) while
+    /// the compressor retries a few times; after that, or at once when the queue
+    /// is stopping, the page is marked lost: it was acknowledged, so it must not
+    /// read back as zeros, and the ring must move on or reset would hang.
     private func compress(page: Int, slot: Int) {
         guard let entry = table.existingSlot(page) else { return }
+        var attempt = 0
         while true {
             let state = entry.lock()
             guard state.isQueued, entry.pointee.payload == UInt64(slot) else {
@@ -36,8 +49,9 @@ struct CompressorWorker: Sendable {
                 return
             }
             let raw = UnsafeRawBufferPointer(start: queue.buffer(slot), count: pageSize)
+            let refused = refusals?.take() ?? false
             // The write was accepted when it was queued: store it whatever mem_limit says now.
-            let encoded = compressors.withStream { stream in try? encoder.encode(raw, stream: stream, limit: 0) }
+            let encoded = refused ? nil : compressors.withStream { stream in try? encoder.encode(raw, stream: stream, limit: 0) }
             if let encoded {
                 entry.pointee.payload = encoded.payload
                 let idle = state.rawValue & PageState.idleBit
@@ -46,9 +60,37 @@ struct CompressorWorker: Sendable {
                 counters.forget(state)
                 return
             }
-            // Only the OS refusing memory gets here: keep the page queued and retry.
+            attempt += 1
+            if attempt >= Self.memoryRetries || queue.isStopping {
+                entry.pointee.payload = 0
+                entry.unlock(setting: .lost)
+                counters.forget(state)
+                counters.failedWrites.wrappingAdd(1, ordering: .relaxed)
+                return
+            }
             entry.unlock(setting: state)
-            usleep(1000)
+            usleep(1000 << UInt32(attempt - 1))
         }
     }
+}
+
+/// Makes the compressor's next stores fail as if the system refused memory:
+/// the only way to reach its out-of-memory path in a test.
+final class MemoryRefusals: Sendable {
+    private let remaining: Atomic<Int>
+
+    init(_ count: Int) { remaining = Atomic(count) }
+
+    /// Whether to refuse this store (uses one refusal).
+    func take() -> Bool {
+        var left = remaining.load(ordering: .relaxed)
+        while left > 0 {
+            let (won, seen) = remaining.compareExchange(expected: left, desired: left - 1, ordering: .relaxed)
+            if won { return true }
+            left = seen
+        }
+        return false
+    }
+
+    func set(_ count: Int) { remaining.store(count, ordering: .relaxed) }
 }

@@ -34,6 +34,9 @@ struct PageState: Equatable {
     static let zeroFillBit: UInt64 = 1 << 17
     /// `payload` is a compression queue slot holding the raw page, not yet compressed.
     static let queuedBit: UInt64 = 1 << 18
+    /// A queued page the compressor could not store because the system refused
+    /// memory: reads fail with EIO until the page is written again or discarded.
+    static let lostBit: UInt64 = 1 << 19
     /// Held by a thread working on this page.
     static let lockBit: UInt64 = 1 << 63
 
@@ -45,6 +48,8 @@ struct PageState: Equatable {
 
     static let queued = PageState(rawValue: queuedBit | UInt64(pageSize))
 
+    static let lost = PageState(rawValue: lostBit)
+
     static func same(_ word: UInt64) -> PageState {
         PageState(rawValue: sameBit | (word == 0 ? zeroFillBit : 0))
     }
@@ -55,6 +60,7 @@ struct PageState: Equatable {
     var isIdle: Bool { rawValue & Self.idleBit != 0 }
     var isZeroFilled: Bool { rawValue & Self.zeroFillBit != 0 }
     var isQueued: Bool { rawValue & Self.queuedBit != 0 }
+    var isLost: Bool { rawValue & Self.lostBit != 0 }
     /// Stored in any form (counts in orig_data_size).
     var isStored: Bool { rawValue & (Self.objectBit | Self.sameBit | Self.queuedBit) != 0 }
     var objectSize: Int { Int(rawValue & Self.sizeMask) }

@@ -275,7 +275,9 @@ public final class ZramDevice: @unchecked Sendable {
     // MARK: Openers
 
     /// Records that a client opened the device; `reset` fails with EBUSY until `close()`.
-    public func open() { openCount.add(1, ordering: .relaxed) }
+    /// Taken under the lifecycle lock, so it is ordered with `reset`'s check: the client
+    /// opens either before the reset (which then fails) or after it (and sees its result).
+    public func open() { lifecycle.withShared { _ = openCount.add(1, ordering: .relaxed) } }
 
     public func close() { openCount.subtract(1, ordering: .relaxed) }
 }

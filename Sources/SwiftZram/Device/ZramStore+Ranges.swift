@@ -115,6 +115,7 @@ extension ZramStore {
     private func allocation(ofPage index: Int) -> PageAllocation {
         guard let slot = table.existingSlot(index) else { return .unallocated }
         let state = slot.unlockedState
+        if state.isLost { return .data }  // reads fail rather than give zeros
         if !state.isStored { return .unallocated }
         return state.isZeroFilled ? .zeroFilled : .data
     }

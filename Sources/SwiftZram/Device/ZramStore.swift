@@ -19,9 +19,10 @@ final class ZramStore: Sendable {
     /// - Parameters:
     ///   - queuePages: compression queue slots (a power of two; 0 compresses every write inline).
     ///   - workerStart: runs first on the compressor thread (e.g. to mark it an I/O flusher).
+    ///   - refusals: stores the compressor fails as if out of memory (tests only).
     init(
         diskSize: UInt64, compression: CompressionParameters, streams: Int, counters: DeviceCounters,
-        queuePages: Int = 0, workerStart: (@Sendable () -> Void)? = nil
+        queuePages: Int = 0, workerStart: (@Sendable () -> Void)? = nil, refusals: MemoryRefusals? = nil
     ) throws(ZramError) {
         let compressors = try CompressorPool(parameters: compression, streams: streams)
         let table = try PageTable(pageCount: Int(diskSize / UInt64(pageSize)))
@@ -39,7 +40,7 @@ final class ZramStore: Sendable {
         // The thread holds the parts it needs, not the store, so dropping the store stops it.
         // It has a stream of its own, so it never contends with writers for one.
         let workerStreams = try CompressorPool(parameters: compression, streams: 1)
-        let worker = CompressorWorker(table: table, encoder: encoder, compressors: workerStreams, queue: queue)
+        let worker = CompressorWorker(table: table, encoder: encoder, compressors: workerStreams, queue: queue, refusals: refusals)
         do {
             compressor = try PosixThread.spawn(name: CompressorWorker.threadName) {
                 workerStart?()
@@ -76,6 +77,13 @@ extension ZramStore {
         try encoder.encode(page, stream: stream, limit: counters.memLimit.load(ordering: .relaxed))
     }
 
+    /// The error for reading a page the compressor lost (counted as a failed read).
+    @inline(never)
+    func lostPage() -> ZramError {
+        counters.failedReads.wrappingAdd(1, ordering: .relaxed)
+        return ZramError(.ioError, "the page was lost: the system refused memory to compress it")
+    }
+
     /// Releases what `state` and `payload` held. Call after the slot no longer points at it.
     @inline(__always)
     func release(_ state: PageState, payload: UInt64) {
@@ -107,6 +115,8 @@ extension ZramStore {
             }
         } else if state.isQueued, let queue {
             destination.baseAddress!.copyMemory(from: queue.buffer(Int(payload)), byteCount: pageSize)
+        } else if state.isLost {
+            throw lostPage()
         } else {
             SameFilledPage.fill(destination, with: state.isSame ? payload : 0, phase: 0)
         }
@@ -217,7 +227,9 @@ extension ZramStore {
         let state = slot.lock()
         defer { slot.unlock(setting: state.withoutIdle) }
         let payload = slot.pointee.payload
-        if state.isQueued, let queue {
+        if state.isLost {
+            throw lostPage()
+        } else if state.isQueued, let queue {
             destination.baseAddress!.copyMemory(from: queue.buffer(Int(payload)) + offset, byteCount: destination.count)
         } else if state.isSame || !state.hasObject {
             SameFilledPage.fill(destination, with: state.isSame ? payload : 0, phase: offset)

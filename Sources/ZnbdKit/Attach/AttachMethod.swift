@@ -4,6 +4,6 @@ public enum AttachMethod: String, CaseIterable, Sendable {
     case auto
     /// nbd-client -unix SOCK -N zramK -b 4096 /dev/nbdK.
     case nbd
-    /// nbdfuse RUNTIME/fuse/zramK, then losetup over RUNTIME/fuse/zramK/nbd.
+    /// nbdfuse RUNTIME/nbdfuse/zramK, then losetup over RUNTIME/nbdfuse/zramK/nbd.
     case fuse
 }

@@ -1,7 +1,8 @@
 import Foundation
 
 /// Where the kernel uses our exports: swap areas and mounts on `/dev/nbdN`
-/// (attached by nbd-client) or on loop devices over nbdfuse files.
+/// (attached by nbd-client) or on loop devices over nbdfuse files or over the files
+/// of a server's own FUSE export.
 public enum AttachedDevices {
     /// Mount point (or `[SWAP]`) by export name, for the server whose sockets live in
     /// `serverDirectory` (when known). Block devices that `znbd swapon`/`mount` recorded in
@@ -37,6 +38,16 @@ public enum AttachedDevices {
                 // nbdfuse says which server and export: only ours count.
                 if let serverDirectory, (served.socket as NSString).deletingLastPathComponent != serverDirectory { continue }
                 if !fromState.contains(served.export) { result[served.export] = use }
+                continue
+            }
+            if name.hasPrefix("loop"), let file = loopBackingFile(name),
+                (file as NSString).deletingLastPathComponent.hasSuffix("/fuse")
+            {
+                // Over a file of a server's own FUSE export (`znbd attach`): only our server's count.
+                let directory = (file as NSString).deletingLastPathComponent
+                if let serverDirectory, directory != serverDirectory + "/fuse" { continue }
+                let export = (file as NSString).lastPathComponent
+                if !fromState.contains(export) { result[export] = use }
                 continue
             }
             if let export = exportName(of: blockDevice), !fromState.contains(export) { result[export] = use }

@@ -3,7 +3,8 @@ import Glibc
 #endif
 import Foundation
 
-/// Putting a device under the kernel: nbd-client on /dev/nbdN, or nbdfuse + losetup.
+/// Putting a device under the kernel: nbd-client on /dev/nbdN, or a loop device over the
+/// device's file in the server's own FUSE export (nbdfuse + losetup when it has none).
 extension DeviceSetup {
     /// `auto` becomes nbd when `modprobe nbd` succeeds and /dev/nbd0 exists, else fuse (said once on stderr).
     func resolvedMethod() throws -> AttachMethod {
@@ -15,7 +16,7 @@ extension DeviceSetup {
                 method = .nbd
             } else {
                 method = .fuse
-                note("the kernel has no nbd driver (modprobe nbd failed): attaching through nbdfuse + loop instead")
+                note("the kernel has no nbd driver (modprobe nbd failed): attaching through a loop device over znbd's FUSE export instead (nbdfuse + loop if the server has none)")
             }
             return method
         }
@@ -48,6 +49,14 @@ extension DeviceSetup {
     }
 
     func attachWithFUSE(_ name: String, _ list: WritableKeyPath<SetupState, [SetupState.Use]>, _ index: Int) throws {
+        // The server's own FUSE export, as `znbd attach`: the loop device is all there is to undo.
+        let native = KernelAttach(paths: RuntimePaths.containing(controlSocket: control), unix: unix)
+        if FileManager.default.fileExists(atPath: native.fuseFile(name)) {
+            try update(list, index) { $0.method = AttachMethod.fuse.rawValue }
+            let loop = try native.attach(name, method: .fuse)
+            try update(list, index) { $0.loopDevice = loop }
+            return
+        }
         let mountPoint = paths.fuseMountPoint(export: name)
         try RuntimeLock.makeDirectory(mountPoint)
         try update(list, index) {
@@ -66,7 +75,10 @@ extension DeviceSetup {
             }
             usleep(20_000)
         }
-        let loop = try Tool.require("losetup", ["-f", "--show", file]).trimmingCharacters(in: .whitespacesAndNewlines)
+        // Direct I/O: without it every page the kernel writes stays, uncompressed, in the
+        // page cache of the nbdfuse file as well as compressed in the device.
+        let loop = try Tool.require("losetup", ["-f", "--show", "--direct-io=on", file])
+            .trimmingCharacters(in: .whitespacesAndNewlines)
         guard loop.hasPrefix("/dev/") else { throw Tool.Failure(description: "losetup printed '\(loop)'") }
         try update(list, index) { $0.loopDevice = loop }
     }

@@ -23,16 +23,21 @@ public struct ControlClient: Sendable {
         }
         defer { close(fd) }
         ControlChannel.setTimeout(fd, seconds: 60)
-        let line: [UInt8]?
-        do {
-            try ControlChannel.writeAll(fd, Array(try JSONEncoder().encode(request)) + [UInt8(ascii: "\n")])
-            line = try ControlChannel.readLine(fd, limit: 16 << 20)
-        } catch let failure as ControlChannel.Failure {
-            throw ControlError(.ioError, "control connection: \(failure.description)")
-        } catch {
+        let encoded: Data
+        do { encoded = try JSONEncoder().encode(request) } catch {
             throw ControlError(.invalidArgument, "cannot encode the request: \(error)")
         }
-        guard let line else { throw ControlError(.ioError, "the server closed the control connection") }
+        // A server that refuses the connection (EBUSY) answers and closes without reading:
+        // the write may fail, and the answer is still there to read.
+        var writeFailure: ControlChannel.Failure?
+        do { try ControlChannel.writeAll(fd, Array(encoded) + [UInt8(ascii: "\n")]) } catch { writeFailure = error }
+        let line: [UInt8]?
+        do { line = try ControlChannel.readLine(fd, limit: 16 << 20) } catch {
+            throw ControlError(.ioError, "control connection: \((writeFailure ?? error).description)")
+        }
+        guard let line else {
+            throw ControlError(.ioError, writeFailure.map { "control connection: \($0.description)" } ?? "the server closed the control connection")
+        }
         let response: ControlResponse
         do { response = try JSONDecoder().decode(ControlResponse.self, from: Data(line)) } catch {
             throw ControlError(.protocolError, "the server's answer is not a control response: \(error)")

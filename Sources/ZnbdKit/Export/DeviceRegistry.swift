@@ -45,15 +45,21 @@ public final class DeviceRegistry: Sendable {
         return export
     }
 
-    /// Withdraws a device that no client has open.
+    /// Withdraws a device that no client has open. The check and the removal are one
+    /// step under the export registry's lock, so a client entering transmission either
+    /// holds the device (and this is EBUSY) or finds no such export.
     /// - Throws: `EBUSY` while it is open, `ENODEV` for an unknown name (as zram's hot_remove).
     @discardableResult
     public func remove(named name: String) throws(ControlError) -> ZramExport {
-        guard let export = export(named: name) else { throw .noDevice(name) }
-        let users = export.device.openers
-        guard users == 0 else { throw .busy("\(name) is in use by \(users) client\(users == 1 ? "" : "s")") }
-        exports.remove(named: name)
-        return export
+        guard !name.isEmpty else { throw .noDevice(name) }
+        switch exports.remove(named: name, ifUnused: true) {
+        case .removed(let export as ZramExport):
+            return export
+        case .inUse(_, let users):
+            throw .busy("\(name) is in use by \(users) client\(users == 1 ? "" : "s")")
+        case .removed, .notFound:
+            throw .noDevice(name)
+        }
     }
 }
 

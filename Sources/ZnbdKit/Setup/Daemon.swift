@@ -6,9 +6,14 @@ import Platform
 
 /// Finds, starts and stops the background `znbd serve` that `swapon` and `mount` use.
 enum Daemon {
-    /// Whether a server answers on `control`.
+    /// Whether a server answers on `control` (one busy with other clients answers too).
     static func isAnswering(_ control: String) -> Bool {
-        (try? ControlClient(path: control).status()) != nil
+        do throws(ControlError) {
+            _ = try ControlClient(path: control).status()
+            return true
+        } catch {
+            return error.kind == .busy
+        }
     }
 
     /// Starts `znbd serve` detached with no devices (the caller hot-adds them),

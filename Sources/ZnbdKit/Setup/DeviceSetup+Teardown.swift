@@ -22,8 +22,11 @@ extension DeviceSetup {
             try update(list, index) { $0.createdMountPoint = false }
         }
         if let loop = use.loopDevice {
-            // Only our loop device: the one still backed by our nbdfuse file.
-            if let file = Self.loopBackingFile(loop), file == use.fuseMountPoint.map({ $0 + "/nbd" }) ?? file {
+            // Only our loop device: the one still backed by our nbdfuse file, or by the device's
+            // file in the server's FUSE export.
+            let ours = use.fuseMountPoint.map { $0 + "/nbd" }
+                ?? use.device.map { KernelAttach(paths: RuntimePaths.containing(controlSocket: control)).fuseFile($0) }
+            if let file = Self.loopBackingFile(loop), file == ours {
                 try Tool.require("losetup", ["-d", loop], timeout: 60)
             }
             try update(list, index) { $0.loopDevice = nil }
@@ -66,7 +69,7 @@ extension DeviceSetup {
         if rmdir(mountPoint) != 0 && errno != ENOENT {
             note("could not remove \(mountPoint): \(String(cString: strerror(errno)))")
         }
-        rmdir(paths.fuseDirectory)  // only when empty
+        rmdir(paths.nbdfuseDirectory)  // only when empty
     }
 
     /// hot-remove, waiting for the last NBD client to go (nbdfuse closes its connections as it exits).

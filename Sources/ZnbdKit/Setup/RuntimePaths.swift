@@ -25,11 +25,13 @@ public struct RuntimePaths: Sendable {
     var pidFile: String { directory + "/znbd.pid" }
     var logFile: String { directory + "/znbd.log" }
     public var stateFile: String { directory + "/state.json" }
-    var fuseDirectory: String { directory + "/fuse" }
+    /// Where `znbd serve` mounts its own FUSE export (one file per device).
+    public var fuseExportDirectory: String { directory + "/fuse" }
+    var nbdfuseDirectory: String { directory + "/nbdfuse" }
 
     /// nbdfuse's mount point for an export; the file inside is `nbd`, so a loop
     /// device's backing file names the export (see `AttachedDevices`).
-    func fuseMountPoint(export: String) -> String { fuseDirectory + "/" + export }
+    func fuseMountPoint(export: String) -> String { nbdfuseDirectory + "/" + export }
 
     /// The runtime directory that holds a control socket (for `znbd status --control PATH`).
     public static func containing(controlSocket path: String) -> RuntimePaths {

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import ArgumentParser
+import FUSEExport
 import Foundation
 import Logging
 import NBD
@@ -19,13 +20,19 @@ struct ServeCommand: ParsableCommand {
               nbd-client -unix /run/znbd/nbd.sock -N zram0 -b 4096 /dev/nbd0
             then mkswap /dev/nbd0 && swapon -p 100 /dev/nbd0, or use
               nbd+unix:///zram0?socket=/run/znbd/nbd.sock with libnbd and qemu tools.
-            SIGINT/SIGTERM finish in-flight requests, remove the sockets and exit 0.
+            Without the nbd driver, `znbd attach zram0` puts a loop device over the device's
+            file in the server's own FUSE directory (--fuse, default: beside the control socket).
+            SIGINT/SIGTERM with no client attached finish in-flight requests, remove the sockets,
+            unmount and exit 0. With clients attached (a swap area or a mounted file system), the
+            server keeps serving and logs who holds which device until they detach (swapoff,
+            umount, nbd-client -d), then exits 0; a second SIGTERM/SIGINT, or --force-stop, stops
+            at once.
 
             TLS (--tls on|require) covers the TCP listener only; the Unix socket stays
             plaintext, protected by its 0600 mode. libnbd clients connect with
               nbds://alice@HOST:PORT/zram0?tls-psk-file=FILE
               nbds://HOST:PORT/zram0?tls-certificates=DIR
-            TCP on a non-loopback address needs TLS, or --insecure.
+            TCP on a non-loopback address needs --tls require, or --insecure.
             """)
 
     @Option(help: "Unix socket for NBD clients (mode 0600; default in $ZNBD_RUNTIME_DIR or /run/znbd).")
@@ -38,7 +45,8 @@ struct ServeCommand: ParsableCommand {
     var tls: TLSConfiguration.Mode = .off
 
     @Option(name: .customLong("tls-certificates"), help: ArgumentHelp(
-        "x509 directory with ca-cert.pem, server-cert.pem and server-key.pem (the nbdkit/qemu layout).", valueName: "dir"))
+        "x509 directory with ca-cert.pem, server-cert.pem and server-key.pem (the nbdkit/qemu layout). Without --tls-verify-peer clients are encrypted, not authenticated.",
+        valueName: "dir"))
     var tlsCertificates: String?
 
     @Flag(name: .customLong("tls-verify-peer"), help: "Require a client certificate signed by the directory's ca-cert.pem.")
@@ -48,7 +56,7 @@ struct ServeCommand: ParsableCommand {
         "Pre-shared keys: username:hexkey lines, as written by psktool -u NAME -p FILE.", valueName: "file"))
     var tlsPSK: String?
 
-    @Flag(help: "Serve TCP on a non-loopback address without TLS (anyone who can reach it reads and writes the devices).")
+    @Flag(help: "Serve TCP on a non-loopback address without --tls require (anyone who can reach it reads and writes the devices).")
     var insecure = false
 
     @Option(help: "Control socket for status/get/set (mode 0600).")
@@ -81,8 +89,17 @@ struct ServeCommand: ParsableCommand {
     @Option(name: .customLong("handshake-timeout"), help: "Seconds a client may stay silent during the handshake (>= 30).")
     var handshakeTimeout: Int = 60
 
+    @Option(help: "Mount the devices as files here, for loop devices (default: DIR/fuse beside the control socket).")
+    var fuse: String?
+
+    @Flag(name: .customLong("no-fuse"), help: "Don't mount the FUSE export.")
+    var noFuse = false
+
     @Flag(name: .customLong("no-mlock"), help: "Don't lock the server's memory (default: locked when root, for swap safety).")
     var noMlock = false
+
+    @Flag(name: .customLong("force-stop"), help: "Stop at the first SIGTERM/SIGINT even while clients are attached (their I/O then fails).")
+    var forceStop = false
 
     func validate() throws {
         guard (0...64).contains(devices) else { throw ValidationError("--devices must be 0...64") }
@@ -93,6 +110,7 @@ struct ServeCommand: ParsableCommand {
             throw ValidationError("--level \(level) is out of range for \(algorithm) (\(algorithm.levels))")
         }
         if let size, size.bytes == 0 { throw ValidationError("--size must be greater than 0") }
+        if fuse != nil && noFuse { throw ValidationError("--fuse and --no-fuse exclude each other") }
         if let problem = tlsConfiguration.problem { throw ValidationError(problem) }
         if tls != .off && tcp == nil {
             throw ValidationError("--tls applies to the TCP listener: add --tcp (the Unix socket stays plaintext, mode 0600)")
@@ -179,6 +197,8 @@ struct ServeCommand: ParsableCommand {
         configuration.markIOThreadsAsIOFlushers = true
         let server = NBDServer(configuration: configuration, exports: registry.exports, logger: logger)
         try server.start()
+        // Before the control socket answers, so that whoever waits for it finds the files.
+        let fuseExport = startFUSEExport(registry, logger: logger)
         let controlServer: ControlServer
         do {
             controlServer = try ControlServer(path: control, registry: registry, logger: logger)
@@ -207,11 +227,10 @@ struct ServeCommand: ParsableCommand {
         }
         SystemdNotify.send("READY=1\nMAINPID=\(getpid())")
 
-        var received: Int32 = 0
-        sigwait(&signals, &received)
-        logger.info("signal \(received): finishing in-flight requests")
+        ServeStop(server: server, registry: registry, force: forceStop, logger: logger).wait(for: signals)
         SystemdNotify.send("STOPPING=1")
         controlServer.shutdown()
+        fuseExport?.stop()
         server.shutdown()
         if let pidfile, let filed = (try? PrivateFile.read(pidfile)) ?? nil, filed == Array("\(getpid())\n".utf8) {
             unlink(pidfile)
@@ -227,6 +246,25 @@ struct ServeCommand: ParsableCommand {
         let directories = ([unix, control] + (pidfile.map { [$0] } ?? [])).map { ($0 as NSString).deletingLastPathComponent }
         guard directories.contains(runtime) else { return }
         try RuntimeDirectory.prepare(runtime)
+    }
+}
+
+extension ServeCommand {
+    /// Mounts the FUSE export unless --no-fuse; a host without /dev/fuse (or a failed mount)
+    /// is logged and the server goes on without it.
+    func startFUSEExport(_ registry: DeviceRegistry, logger: Logger) -> FUSEExport? {
+        if noFuse { return nil }
+        let directory = fuse ?? RuntimePaths.containing(controlSocket: control).fuseExportDirectory
+        do {
+            let export = try FUSEExport(
+                exports: registry.exports, mountPoint: directory,
+                configuration: FUSEExport.Configuration(markThreadsAsIOFlushers: true))
+            logger.info("FUSE export \(directory) (\(export.configuration.threads) threads): losetup --direct-io=on over \(directory)/DEVICE, or znbd attach DEVICE")
+            return export
+        } catch {
+            logger.warning("no FUSE export: \(error)")
+            return nil
+        }
     }
 }
 

@@ -97,7 +97,7 @@ final class OperationsSandbox: @unchecked Sendable {  // used from one test at a
         #expect(!FileManager.default.fileExists(atPath: stateFile), "\(what): state file left", sourceLocation: sourceLocation)
         #expect(!FileManager.default.fileExists(atPath: pidFile), "\(what): pidfile left", sourceLocation: sourceLocation)
         #expect(!FileManager.default.fileExists(atPath: control), "\(what): control socket left", sourceLocation: sourceLocation)
-        let fuse = (try? FileManager.default.contentsOfDirectory(atPath: runtime + "/fuse")) ?? []
+        let fuse = (try? FileManager.default.contentsOfDirectory(atPath: runtime + "/nbdfuse")) ?? []
         #expect(fuse.isEmpty, "\(what): nbdfuse directories left: \(fuse)", sourceLocation: sourceLocation)
     }
 
@@ -108,7 +108,7 @@ final class OperationsSandbox: @unchecked Sendable {  // used from one test at a
         _ = try? znbd(["swapoff"], timeout: 300)
         _ = try? znbd(["umount", "--all"], timeout: 300)
         for area in swapAreas { _ = try? ExternalCommand.run("swapoff", [area.device], timeout: 300) }
-        for mount in mountPoints.reversed() where !mount.hasPrefix(runtime + "/fuse/") {
+        for mount in mountPoints.reversed() where !mount.hasPrefix(runtime + "/nbdfuse/") && mount != runtime + "/fuse" {
             _ = try? ExternalCommand.run("umount", ["-l", mount], timeout: 60)
         }
         for loop in loopDevices { _ = try? ExternalCommand.run("losetup", ["-d", loop], timeout: 60) }

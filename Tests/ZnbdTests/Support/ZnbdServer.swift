@@ -25,7 +25,9 @@ final class ZnbdServer: @unchecked Sendable {  // used from one test at a time
         return "znbd"
     }
 
-    init(_ arguments: [String] = [], sourceLocation: SourceLocation = #_sourceLocation) throws {
+    /// The FUSE export is mounted (at `fuseDirectory`) only when `fuse` is set, so that
+    /// the many tests that do not need it leave no mount behind when they are killed.
+    init(_ arguments: [String] = [], fuse: Bool = false, sourceLocation: SourceLocation = #_sourceLocation) throws {
         directory = try Self.makeTemporaryDirectory()
         socket = directory + "/nbd.sock"
         control = directory + "/control.sock"
@@ -33,7 +35,7 @@ final class ZnbdServer: @unchecked Sendable {  // used from one test at a time
         _ = FileManager.default.createFile(atPath: log, contents: nil)
         process = Process()
         process.executableURL = URL(fileURLWithPath: Self.binary)
-        process.arguments = ["serve", "--unix", socket, "--control", control, "--no-mlock"] + arguments
+        process.arguments = ["serve", "--unix", socket, "--control", control, "--no-mlock"] + (fuse ? [] : ["--no-fuse"]) + arguments
         process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
         process.standardError = process.standardOutput
         process.standardInput = FileHandle.nullDevice
@@ -51,6 +53,9 @@ final class ZnbdServer: @unchecked Sendable {  // used from one test at a time
 
     deinit { stop() }
 
+    /// Where the server mounts its FUSE export (beside the control socket).
+    var fuseDirectory: String { directory + "/fuse" }
+
     var logText: String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
 
     var isRunning: Bool { process.isRunning }
@@ -63,14 +68,33 @@ final class ZnbdServer: @unchecked Sendable {  // used from one test at a time
         try ExternalCommand.run(Self.binary, arguments + ["--control", control], timeout: timeout)
     }
 
-    /// SIGTERM, then SIGKILL after 10 s; returns the exit status.
+    /// Sends `signal` to the server.
+    func signal(_ signal: Int32) { kill(process.processIdentifier, signal) }
+
+    /// Waits up to `seconds` for the server to exit: its exit status (128 + N after
+    /// signal N), or nil when it still runs.
+    func waitForExit(seconds: Double) -> Int32? {
+        guard Poll.until(seconds: seconds, { !process.isRunning }) else { return nil }
+        process.waitUntilExit()
+        return process.terminationReason == .exit ? process.terminationStatus : 128 + process.terminationStatus
+    }
+
+    /// SIGTERM (again if the server waits for attached clients), then SIGKILL after 10 s;
+    /// returns the exit status.
     @discardableResult
     func stop() -> Int32? {
         var status: Int32?
         if process.isRunning {
             process.terminate()
             let deadline = Date().addingTimeInterval(10)
-            while process.isRunning && Date() < deadline { usleep(10_000) }
+            var repeated = false
+            while process.isRunning && Date() < deadline {
+                if !repeated && logText.contains("still serving") {
+                    process.terminate()  // a client is still attached: the second signal stops at once
+                    repeated = true
+                }
+                usleep(10_000)
+            }
             if process.isRunning { kill(process.processIdentifier, SIGKILL) }
             process.waitUntilExit()
             status = process.terminationStatus
