@@ -5,7 +5,6 @@
 #include <fuse_lowlevel.h>
 #include <stdint.h>
 #include <sys/ioctl.h>
-#include <sys/prctl.h>
 #include <linux/fuse.h>
 
 /* ioctl is variadic and FUSE_DEV_IOC_CLONE a function-like macro: neither reaches Swift.
@@ -13,11 +12,6 @@
 static inline int znbd_fuse_clone_device(int fd, int session_fd) {
     uint32_t source = (uint32_t)session_fd;
     return ioctl(fd, FUSE_DEV_IOC_CLONE, &source);
-}
-
-/* Names the calling thread (prctl is variadic; the kernel keeps 15 bytes). */
-static inline int znbd_fuse_set_thread_name(const char *name) {
-    return prctl(PR_SET_NAME, name, 0, 0, 0);
 }
 
 /* FOPEN_PARALLEL_DIRECT_WRITES (Linux 6.2+), which libfuse 3.14's fuse_file_info cannot carry. */
