@@ -14,12 +14,13 @@ mkdir -p /dev/pts /dev/virtio-ports /run /tmp /mnt /root
 mount -t tmpfs -o size=16m tmpfs /run
 
 # shellcheck disable=SC1091
-. /etc/vmtest.conf   # EXPORT, VM_TIMEOUT, SEED, HOG_MIB, HOG2_MIB, NPORTS
+. /etc/vmtest.conf   # EXPORT, VM_TIMEOUT, SEED, HOG_MIB, HOG2_MIB, NPORTS, ZNBD_PASS, HOG3_MIB
 
 uptime_s() { cut -d' ' -f1 /proc/uptime; }
 stage() { echo "VM-STAGE: $* (t=$(uptime_s)s)"; }
 T_INIT=$(uptime_s)
 stage "init started"
+echo "memhog seed: $SEED"
 
 # Info messages (nbd, swap) and sysrq dumps reach the console.
 echo 7 > /proc/sys/kernel/printk
@@ -41,6 +42,7 @@ diag() {
     grep -E 'MemTotal|MemFree|MemAvailable|SwapTotal|SwapFree' /proc/meminfo
     grep -E '^(pswpin|pswpout|oom_kill) ' /proc/vmstat
     [ -f /run/relay.log ] && { echo "-- relay log (tail)"; tail -n 20 /run/relay.log; }
+    [ -f /run/znbd/znbd.log ] && { echo "-- znbd.log (tail)"; tail -n 20 /run/znbd/znbd.log; }
     [ -d /sys/fs/cgroup/hog ] && { echo "-- hog memory.events"; cat /sys/fs/cgroup/hog/memory.events; }
     echo "-- dmesg (tail)"
     dmesg | tail -n 40
@@ -265,6 +267,79 @@ if [ "$NPORTS" -ge 2 ]; then
     sleep 1
     if pidof nbd-client >/dev/null; then fail "nbd-client still running after -d: $(pidof nbd-client)"; fi
     stage "pass 2 done"
+fi
+
+# ===== pass 3: the real znbd in the guest: znbd swapon --attach nbd / swapoff =====
+# The server runs in the guest and stores the guest's own swap, so it must be
+# swap-safe: mlocked, OOM-exempt, I/O flusher (what `znbd serve` does as root).
+alive() {   # PID: running and not a zombie
+    [ -r "/proc/$1/stat" ] || return 1
+    case "$(sed 's/.*) //' "/proc/$1/stat" | cut -c1)" in Z|X|"") return 1 ;; esac
+}
+if [ "${ZNBD_PASS:-0}" = 1 ]; then
+    stage "pass 3: znbd swapon --attach nbd inside the guest"
+    mkdir -p /znbd
+    run mount -t ext4 -o ro /dev/vda /znbd
+    ZNBD=/znbd/znbd
+    RT=/run/znbd
+    AVAIL_MIB=$(( $(meminfo_kb MemAvailable) / 1024 ))
+    # The hog's overflow ends up compressed in the server's memory, outside
+    # the hog's cgroup: half of what is available goes to the hog, and the
+    # overflow (as much again) still fits in the other half.
+    LIMIT3=$(( (AVAIL_MIB - RESERVE_MIB) / 2 ))
+    [ "$LIMIT3" -ge 48 ] || fail "too little guest memory for pass 3 (available ${AVAIL_MIB} MiB)"
+    [ "${HOG3_MIB:-0}" -gt 0 ] || HOG3_MIB=$(( LIMIT3 * 2 ))
+    SWAP3_MIB=$(( HOG3_MIB + 64 ))
+    echo "+ znbd swapon --attach nbd --devices 1 --size ${SWAP3_MIB}M --priority 100"
+    "$ZNBD" swapon --attach nbd --devices 1 --size "${SWAP3_MIB}M" --priority 100 > /run/swapon.out 2>&1
+    st=$?
+    cat /run/swapon.out
+    [ -f $RT/znbd.log ] && { echo "-- znbd.log"; cat $RT/znbd.log; }
+    [ "$st" = 0 ] || fail "znbd swapon --attach nbd failed (status $st)"
+    ZLINE=$(sed -n 's|^\(zram[0-9]*\): .* swap on \(/dev/[^ ]*\) priority .*|\1 \2|p' /run/swapon.out)
+    read -r ZDEV ZBLOCK <<< "$ZLINE"
+    case "$ZBLOCK" in /dev/nbd*) ;; *) fail "znbd swapon --attach nbd gave '${ZBLOCK}', not /dev/nbdN" ;; esac
+    check_swaps "$ZBLOCK" 100
+    ZPID=$(cat $RT/znbd.pid 2>/dev/null)
+    alive "$ZPID" || fail "no znbd server running after znbd swapon (pidfile: '$ZPID')"
+    echo "znbd serve pid $ZPID: $(grep -E '^VmLck' /proc/"$ZPID"/status | tr -s ' \t' ' '), oom_score_adj $(cat /proc/"$ZPID"/oom_score_adj)"
+    [ "$(awk '$1 == "VmLck:" { print $2 }' /proc/"$ZPID"/status)" -gt 0 ] || fail "the guest's znbd server is not mlocked"
+    [ "$(cat /proc/"$ZPID"/oom_score_adj)" = -1000 ] || fail "the guest's znbd server is not OOM-exempt"
+
+    stage "pass 3: memory pressure: hog ${HOG3_MIB} MiB, cgroup limit ${LIMIT3} MiB (available ${AVAIL_MIB}), swap ${SWAP3_MIB} MiB served in the guest"
+    IN0=$(vmstat pswpin); OUT0=$(vmstat pswpout)
+    hog "$HOG3_MIB" "$LIMIT3" $((SEED + 2))
+    IN1=$(vmstat pswpin); OUT1=$(vmstat pswpout)
+    P3IN=$((IN1 - IN0)); P3OUT=$((OUT1 - OUT0))
+    stage "pass 3: hog done: pages_verified=$HOG_VERIFIED pswpin=$P3IN pswpout=$P3OUT"
+    [ "$P3OUT" -gt $(( (HOG3_MIB - LIMIT3) * 256 / 2 )) ] || fail "pass 3: too little swap-out ($P3OUT pages) for a ${HOG3_MIB} MiB hog under a ${LIMIT3} MiB limit"
+    [ "$P3IN" -gt 0 ] || fail "pass 3: no swap-in happened"
+    alive "$ZPID" || fail "the guest's znbd server died under memory pressure"
+    MM=$("$ZNBD" get "$ZDEV" mm_stat) || fail "znbd get $ZDEV mm_stat"
+    IO=$("$ZNBD" get "$ZDEV" io_stat) || fail "znbd get $ZDEV io_stat"
+    echo "$ZDEV mm_stat: $MM"
+    echo "$ZDEV io_stat: $IO"
+    read -r _ _ _ _ MEM_MAX _ <<< "$MM"
+    [ "${MEM_MAX:-0}" -gt 0 ] || fail "$ZDEV mm_stat: mem_used_max is 0, nothing was stored"
+    read -r FAILED_READS FAILED_WRITES _ <<< "$IO"
+    [ "$FAILED_READS" = 0 ] && [ "$FAILED_WRITES" = 0 ] || fail "$ZDEV io_stat: failed reads/writes"
+    PAGES_VERIFIED=$((PAGES_VERIFIED + HOG_VERIFIED))
+    PSWPIN=$((PSWPIN + P3IN)); PSWPOUT=$((PSWPOUT + P3OUT))
+    SWAPPED_MIB=$((PSWPOUT * 4 / 1024))
+
+    run "$ZNBD" swapoff
+    # nothing left: no swap, no nbd device attached, the server swapon started is gone
+    [ "$(wc -l < /proc/swaps)" = 1 ] || { cat /proc/swaps; fail "swap left on after znbd swapoff"; }
+    for b in /sys/block/nbd*; do
+        [ -e "$b/pid" ] && fail "${b##*/} still has an nbd-client (pid $(cat "$b/pid")) after znbd swapoff"
+        [ "$(cat "$b/size")" = 0 ] || fail "${b##*/} still has a size after znbd swapoff"
+    done
+    alive "$ZPID" && fail "znbd serve (pid $ZPID) still running after znbd swapoff"
+    for p in $(pidof nbd-client znbd); do alive "$p" && fail "process $p ($(cat /proc/"$p"/comm)) left after znbd swapoff"; done
+    [ -e $RT/control.sock ] && fail "$RT/control.sock left after znbd swapoff"
+    grep -q " $RT/" /proc/mounts && fail "a mount under $RT left after znbd swapoff: $(grep " $RT/" /proc/mounts)"
+    run umount /znbd
+    stage "pass 3 done"
 fi
 
 kill -0 "$RELAY_PID" 2>/dev/null || fail "the relay died"
