@@ -285,10 +285,11 @@ if [ "${ZNBD_PASS:-0}" = 1 ]; then
     AVAIL_MIB=$(( $(meminfo_kb MemAvailable) / 1024 ))
     # The hog's overflow ends up compressed in the server's memory, outside
     # the hog's cgroup: half of what is available goes to the hog, and the
-    # overflow (as much again) still fits in the other half.
+    # overflow (half as much again) fits in the other half.  The overflow is
+    # kept small because this server is a debug build under emulation.
     LIMIT3=$(( (AVAIL_MIB - RESERVE_MIB) / 2 ))
     [ "$LIMIT3" -ge 48 ] || fail "too little guest memory for pass 3 (available ${AVAIL_MIB} MiB)"
-    [ "${HOG3_MIB:-0}" -gt 0 ] || HOG3_MIB=$(( LIMIT3 * 2 ))
+    [ "${HOG3_MIB:-0}" -gt 0 ] || HOG3_MIB=$(( LIMIT3 * 3 / 2 ))
     SWAP3_MIB=$(( HOG3_MIB + 64 ))
     echo "+ znbd swapon --attach nbd --devices 1 --size ${SWAP3_MIB}M --priority 100"
     "$ZNBD" swapon --attach nbd --devices 1 --size "${SWAP3_MIB}M" --priority 100 > /run/swapon.out 2>&1
