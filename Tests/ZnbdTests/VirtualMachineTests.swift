@@ -6,7 +6,8 @@ import Testing
 /// Swap with the real kernel nbd driver and nbd-client: a Debian kernel boots under
 /// qemu and swaps to `znbd serve` through a virtio-serial bridge, then runs this
 /// znbd itself in the guest: `znbd swapon --attach nbd` with the server serving the
-/// guest's own swap under memory pressure, and `znbd swapoff` (Tests/vm/README.md).
+/// guest's own swap under memory pressure, `znbd swapoff`, then swap through znbd's
+/// own FUSE export and a loop device (`znbd attach --attach fuse`) (Tests/vm/README.md).
 /// It needs the Debian archive over the network and 2.5 to 5 minutes, so it runs in
 /// CI (`CI=true`) or when asked for (`ZNBD_VM=1`); a plain `swift test` skips it
 /// and says how to run it. `ZNBD_VM_SKIP=1` leaves it out even in CI.

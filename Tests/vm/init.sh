@@ -339,8 +339,60 @@ if [ "${ZNBD_PASS:-0}" = 1 ]; then
     for p in $(pidof nbd-client znbd); do alive "$p" && fail "process $p ($(cat /proc/"$p"/comm)) left after znbd swapoff"; done
     [ -e $RT/control.sock ] && fail "$RT/control.sock left after znbd swapoff"
     grep -q " $RT/" /proc/mounts && fail "a mount under $RT left after znbd swapoff: $(grep " $RT/" /proc/mounts)"
-    run umount /znbd
     stage "pass 3 done"
+
+    # ===== pass 4: znbd's own FUSE export: znbd attach --attach fuse (loop, direct I/O) =====
+    stage "pass 4: znbd serve + znbd attach --attach fuse inside the guest"
+    [ -c /dev/fuse ] || fail "/dev/fuse missing after loading fuse.ko"
+    SWAP4_MIB=$SWAP3_MIB
+    echo "+ znbd serve --unix $RT/nbd.sock --control $RT/control.sock --pidfile $RT/znbd.pid --size ${SWAP4_MIB}M &"
+    mkdir -p $RT
+    "$ZNBD" serve --unix $RT/nbd.sock --control $RT/control.sock --pidfile $RT/znbd.pid --size "${SWAP4_MIB}M" > $RT/serve4.log 2>&1 &
+    ZPID=$!
+    for _ in $(seq 1 300); do [ -e $RT/fuse/zram0 ] && break; alive "$ZPID" || break; sleep 0.2; done
+    cat $RT/serve4.log
+    [ -e $RT/fuse/zram0 ] || fail "znbd serve exposed no $RT/fuse/zram0"
+    echo "znbd serve pid $ZPID: $(grep -E '^VmLck' /proc/"$ZPID"/status | tr -s ' \t' ' '), oom_score_adj $(cat /proc/"$ZPID"/oom_score_adj)"
+    [ "$(awk '$1 == "VmLck:" { print $2 }' /proc/"$ZPID"/status)" -gt 0 ] || fail "the guest's znbd server is not mlocked"
+    [ "$(cat /proc/"$ZPID"/oom_score_adj)" = -1000 ] || fail "the guest's znbd server is not OOM-exempt"
+    echo "+ znbd attach zram0 --attach fuse"
+    LOOP=$("$ZNBD" attach zram0 --attach fuse) || fail "znbd attach zram0 --attach fuse failed"
+    echo "$LOOP"
+    case "$LOOP" in /dev/loop*) ;; *) fail "znbd attach --attach fuse gave '$LOOP', not /dev/loopN" ;; esac
+    [ "$(cat /sys/block/"${LOOP#/dev/}"/loop/dio)" = 1 ] || fail "$LOOP is not in direct I/O mode"
+    run mkswap "$LOOP"
+    run swapon -p 100 "$LOOP"
+    check_swaps "$LOOP" 100
+    stage "pass 4: memory pressure: hog ${HOG3_MIB} MiB, cgroup limit ${LIMIT3} MiB, swap through $LOOP on the guest's FUSE export"
+    IN0=$(vmstat pswpin); OUT0=$(vmstat pswpout)
+    hog "$HOG3_MIB" "$LIMIT3" $((SEED + 3))
+    IN1=$(vmstat pswpin); OUT1=$(vmstat pswpout)
+    P4IN=$((IN1 - IN0)); P4OUT=$((OUT1 - OUT0))
+    stage "pass 4: hog done: pages_verified=$HOG_VERIFIED pswpin=$P4IN pswpout=$P4OUT"
+    [ "$P4OUT" -gt $(( (HOG3_MIB - LIMIT3) * 256 / 2 )) ] || fail "pass 4: too little swap-out ($P4OUT pages) for a ${HOG3_MIB} MiB hog under a ${LIMIT3} MiB limit"
+    [ "$P4IN" -gt 0 ] || fail "pass 4: no swap-in happened"
+    alive "$ZPID" || fail "the guest's znbd server died under memory pressure (FUSE)"
+    MM=$("$ZNBD" get zram0 mm_stat) || fail "znbd get zram0 mm_stat"
+    IO=$("$ZNBD" get zram0 io_stat) || fail "znbd get zram0 io_stat"
+    echo "zram0 mm_stat: $MM"
+    echo "zram0 io_stat: $IO"
+    read -r _ _ _ _ MEM_MAX _ <<< "$MM"
+    [ "${MEM_MAX:-0}" -gt 0 ] || fail "zram0 mm_stat: mem_used_max is 0, nothing was stored"
+    read -r FAILED_READS FAILED_WRITES _ <<< "$IO"
+    [ "$FAILED_READS" = 0 ] && [ "$FAILED_WRITES" = 0 ] || fail "zram0 io_stat: failed reads/writes"
+    PAGES_VERIFIED=$((PAGES_VERIFIED + HOG_VERIFIED))
+    PSWPIN=$((PSWPIN + P4IN)); PSWPOUT=$((PSWPOUT + P4OUT))
+    SWAPPED_MIB=$((PSWPOUT * 4 / 1024))
+    run swapoff "$LOOP"
+    run "$ZNBD" detach zram0
+    [ -e "/sys/block/${LOOP#/dev/}/loop/backing_file" ] && fail "$LOOP still attached after znbd detach"
+    kill "$ZPID"
+    for _ in $(seq 1 150); do alive "$ZPID" || break; sleep 0.2; done
+    alive "$ZPID" && fail "znbd serve (pid $ZPID) did not stop on SIGTERM"
+    wait "$ZPID" 2>/dev/null
+    grep -q " $RT/" /proc/mounts && fail "the FUSE export is still mounted after znbd serve stopped: $(grep " $RT/" /proc/mounts)"
+    run umount /znbd
+    stage "pass 4 done"
 fi
 
 kill -0 "$RELAY_PID" 2>/dev/null || fail "the relay died"

@@ -68,7 +68,7 @@ BUSYBOX=$(command -v busybox || true)
 [[ "$SEED" =~ ^[0-9]+$ ]] || die "VM_SEED must be a number"
 VM_ZNBD=${VM_ZNBD:-}
 [ -z "$VM_ZNBD" ] || [ -x "$VM_ZNBD" ] || die "VM_ZNBD=$VM_ZNBD is not an executable"
-for tool in nbd-client mkswap swapon swapoff fstrim mke2fs e2fsck bash; do
+for tool in nbd-client mkswap swapon swapoff fstrim mke2fs e2fsck losetup bash; do
     PATH=$PATH:/sbin:/usr/sbin command -v "$tool" >/dev/null || die "$tool not found (run Tests/vm/install-deps.sh)"
 done
 case "$SOCKET" in *,*) die "SOCKET path must not contain a comma (qemu option syntax)";; esac
@@ -157,7 +157,7 @@ copy_bin() {    # copy_bin TOOL DESTDIR
     cp -L "$src" "$R/$2/$1"
     copy_libs "$src"
 }
-REAL_TOOLS=(nbd-client mkswap swapon swapoff fstrim mke2fs e2fsck)
+REAL_TOOLS=(nbd-client mkswap swapon swapoff fstrim mke2fs e2fsck losetup)
 for t in "${REAL_TOOLS[@]}"; do copy_bin "$t" sbin; done
 ln -s mke2fs "$R/sbin/mkfs.ext4"
 copy_bin bash bin
@@ -196,7 +196,7 @@ add_mod() {
     MODORDER+=("$m")
 }
 MODULES=(virtio_pci virtio_console nbd crc32c_generic ext4)
-if [ -n "$VM_ZNBD" ]; then MODULES+=(virtio_blk); fi
+if [ -n "$VM_ZNBD" ]; then MODULES+=(virtio_blk fuse loop); fi
 for m in "${MODULES[@]}"; do add_mod "$m"; done
 : > "$R/modules/order"
 for m in "${MODORDER[@]}"; do
