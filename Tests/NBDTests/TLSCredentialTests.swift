@@ -110,7 +110,10 @@ import Testing
         chmod(fixtures.serverCertificates + "/server-key.pem", 0o640)
         let credentials = try TLSCredentials(
             TLSConfiguration(mode: .on, certificatesDirectory: fixtures.serverCertificates, pskFile: fixtures.pskFile))
-        #expect(credentials.warnings.count == 2, "\(credentials.warnings)")
+        #expect(credentials.warnings.count == 3, "\(credentials.warnings)")
+        #expect(credentials.warnings.contains { $0.contains("keys.psk is readable by other users") })
+        #expect(credentials.warnings.contains { $0.contains("server-key.pem is readable by other users") })
+        #expect(credentials.warnings.contains { $0.contains("anyone can connect over TLS") })
     }
 
     static let inconsistent: [(TLSConfiguration, String)] = [

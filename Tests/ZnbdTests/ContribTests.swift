@@ -27,11 +27,18 @@ import Testing
                 .write(toFile: directory + "/" + unit, atomically: true, encoding: .utf8)
         }
         let server = try String(contentsOfFile: Self.contrib + "/znbd.service", encoding: .utf8)
-        for line in ["LimitMEMLOCK=infinity", "OOMScoreAdjust=-1000", "Type=notify", "ExecStart=/usr/local/bin/znbd serve"] {
+        // Stop order: swap (znbd-swap.service) and _netdev mounts (before remote-fs-pre.target) go first.
+        for line in [
+            "LimitMEMLOCK=infinity", "OOMScoreAdjust=-1000", "Type=notify", "ExecStart=/usr/local/bin/znbd serve",
+            "Wants=remote-fs-pre.target", "Before=swap.target shutdown.target remote-fs-pre.target",
+        ] {
             #expect(server.contains(line), "znbd.service lacks \(line)")
         }
         let swap = try String(contentsOfFile: Self.contrib + "/znbd-swap.service", encoding: .utf8)
-        for line in ["Type=oneshot", "RemainAfterExit=yes", "znbd swapon", "ExecStop=/usr/local/bin/znbd swapoff"] {
+        for line in [
+            "Type=oneshot", "RemainAfterExit=yes", "znbd swapon", "ExecStop=/usr/local/bin/znbd swapoff",
+            "Requires=znbd.service", "After=znbd.service",
+        ] {
             #expect(swap.contains(line), "znbd-swap.service lacks \(line)")
         }
         let verdict = try ExternalCommand.run("bash", ["-c", "cd \(directory) && systemd-analyze verify --man=no ./znbd.service ./znbd-swap.service"], timeout: 120)

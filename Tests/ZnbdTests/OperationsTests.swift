@@ -44,6 +44,21 @@ struct OperationsTests {
         let devices = try sandbox.znbd(["status", "--control", sandbox.control, "--noheadings", "--output", "name"])
         #expect(devices.stdout == "zram0\nzram1\n", "\(devices)")
 
+        // Again with other arguments: an error that says what differs, and nothing changes.
+        let other = try sandbox.znbd(["swapon", "--size", "256M", "--devices", "2", "--priority", "7"])
+        #expect(other.status != 0, "\(other)")
+        #expect(other.stderr.contains("size: 64M set up, 128M asked") && other.stderr.contains("priority: 100 set up, 7 asked"), "\(other)")
+        let fewer = try sandbox.znbd(["swapon", "--size", "128M", "--devices", "1"])
+        #expect(fewer.status != 0 && fewer.stderr.contains("devices: 2 set up, 1 asked"), "\(fewer)")
+        #expect(sandbox.swapAreas.map(\.device) == areas.map(\.device) && sandbox.swapAreas.allSatisfy { $0.priority == 100 })
+
+        // Loop devices over nbdfuse files use direct I/O: no second, uncompressed copy in the page cache.
+        for area in areas where area.device.hasPrefix("/dev/loop") {
+            let name = (area.device as NSString).lastPathComponent
+            let dio = try String(contentsOfFile: "/sys/block/\(name)/loop/dio", encoding: .utf8)
+            #expect(dio.trimmingCharacters(in: .whitespacesAndNewlines) == "1", "\(area.device) has no direct I/O")
+        }
+
         let off = try sandbox.znbd(["swapoff"])
         #expect(off.succeeded && off.stdout.contains("zram0, zram1"), "\(off)")
         sandbox.expectNothingLeft("after swapoff")
@@ -134,6 +149,33 @@ struct OperationsTests {
         sandbox.expectNothingLeft("after umount")
         let unknown = try sandbox.znbd(["umount", directory])
         #expect(unknown.status != 0 && unknown.stderr.contains("not mounted by znbd"), "\(unknown)")
+    }
+
+    @Test(.timeLimit(.minutes(5)))
+    func mountingOverANonEmptyDirectoryNeedsForce() throws {
+        let sandbox = try OperationsSandbox()
+        defer { sandbox.cleanUp() }
+        let directory = sandbox.directory + "/full"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try "keep me\n".write(toFile: directory + "/precious", atomically: true, encoding: .utf8)
+        let refused = try sandbox.znbd(["mount", "--size", "16M", directory])
+        #expect(refused.status != 0, "\(refused)")
+        #expect(refused.stderr.contains("\(directory) is not empty") && refused.stderr.contains("--force"), "\(refused)")
+        #expect(!DeviceSetup.isMountPoint(directory))
+        sandbox.expectNothingLeft("after a refused mount")
+
+        let forced = try sandbox.znbd(["mount", "--size", "16M", "--force", directory])
+        #expect(forced.succeeded, "\(forced)")
+        #expect(DeviceSetup.isMountPoint(directory))
+        #expect(!FileManager.default.fileExists(atPath: directory + "/precious"), "hidden under the mount")
+        // _netdev: systemd stops the mount before remote-fs-pre.target, so before znbd.service.
+        let options = try ExternalCommand.require("findmnt", ["-m", "-n", "-o", "OPTIONS", directory]).stdout
+        #expect(options.contains("_netdev") && options.contains("discard"), "\(options)")
+
+        let unmounted = try sandbox.znbd(["umount", directory])
+        #expect(unmounted.succeeded, "\(unmounted)")
+        #expect(try String(contentsOfFile: directory + "/precious", encoding: .utf8) == "keep me\n", "a directory znbd did not make stays")
+        sandbox.expectNothingLeft("after umount")
     }
 
     @Test(.timeLimit(.minutes(5)), arguments: ["attach", "mkfs", "mount"])

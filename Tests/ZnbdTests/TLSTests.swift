@@ -107,11 +107,13 @@ import NBD
         #expect(anywhere.refusal(tls: .off, insecure: false) != nil)
         #expect(anywhere.refusal(tls: .off, insecure: true) == nil)
         #expect(anywhere.refusal(tls: .require, insecure: false) == nil)
-        #expect(anywhere.refusal(tls: .on, insecure: false) == nil)
+        #expect(anywhere.refusal(tls: .on, insecure: false)?.contains("plaintext clients are still served") == true)
+        #expect(anywhere.refusal(tls: .on, insecure: true) == nil)
         #expect(try TCPAddress.parse("10809").refusal(tls: .off, insecure: false) == nil)
         #expect(try TCPAddress.parse("[::1]:10809") == TCPAddress(host: "::1", port: 10809))
         #expect(anywhere.plaintextWarning(tls: .off)?.contains("anyone who can reach it") == true)
         #expect(anywhere.plaintextWarning(tls: .require) == nil)
+        #expect(try TCPAddress.parse("10809").plaintextWarning(tls: .on)?.contains("plaintext clients too: every local user") == true)
     }
 
     static let loopback: [(String, Bool)] = [
@@ -130,6 +132,7 @@ import NBD
         (["--tcp", "10809", "--tls-psk", "/k"], "TLS is off"),
         (["--tcp", "10809", "--tls", "on", "--tls-psk", "/k", "--tls-verify-peer"], "verifying the peer needs an x509"),
         (["--tcp", "10809", "--tls", "always"], "always"),
+        (["--tcp", "0.0.0.0:10809", "--tls", "on", "--tls-psk", "/k"], "with --tls on (plaintext clients are still served)"),
     ]
 
     @Test(arguments: inconsistent)

@@ -45,6 +45,9 @@ extension TLSCredentials {
             throw error
         }
         if CredentialFile.isReadableByOthers(key) { warnings.append("server private key \(key) is readable by other users") }
+        if !verifyPeer {
+            warnings.append("x509 without verifying clients: anyone can connect over TLS (encrypted, not authenticated)")
+        }
         return credentials
     }
 }

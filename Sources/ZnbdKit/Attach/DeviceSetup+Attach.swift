@@ -75,7 +75,10 @@ extension DeviceSetup {
             }
             usleep(20_000)
         }
-        let loop = try Tool.require("losetup", ["-f", "--show", "--direct-io=on", file]).trimmingCharacters(in: .whitespacesAndNewlines)
+        // Direct I/O: without it every page the kernel writes stays, uncompressed, in the
+        // page cache of the nbdfuse file as well as compressed in the device.
+        let loop = try Tool.require("losetup", ["-f", "--show", "--direct-io=on", file])
+            .trimmingCharacters(in: .whitespacesAndNewlines)
         guard loop.hasPrefix("/dev/") else { throw Tool.Failure(description: "losetup printed '\(loop)'") }
         try update(list, index) { $0.loopDevice = loop }
     }

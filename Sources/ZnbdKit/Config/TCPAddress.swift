@@ -44,20 +44,23 @@ public struct TCPAddress: Sendable, Equatable {
     }
 
     /// Why serving this address must be refused, or nil: plaintext TCP beyond
-    /// loopback lets anyone who reaches it read and overwrite the devices.
+    /// loopback (TLS off, or `on`, which still serves plaintext clients) lets
+    /// anyone who reaches it read and overwrite the devices.
     public func refusal(tls: TLSConfiguration.Mode, insecure: Bool) -> String? {
-        guard tls == .off, !insecure, !isLoopback else { return nil }
+        guard tls != .require, !insecure, !isLoopback else { return nil }
+        let how = tls == .off ? "without TLS" : "with --tls on (plaintext clients are still served)"
         return """
-            refusing TCP on \(host) without TLS: anyone who reaches it can read and overwrite the devices. \
+            refusing TCP on \(host) \(how): anyone who reaches it can read and overwrite the devices. \
             Use --tls require with --tls-psk or --tls-certificates, or --insecure to serve it anyway
             """
     }
 
-    /// The start-up warning for plaintext TCP, or nil with TLS.
+    /// The start-up warning while plaintext clients are served over TCP, or nil under `require`.
     public func plaintextWarning(tls: TLSConfiguration.Mode) -> String? {
-        guard tls == .off else { return nil }
+        guard tls != .require else { return nil }
         let who = isLoopback ? "every local user" : "anyone who can reach it (--insecure)"
-        return "TCP on \(host):\(port) without TLS: \(who) can read and overwrite the devices (see --tls)"
+        let how = tls == .off ? "without TLS" : "with --tls on, plaintext clients too"
+        return "TCP on \(host):\(port) \(how): \(who) can read and overwrite the devices (see --tls require)"
     }
 }
 

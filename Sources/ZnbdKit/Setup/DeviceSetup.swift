@@ -64,7 +64,12 @@ public final class DeviceSetup {
 
     /// Creates, attaches and enables one swap area; recorded in `state.swaps`.
     public func addSwap(_ spec: DeviceSpec) throws -> SetupState.Use {
-        state.swaps.append(SetupState.Use(priority: spec.swapPriority))
+        var use = SetupState.Use(priority: spec.swapPriority)
+        use.size = spec.size
+        use.algorithm = spec.algorithm?.rawValue
+        use.memLimit = spec.memLimit
+        use.options = spec.options
+        state.swaps.append(use)
         try save()
         let index = state.swaps.count - 1
         try createAndAttach(spec, \.swaps, index)
@@ -95,7 +100,9 @@ public final class DeviceSetup {
         let block = state.mounts[index].blockDevice!
         try Tool.require("mkfs.\(spec.fsType)", Self.mkfsArguments(spec.fsType) + [block], timeout: 600)
         try failPoints.check(.mkfs)
-        let options = ["discard"] + (spec.options.map { [$0] } ?? [])
+        // _netdev makes systemd's mount unit a remote one, ordered after remote-fs-pre.target,
+        // which znbd.service is ordered before: at shutdown it is unmounted before the server stops.
+        let options = ["discard", "_netdev"] + (spec.options.map { [$0] } ?? [])
         try Tool.require("mount", ["-t", spec.fsType, "-o", options.joined(separator: ","), block, directory])
         try update(\.mounts, index) { $0.mounted = true }
         try failPoints.check(.mount)

@@ -42,6 +42,12 @@ public struct SetupState: Codable, Sendable {
         /// Swap: whether `swapon` succeeded, and its priority.
         public var swapActive: Bool = false
         public var priority: Int?
+        /// What the device was asked to be, so `swapon` again can tell what differs
+        /// (nil in state files written before these were recorded).
+        var size: UInt64?
+        var algorithm: String?
+        var memLimit: UInt64?
+        var options: String?
         /// Mount: where, which file system, whether it is mounted, and whether we made the directory.
         public var mountPoint: String?
         public var fsType: String?

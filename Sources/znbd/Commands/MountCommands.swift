@@ -12,7 +12,7 @@ struct MountCommand: ParsableCommand {
             Starts or reuses the server like `znbd swapon`, hot-adds a device, attaches it, makes \
             the file system (without a discard pass: the device starts empty) and mounts it with \
             -o discard, so deleted files give their memory back. DIR is created if missing (and \
-            removed again by `znbd umount`). With --config, every section with a mount-point is \
+            removed again by `znbd umount`); a directory that holds files is refused unless --force. With --config, every section with a mount-point is \
             mounted there with its fs-type, size, algorithm, mem-limit and options.
             """)
 
@@ -36,6 +36,9 @@ struct MountCommand: ParsableCommand {
 
     @Option(help: "Mount the config file's sections that have a mount-point.")
     var config: String?
+
+    @Flag(help: "Mount over a directory that is not empty (its files stay hidden until umount).")
+    var force = false
 
     @OptionGroup var setup: SetupOptions
 
@@ -68,6 +71,7 @@ struct MountCommand: ParsableCommand {
                 throw Tool.Failure(description: "\(path) is already a znbd mount (\(existing.device ?? "?")); `znbd umount \(path)` first")
             }
             if DeviceSetup.isMountPoint(path) { throw Tool.Failure(description: "something is already mounted on \(path)") }
+            try DeviceSetup.checkMountPointIsEmpty(path, force: force)
         }
         let start = setup.state.mounts.count
         do {

@@ -21,13 +21,17 @@ struct ServeCommand: ParsableCommand {
               nbd+unix:///zram0?socket=/run/znbd/nbd.sock with libnbd and qemu tools.
             Without the nbd driver, `znbd attach zram0` puts a loop device over the device's
             file in the server's own FUSE directory (--fuse, default: beside the control socket).
-            SIGINT/SIGTERM finish in-flight requests, remove the sockets, unmount and exit 0.
+            SIGINT/SIGTERM with no client attached finish in-flight requests, remove the sockets,
+            unmount and exit 0. With clients attached (a swap area or a mounted file system), the
+            server keeps serving and logs who holds which device until they detach (swapoff,
+            umount, nbd-client -d), then exits 0; a second SIGTERM/SIGINT, or --force-stop, stops
+            at once.
 
             TLS (--tls on|require) covers the TCP listener only; the Unix socket stays
             plaintext, protected by its 0600 mode. libnbd clients connect with
               nbds://alice@HOST:PORT/zram0?tls-psk-file=FILE
               nbds://HOST:PORT/zram0?tls-certificates=DIR
-            TCP on a non-loopback address needs TLS, or --insecure.
+            TCP on a non-loopback address needs --tls require, or --insecure.
             """)
 
     @Option(help: "Unix socket for NBD clients (mode 0600; default in $ZNBD_RUNTIME_DIR or /run/znbd).")
@@ -40,7 +44,8 @@ struct ServeCommand: ParsableCommand {
     var tls: TLSConfiguration.Mode = .off
 
     @Option(name: .customLong("tls-certificates"), help: ArgumentHelp(
-        "x509 directory with ca-cert.pem, server-cert.pem and server-key.pem (the nbdkit/qemu layout).", valueName: "dir"))
+        "x509 directory with ca-cert.pem, server-cert.pem and server-key.pem (the nbdkit/qemu layout). Without --tls-verify-peer clients are encrypted, not authenticated.",
+        valueName: "dir"))
     var tlsCertificates: String?
 
     @Flag(name: .customLong("tls-verify-peer"), help: "Require a client certificate signed by the directory's ca-cert.pem.")
@@ -50,7 +55,7 @@ struct ServeCommand: ParsableCommand {
         "Pre-shared keys: username:hexkey lines, as written by psktool -u NAME -p FILE.", valueName: "file"))
     var tlsPSK: String?
 
-    @Flag(help: "Serve TCP on a non-loopback address without TLS (anyone who can reach it reads and writes the devices).")
+    @Flag(help: "Serve TCP on a non-loopback address without --tls require (anyone who can reach it reads and writes the devices).")
     var insecure = false
 
     @Option(help: "Control socket for status/get/set (mode 0600).")
@@ -91,6 +96,9 @@ struct ServeCommand: ParsableCommand {
 
     @Flag(name: .customLong("no-mlock"), help: "Don't lock the server's memory (default: locked when root, for swap safety).")
     var noMlock = false
+
+    @Flag(name: .customLong("force-stop"), help: "Stop at the first SIGTERM/SIGINT even while clients are attached (their I/O then fails).")
+    var forceStop = false
 
     func validate() throws {
         guard (0...64).contains(devices) else { throw ValidationError("--devices must be 0...64") }
@@ -207,9 +215,7 @@ struct ServeCommand: ParsableCommand {
         }
         SystemdNotify.send("READY=1\nMAINPID=\(getpid())")
 
-        var received: Int32 = 0
-        sigwait(&signals, &received)
-        logger.info("signal \(received): finishing in-flight requests")
+        ServeStop(server: server, registry: registry, force: forceStop, logger: logger).wait(for: signals)
         SystemdNotify.send("STOPPING=1")
         controlServer.shutdown()
         fuseExport?.stop()

@@ -15,7 +15,8 @@ struct SwapOnCommand: ParsableCommand {
             attaches them (nbd-client, or nbdfuse + losetup without the nbd driver), then mkswap \
             and swapon. Everything is recorded in RUNTIME-DIR/state.json; `znbd swapoff` undoes it, \
             and a setup that fails half way is undone at once. Running it again while the swap \
-            is on changes nothing. With --config, every section whose fs-type is swap becomes \
+            is on with the same arguments changes nothing; with other arguments it is an error that \
+            says what differs. With --config, every section whose fs-type is swap becomes \
             one swap area with its own size, algorithm, mem-limit and swap-priority.
             """)
 
@@ -74,6 +75,10 @@ struct SwapOnCommand: ParsableCommand {
         if !setup.state.swaps.isEmpty {
             let active = setup.state.swaps.filter { $0.swapActive && $0.blockDevice.map(DeviceSetup.isActiveSwap) == true }
             if active.count == setup.state.swaps.count {
+                let differences = setup.state.swapDifferences(from: specs)
+                guard differences.isEmpty else {
+                    throw Tool.Failure(description: "swap is already on with other settings (\(differences.joined(separator: "; "))); `znbd swapoff` first to change it")
+                }
                 let list = active.map { "\($0.device ?? "?") on \($0.blockDevice ?? "?")" }.joined(separator: ", ")
                 note("swap is already on (\(list)); nothing to do (`znbd swapoff` first to change it)")
                 return

@@ -68,14 +68,33 @@ final class ZnbdServer: @unchecked Sendable {  // used from one test at a time
         try ExternalCommand.run(Self.binary, arguments + ["--control", control], timeout: timeout)
     }
 
-    /// SIGTERM, then SIGKILL after 10 s; returns the exit status.
+    /// Sends `signal` to the server.
+    func signal(_ signal: Int32) { kill(process.processIdentifier, signal) }
+
+    /// Waits up to `seconds` for the server to exit: its exit status (128 + N after
+    /// signal N), or nil when it still runs.
+    func waitForExit(seconds: Double) -> Int32? {
+        guard Poll.until(seconds: seconds, { !process.isRunning }) else { return nil }
+        process.waitUntilExit()
+        return process.terminationReason == .exit ? process.terminationStatus : 128 + process.terminationStatus
+    }
+
+    /// SIGTERM (again if the server waits for attached clients), then SIGKILL after 10 s;
+    /// returns the exit status.
     @discardableResult
     func stop() -> Int32? {
         var status: Int32?
         if process.isRunning {
             process.terminate()
             let deadline = Date().addingTimeInterval(10)
-            while process.isRunning && Date() < deadline { usleep(10_000) }
+            var repeated = false
+            while process.isRunning && Date() < deadline {
+                if !repeated && logText.contains("still serving") {
+                    process.terminate()  // a client is still attached: the second signal stops at once
+                    repeated = true
+                }
+                usleep(10_000)
+            }
             if process.isRunning { kill(process.processIdentifier, SIGKILL) }
             process.waitUntilExit()
             status = process.terminationStatus
