@@ -10,9 +10,9 @@ let package = Package(
     products: [
         .library(name: "SwiftZram", targets: ["SwiftZram"]),
         .library(name: "NBD", targets: ["NBD"]),
-        .library(name: "Platform", targets: ["Platform"]),
         // For the benchmarks: the production request path through ZramExport.
         .library(name: "ZnbdKit", targets: ["ZnbdKit"]),
+        .library(name: "Platform", targets: ["Platform"]),
         .executable(name: "znbd", targets: ["znbd"]),
     ],
     dependencies: [

@@ -23,9 +23,9 @@ let package = Package(
             name: "ProtocolBenchmarks",
             dependencies: [
                 .product(name: "NBD", package: "SwiftZram"),
-                .product(name: "Platform", package: "SwiftZram"),
                 .product(name: "SwiftZram", package: "SwiftZram"),
                 .product(name: "ZnbdKit", package: "SwiftZram"),
+                .product(name: "Platform", package: "SwiftZram"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Benchmark", package: "package-benchmark"),
             ],

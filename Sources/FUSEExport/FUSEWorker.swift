@@ -1,4 +1,5 @@
 import CFuse3
+import Platform
 import NBD
 import Platform
 import Synchronization

@@ -204,6 +204,7 @@ struct ServeCommand: ParsableCommand {
             controlServer = try ControlServer(path: control, registry: registry, logger: logger)
             try controlServer.start()
         } catch {
+            fuseExport?.stop()
             server.shutdown()  // removes the NBD socket it bound
             throw error
         }
