@@ -54,9 +54,6 @@ final class OpenFile: Sendable {
     let attachment: ExportAttachment
     /// `attachment.export`, kept at hand for the I/O path.
     let export: any BlockExport
-    /// The client's hold on the export (`ExportRegistry.open`): hot-remove and reset
-    /// refuse with EBUSY until the handle is released.
-    let attachment: ExportAttachment
 
     init(_ attachment: ExportAttachment) {
         self.attachment = attachment
