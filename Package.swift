@@ -12,11 +12,13 @@ let package = Package(
         .library(name: "NBD", targets: ["NBD"]),
         // For the benchmarks: the production request path through ZramExport.
         .library(name: "ZnbdKit", targets: ["ZnbdKit"]),
+        .library(name: "Platform", targets: ["Platform"]),
         .executable(name: "znbd", targets: ["znbd"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
     ],
     targets: [
         .systemLibrary(
@@ -34,27 +36,35 @@ let package = Package(
         .systemLibrary(
             name: "CGnuTLS", pkgConfig: "gnutls",
             providers: [.apt(["libgnutls28-dev"])]),
+        // Linux calls Swift cannot make cleanly (variadic prctl/open/fcntl, _GNU_SOURCE constants).
+        .target(name: "CPlatform"),
+        // The one platform layer: threads, Unix sockets, process hardening, runtime-directory
+        // files; its system calls throw errno.
+        .target(
+            name: "Platform",
+            dependencies: ["CPlatform", .product(name: "SystemPackage", package: "swift-system")],
+            swiftSettings: strict),
         .target(
             name: "SwiftZram",
-            dependencies: ["CLZ4", "CLZO", "CZstd"],
+            dependencies: ["CLZ4", "CLZO", "CZstd", "Platform"],
             swiftSettings: strict),
         .target(
             name: "NBD",
-            dependencies: ["CGnuTLS", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["Platform", "CGnuTLS", .product(name: "Logging", package: "swift-log")],
             exclude: ["README-design.md"],
             swiftSettings: strict),
         // Every export of a registry as a file in a FUSE directory, for loop devices
         // on kernels without the nbd driver (libfuse's low-level API, znbd's own threads).
         .target(
             name: "FUSEExport",
-            dependencies: ["CFuse3", "NBD"],
+            dependencies: ["CFuse3", "NBD", "Platform"],
             swiftSettings: strict),
         // The control plane and operations: the control socket, the devices' exports,
         // setup orchestration (swapon/mount), the config language.
         .target(
             name: "ZnbdKit",
             dependencies: [
-                "SwiftZram", "NBD",
+                "SwiftZram", "NBD", "Platform",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),
@@ -62,15 +72,16 @@ let package = Package(
         .executableTarget(
             name: "znbd",
             dependencies: [
-                "ZnbdKit", "SwiftZram", "NBD", "FUSEExport",
+                "ZnbdKit", "SwiftZram", "NBD", "FUSEExport", "Platform",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),
-        .testTarget(name: "SwiftZramTests", dependencies: ["SwiftZram"]),
+        .testTarget(name: "PlatformTests", dependencies: ["Platform"]),
+        .testTarget(name: "SwiftZramTests", dependencies: ["SwiftZram", "Platform"]),
         .testTarget(name: "NBDTests", dependencies: ["NBD"]),
         // Drives the built `znbd` binary (swift build builds every product) with real clients and the kernel (nbdfuse + loop).
-        .testTarget(name: "ZnbdTests", dependencies: ["ZnbdKit"]),
+        .testTarget(name: "ZnbdTests", dependencies: ["ZnbdKit", "Platform"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -25,6 +25,7 @@ let package = Package(
                 .product(name: "NBD", package: "SwiftZram"),
                 .product(name: "SwiftZram", package: "SwiftZram"),
                 .product(name: "ZnbdKit", package: "SwiftZram"),
+                .product(name: "Platform", package: "SwiftZram"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Benchmark", package: "package-benchmark"),
             ],

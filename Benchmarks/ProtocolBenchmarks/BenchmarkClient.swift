@@ -1,4 +1,5 @@
 import NBD
+import Platform
 
 #if canImport(Glibc)
 import Glibc
@@ -21,9 +22,7 @@ final class BenchmarkClient {
     /// Connects to `socket`, enters transmission on `export` with NBD_OPT_EXPORT_NAME (so replies
     /// are simple), and prebuilds `depth` requests of `command` for `length` bytes at spread offsets.
     init(socket: String, export: String, command: NBDCommand, length: Int, depth: Int) throws {
-        guard let path = UnixSocketPath(socket) else { throw BenchmarkClientError(description: "bad socket path \(socket)") }
-        fd = path.connect()
-        guard fd >= 0 else { throw BenchmarkClientError(description: "cannot connect to \(socket)") }
+        fd = try UnixSocket.connect(to: socket).rawValue
         self.depth = depth
         let hasPayload = command == .write
         let requestSize = 28 + (hasPayload ? length : 0)

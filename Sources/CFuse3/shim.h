@@ -15,11 +15,6 @@ static inline int znbd_fuse_clone_device(int fd, int session_fd) {
     return ioctl(fd, FUSE_DEV_IOC_CLONE, &source);
 }
 
-/* Names the calling thread (prctl is variadic; the kernel keeps 15 bytes). */
-static inline int znbd_fuse_set_thread_name(const char *name) {
-    return prctl(PR_SET_NAME, name, 0, 0, 0);
-}
-
 /* FOPEN_PARALLEL_DIRECT_WRITES (Linux 6.2+), which libfuse 3.14's fuse_file_info cannot carry. */
 static const uint32_t znbd_fopen_parallel_direct_writes = FOPEN_PARALLEL_DIRECT_WRITES;
 static const uint32_t znbd_fopen_direct_io = FOPEN_DIRECT_IO;

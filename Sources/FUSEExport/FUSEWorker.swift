@@ -1,4 +1,5 @@
 import CFuse3
+import Platform
 import NBD
 import Synchronization
 
@@ -106,12 +107,13 @@ extension FUSEExport {
             }
             let markAsFlusher = configuration.markThreadsAsIOFlushers
             let sessionPointer = UInt(bitPattern: session)
-            let spawned = startThread(name: "znbd-fuse-\(index)") {
-                if markAsFlusher { _ = SwapSafety.markCurrentThreadAsIOFlusher() }
-                worker.run(session: OpaquePointer(bitPattern: sessionPointer)!)
-            }
-            guard spawned else {
-                lastError = .threadFailed("cannot start FUSE worker thread \(index)")
+            do {
+                try PosixThread.detach(name: "znbd-fuse-\(index)") {
+                    if markAsFlusher { try? ProcessHardening.markCurrentThreadAsIOFlusher() }
+                    worker.run(session: OpaquePointer(bitPattern: sessionPointer)!)
+                }
+            } catch {
+                lastError = .threadFailed("cannot start FUSE worker thread \(index): \(error)")
                 break
             }
             started.append(worker)
@@ -129,33 +131,4 @@ extension FUSEExport {
         }
         return false
     }
-}
-
-/// Starts a detached, named POSIX thread running `body`; false when it could not be created.
-private func startThread(name: String, _ body: @escaping @Sendable () -> Void) -> Bool {
-    final class Start: Sendable {
-        let name: String
-        let body: @Sendable () -> Void
-        init(_ name: String, _ body: @escaping @Sendable () -> Void) {
-            self.name = name
-            self.body = body
-        }
-    }
-    let start = Unmanaged.passRetained(Start(name, body)).toOpaque()
-    var attributes = pthread_attr_t()
-    pthread_attr_init(&attributes)
-    defer { pthread_attr_destroy(&attributes) }
-    pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED))
-    var thread = pthread_t()
-    let status = pthread_create(
-        &thread, &attributes,
-        { context in
-            // The retained Start passed below; never nil.
-            let start = Unmanaged<Start>.fromOpaque(context.unsafelyUnwrapped).takeRetainedValue()
-            _ = znbd_fuse_set_thread_name(start.name)
-            start.body()
-            return nil
-        }, start)
-    if status != 0 { Unmanaged<Start>.fromOpaque(start).release() }
-    return status == 0
 }

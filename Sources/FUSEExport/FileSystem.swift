@@ -51,6 +51,8 @@ final class FileSystem: Sendable {
 /// hot-remove sees the device in use (EBUSY) and READ and WRITE find the export without
 /// a lookup (the handle's `fh` is this object, retained).
 final class OpenFile: Sendable {
+    /// The client's hold on the export (`ExportRegistry.open`): hot-remove and reset
+    /// refuse with EBUSY until the handle is released.
     let attachment: ExportAttachment
     /// `attachment.export`, kept at hand for the I/O path.
     let export: any BlockExport

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Synchronization
+import Platform
 import Testing
 @testable import SwiftZram
 
@@ -123,8 +124,8 @@ import Testing
             diskSize: UInt64(pages * pageSize), compression: CompressionParameters(algorithm: .lz4), streams: 2,
             counters: DeviceCounters(), queuePages: Self.queuePages)
         let failures = Atomic<Int>(0)
-        let writers = (0..<3).map { writer in
-            WorkerThread {
+        let writers = try (0..<3).map { writer in
+            try PosixThread.spawn(name: "queue-writer-\(writer)") {
                 for round in 0..<200 {
                     let index = (round * 7 + writer) % pages
                     // Writer w owns pages ≡ w (mod 3), so each page's last write is known.

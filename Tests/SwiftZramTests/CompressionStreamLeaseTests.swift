@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Synchronization
+import Platform
 import Testing
 @testable import SwiftZram
 
@@ -28,7 +29,7 @@ import Testing
     @Test func aWaiterSleepsUntilTheStreamIsReleased() throws {
         let shared = try Shared(count: 1)
         let held = shared.leases.acquire()
-        let waiter = WorkerThread {
+        let waiter = startThread {
             shared.leases.release(shared.leases.acquire())
             shared.acquired.store(true, ordering: .releasing)
         }
@@ -51,7 +52,7 @@ import Testing
     func contendedLeasesAreExclusiveAndAllComplete(streams: Int) throws {
         let shared = try Shared(count: streams)
         let threads = (0..<4).map { _ in
-            WorkerThread {
+            startThread {
                 for round in 0..<2000 {
                     let index = shared.leases.acquire()
                     let now = shared.holders.add(1, ordering: .relaxed).newValue

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Foundation
 import Synchronization
+import Platform
 import Testing
 @testable import SwiftZram
 
@@ -55,7 +56,7 @@ import Testing
         #expect(mkfifo(path, 0o600) == 0)
         let device = try Self.zstdDevice()
         let outcome = ThreadOutcome()
-        let control = WorkerThread {
+        let control = startThread {
             outcome.run { () throws(ZramError) in try device.writeAttribute("algorithm_params", "dict=\(path)") }
         }
         // A deadline only so that a blocking open fails the test instead of hanging it.

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Platform
 import Synchronization
 import Testing
 @testable import SwiftZram
@@ -77,11 +78,11 @@ import Testing
     @Test(arguments: Scan.allCases)
     func aWaitingResetRunsAfterOneBatch(scan: Scan) throws {
         let device = try Self.populatedDevice()
-        var reset: WorkerThread?
+        var reset: PosixThread?
         let outcome = ThreadOutcome()
         let batches = Self.run(scan, on: device) {
             guard reset == nil else { return }
-            reset = WorkerThread { outcome.run { () throws(ZramError) in try device.reset() } }
+            reset = startThread { outcome.run { () throws(ZramError) in try device.reset() } }
             #expect(Self.wait { device.lifecycle.hasWaitingWriter }, "reset never waited for the lock")
         }
         reset?.join()
@@ -98,7 +99,7 @@ import Testing
         let device = try Self.populatedDevice()
         device.open()
         defer { device.close() }
-        var threads: [WorkerThread] = []
+        var threads: [PosixThread] = []
         let reset = ThreadOutcome()
         let write = ThreadOutcome()
         var doneDuringScan = false
@@ -106,10 +107,10 @@ import Testing
         let batches = Self.run(scan, on: device) {
             batch += 1
             if batch == 1 {
-                threads.append(WorkerThread { reset.run { () throws(ZramError) in try device.reset() } })
+                threads.append(startThread { reset.run { () throws(ZramError) in try device.reset() } })
                 #expect(Self.wait { device.lifecycle.hasWaitingWriter }, "reset never waited for the lock")
                 // Queued behind the reset: the lock prefers writers.
-                threads.append(WorkerThread {
+                threads.append(startThread {
                     write.run { () throws(ZramError) in
                         let byte = UnsafeMutableRawBufferPointer.allocate(byteCount: 1, alignment: 1)
                         defer { byte.deallocate() }

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Platform
 import Testing
 @testable import SwiftZram
 
@@ -23,9 +24,9 @@ import Testing
         source.copyBytes(from: request)
         let client = UnsafeSendablePages(source: source, readBack: readBack)
         var finishedWhileHeld = false
-        var thread: WorkerThread?
+        var thread: PosixThread?
         compressors.withStream { _ in
-            thread = WorkerThread {
+            thread = startThread {
                 outcome.run { () throws(ZramError) in
                     try device.write(UnsafeRawBufferPointer(client.source), at: 0)
                     // The same-filled pages; the queued one may be compressed by now, and reading it

@@ -14,12 +14,13 @@ mkdir -p /dev/pts /dev/virtio-ports /run /tmp /mnt /root
 mount -t tmpfs -o size=16m tmpfs /run
 
 # shellcheck disable=SC1091
-. /etc/vmtest.conf   # EXPORT, VM_TIMEOUT, SEED, HOG_MIB, HOG2_MIB, NPORTS
+. /etc/vmtest.conf   # EXPORT, VM_TIMEOUT, SEED, HOG_MIB, HOG2_MIB, NPORTS, ZNBD_PASS, HOG3_MIB
 
 uptime_s() { cut -d' ' -f1 /proc/uptime; }
 stage() { echo "VM-STAGE: $* (t=$(uptime_s)s)"; }
 T_INIT=$(uptime_s)
 stage "init started"
+echo "memhog seed: $SEED"
 
 # Info messages (nbd, swap) and sysrq dumps reach the console.
 echo 7 > /proc/sys/kernel/printk
@@ -41,6 +42,7 @@ diag() {
     grep -E 'MemTotal|MemFree|MemAvailable|SwapTotal|SwapFree' /proc/meminfo
     grep -E '^(pswpin|pswpout|oom_kill) ' /proc/vmstat
     [ -f /run/relay.log ] && { echo "-- relay log (tail)"; tail -n 20 /run/relay.log; }
+    [ -f /run/znbd/znbd.log ] && { echo "-- znbd.log (tail)"; tail -n 20 /run/znbd/znbd.log; }
     [ -d /sys/fs/cgroup/hog ] && { echo "-- hog memory.events"; cat /sys/fs/cgroup/hog/memory.events; }
     echo "-- dmesg (tail)"
     dmesg | tail -n 40
@@ -265,6 +267,132 @@ if [ "$NPORTS" -ge 2 ]; then
     sleep 1
     if pidof nbd-client >/dev/null; then fail "nbd-client still running after -d: $(pidof nbd-client)"; fi
     stage "pass 2 done"
+fi
+
+# ===== pass 3: the real znbd in the guest: znbd swapon --attach nbd / swapoff =====
+# The server runs in the guest and stores the guest's own swap, so it must be
+# swap-safe: mlocked, OOM-exempt, I/O flusher (what `znbd serve` does as root).
+alive() {   # PID: running and not a zombie
+    [ -r "/proc/$1/stat" ] || return 1
+    case "$(sed 's/.*) //' "/proc/$1/stat" | cut -c1)" in Z|X|"") return 1 ;; esac
+}
+if [ "${ZNBD_PASS:-0}" = 1 ]; then
+    stage "pass 3: znbd swapon --attach nbd inside the guest"
+    mkdir -p /znbd
+    run mount -t ext4 -o ro /dev/vda /znbd
+    ZNBD=/znbd/znbd
+    RT=/run/znbd
+    AVAIL_MIB=$(( $(meminfo_kb MemAvailable) / 1024 ))
+    # The hog's overflow ends up compressed in the server's memory, outside
+    # the hog's cgroup: half of what is available goes to the hog, and the
+    # overflow (half as much again) fits in the other half.  The overflow is
+    # kept small because this server is a debug build under emulation.
+    LIMIT3=$(( (AVAIL_MIB - RESERVE_MIB) / 2 ))
+    [ "$LIMIT3" -ge 48 ] || fail "too little guest memory for pass 3 (available ${AVAIL_MIB} MiB)"
+    [ "${HOG3_MIB:-0}" -gt 0 ] || HOG3_MIB=$(( LIMIT3 * 3 / 2 ))
+    SWAP3_MIB=$(( HOG3_MIB + 64 ))
+    echo "+ znbd swapon --attach nbd --devices 1 --size ${SWAP3_MIB}M --priority 100"
+    "$ZNBD" swapon --attach nbd --devices 1 --size "${SWAP3_MIB}M" --priority 100 > /run/swapon.out 2>&1
+    st=$?
+    cat /run/swapon.out
+    [ -f $RT/znbd.log ] && { echo "-- znbd.log"; cat $RT/znbd.log; }
+    [ "$st" = 0 ] || fail "znbd swapon --attach nbd failed (status $st)"
+    ZLINE=$(sed -n 's|^\(zram[0-9]*\): .* swap on \(/dev/[^ ]*\) priority .*|\1 \2|p' /run/swapon.out)
+    read -r ZDEV ZBLOCK <<< "$ZLINE"
+    case "$ZBLOCK" in /dev/nbd*) ;; *) fail "znbd swapon --attach nbd gave '${ZBLOCK}', not /dev/nbdN" ;; esac
+    check_swaps "$ZBLOCK" 100
+    ZPID=$(cat $RT/znbd.pid 2>/dev/null)
+    alive "$ZPID" || fail "no znbd server running after znbd swapon (pidfile: '$ZPID')"
+    echo "znbd serve pid $ZPID: $(grep -E '^VmLck' /proc/"$ZPID"/status | tr -s ' \t' ' '), oom_score_adj $(cat /proc/"$ZPID"/oom_score_adj)"
+    [ "$(awk '$1 == "VmLck:" { print $2 }' /proc/"$ZPID"/status)" -gt 0 ] || fail "the guest's znbd server is not mlocked"
+    [ "$(cat /proc/"$ZPID"/oom_score_adj)" = -1000 ] || fail "the guest's znbd server is not OOM-exempt"
+
+    stage "pass 3: memory pressure: hog ${HOG3_MIB} MiB, cgroup limit ${LIMIT3} MiB (available ${AVAIL_MIB}), swap ${SWAP3_MIB} MiB served in the guest"
+    IN0=$(vmstat pswpin); OUT0=$(vmstat pswpout)
+    hog "$HOG3_MIB" "$LIMIT3" $((SEED + 2))
+    IN1=$(vmstat pswpin); OUT1=$(vmstat pswpout)
+    P3IN=$((IN1 - IN0)); P3OUT=$((OUT1 - OUT0))
+    stage "pass 3: hog done: pages_verified=$HOG_VERIFIED pswpin=$P3IN pswpout=$P3OUT"
+    [ "$P3OUT" -gt $(( (HOG3_MIB - LIMIT3) * 256 / 2 )) ] || fail "pass 3: too little swap-out ($P3OUT pages) for a ${HOG3_MIB} MiB hog under a ${LIMIT3} MiB limit"
+    [ "$P3IN" -gt 0 ] || fail "pass 3: no swap-in happened"
+    alive "$ZPID" || fail "the guest's znbd server died under memory pressure"
+    MM=$("$ZNBD" get "$ZDEV" mm_stat) || fail "znbd get $ZDEV mm_stat"
+    IO=$("$ZNBD" get "$ZDEV" io_stat) || fail "znbd get $ZDEV io_stat"
+    echo "$ZDEV mm_stat: $MM"
+    echo "$ZDEV io_stat: $IO"
+    read -r _ _ _ _ MEM_MAX _ <<< "$MM"
+    [ "${MEM_MAX:-0}" -gt 0 ] || fail "$ZDEV mm_stat: mem_used_max is 0, nothing was stored"
+    read -r FAILED_READS FAILED_WRITES _ <<< "$IO"
+    [ "$FAILED_READS" = 0 ] && [ "$FAILED_WRITES" = 0 ] || fail "$ZDEV io_stat: failed reads/writes"
+    PAGES_VERIFIED=$((PAGES_VERIFIED + HOG_VERIFIED))
+    PSWPIN=$((PSWPIN + P3IN)); PSWPOUT=$((PSWPOUT + P3OUT))
+    SWAPPED_MIB=$((PSWPOUT * 4 / 1024))
+
+    run "$ZNBD" swapoff
+    # nothing left: no swap, no nbd device attached, the server swapon started is gone
+    [ "$(wc -l < /proc/swaps)" = 1 ] || { cat /proc/swaps; fail "swap left on after znbd swapoff"; }
+    for b in /sys/block/nbd*; do
+        [ -e "$b/pid" ] && fail "${b##*/} still has an nbd-client (pid $(cat "$b/pid")) after znbd swapoff"
+        [ "$(cat "$b/size")" = 0 ] || fail "${b##*/} still has a size after znbd swapoff"
+    done
+    alive "$ZPID" && fail "znbd serve (pid $ZPID) still running after znbd swapoff"
+    for p in $(pidof nbd-client znbd); do alive "$p" && fail "process $p ($(cat /proc/"$p"/comm)) left after znbd swapoff"; done
+    [ -e $RT/control.sock ] && fail "$RT/control.sock left after znbd swapoff"
+    grep -q " $RT/" /proc/mounts && fail "a mount under $RT left after znbd swapoff: $(grep " $RT/" /proc/mounts)"
+    stage "pass 3 done"
+
+    # ===== pass 4: znbd's own FUSE export: znbd attach --attach fuse (loop, direct I/O) =====
+    stage "pass 4: znbd serve + znbd attach --attach fuse inside the guest"
+    [ -c /dev/fuse ] || fail "/dev/fuse missing after loading fuse.ko"
+    SWAP4_MIB=$SWAP3_MIB
+    echo "+ znbd serve --unix $RT/nbd.sock --control $RT/control.sock --pidfile $RT/znbd.pid --size ${SWAP4_MIB}M &"
+    mkdir -p $RT
+    "$ZNBD" serve --unix $RT/nbd.sock --control $RT/control.sock --pidfile $RT/znbd.pid --size "${SWAP4_MIB}M" > $RT/serve4.log 2>&1 &
+    ZPID=$!
+    for _ in $(seq 1 300); do [ -e $RT/fuse/zram0 ] && break; alive "$ZPID" || break; sleep 0.2; done
+    cat $RT/serve4.log
+    [ -e $RT/fuse/zram0 ] || fail "znbd serve exposed no $RT/fuse/zram0"
+    echo "znbd serve pid $ZPID: $(grep -E '^VmLck' /proc/"$ZPID"/status | tr -s ' \t' ' '), oom_score_adj $(cat /proc/"$ZPID"/oom_score_adj)"
+    [ "$(awk '$1 == "VmLck:" { print $2 }' /proc/"$ZPID"/status)" -gt 0 ] || fail "the guest's znbd server is not mlocked"
+    [ "$(cat /proc/"$ZPID"/oom_score_adj)" = -1000 ] || fail "the guest's znbd server is not OOM-exempt"
+    echo "+ znbd attach zram0 --attach fuse"
+    LOOP=$("$ZNBD" attach zram0 --attach fuse) || fail "znbd attach zram0 --attach fuse failed"
+    echo "$LOOP"
+    case "$LOOP" in /dev/loop*) ;; *) fail "znbd attach --attach fuse gave '$LOOP', not /dev/loopN" ;; esac
+    [ "$(cat /sys/block/"${LOOP#/dev/}"/loop/dio)" = 1 ] || fail "$LOOP is not in direct I/O mode"
+    run mkswap "$LOOP"
+    run swapon -p 100 "$LOOP"
+    check_swaps "$LOOP" 100
+    stage "pass 4: memory pressure: hog ${HOG3_MIB} MiB, cgroup limit ${LIMIT3} MiB, swap through $LOOP on the guest's FUSE export"
+    IN0=$(vmstat pswpin); OUT0=$(vmstat pswpout)
+    hog "$HOG3_MIB" "$LIMIT3" $((SEED + 3))
+    IN1=$(vmstat pswpin); OUT1=$(vmstat pswpout)
+    P4IN=$((IN1 - IN0)); P4OUT=$((OUT1 - OUT0))
+    stage "pass 4: hog done: pages_verified=$HOG_VERIFIED pswpin=$P4IN pswpout=$P4OUT"
+    [ "$P4OUT" -gt $(( (HOG3_MIB - LIMIT3) * 256 / 2 )) ] || fail "pass 4: too little swap-out ($P4OUT pages) for a ${HOG3_MIB} MiB hog under a ${LIMIT3} MiB limit"
+    [ "$P4IN" -gt 0 ] || fail "pass 4: no swap-in happened"
+    alive "$ZPID" || fail "the guest's znbd server died under memory pressure (FUSE)"
+    MM=$("$ZNBD" get zram0 mm_stat) || fail "znbd get zram0 mm_stat"
+    IO=$("$ZNBD" get zram0 io_stat) || fail "znbd get zram0 io_stat"
+    echo "zram0 mm_stat: $MM"
+    echo "zram0 io_stat: $IO"
+    read -r _ _ _ _ MEM_MAX _ <<< "$MM"
+    [ "${MEM_MAX:-0}" -gt 0 ] || fail "zram0 mm_stat: mem_used_max is 0, nothing was stored"
+    read -r FAILED_READS FAILED_WRITES _ <<< "$IO"
+    [ "$FAILED_READS" = 0 ] && [ "$FAILED_WRITES" = 0 ] || fail "zram0 io_stat: failed reads/writes"
+    PAGES_VERIFIED=$((PAGES_VERIFIED + HOG_VERIFIED))
+    PSWPIN=$((PSWPIN + P4IN)); PSWPOUT=$((PSWPOUT + P4OUT))
+    SWAPPED_MIB=$((PSWPOUT * 4 / 1024))
+    run swapoff "$LOOP"
+    run "$ZNBD" detach zram0
+    [ -e "/sys/block/${LOOP#/dev/}/loop/backing_file" ] && fail "$LOOP still attached after znbd detach"
+    kill "$ZPID"
+    for _ in $(seq 1 150); do alive "$ZPID" || break; sleep 0.2; done
+    alive "$ZPID" && fail "znbd serve (pid $ZPID) did not stop on SIGTERM"
+    wait "$ZPID" 2>/dev/null
+    grep -q " $RT/" /proc/mounts && fail "the FUSE export is still mounted after znbd serve stopped: $(grep " $RT/" /proc/mounts)"
+    run umount /znbd
+    stage "pass 4 done"
 fi
 
 kill -0 "$RELAY_PID" 2>/dev/null || fail "the relay died"

@@ -4,7 +4,7 @@
 # unpacks it into its cache directory.
 # Usage: install-deps.sh [--with-nbdkit]   (nbdkit: the stand-in server)
 set -euo pipefail
-PKGS=(qemu-system-x86 busybox-static nbd-client e2fsprogs util-linux
+PKGS=(qemu-system-x86 busybox-static nbd-client e2fsprogs util-linux mount
       gcc libc6-dev cpio gzip kmod dpkg apt)
 missing=()
 for p in "${PKGS[@]}"; do

@@ -23,6 +23,12 @@
 #   VM_SMP      guest CPUs (default 2)
 #   VM_ACCEL    kvm or tcg (default: kvm if usable, else tcg)
 #   VM_HOG_MIB  size of the pass-1 memory hog (default 7/4 of guest MemTotal)
+#   VM_HOG2_MIB size of the pass-2 memory hog (default 1/2 of guest MemTotal)
+#   VM_ZNBD     a znbd binary to run inside the guest (pass 3: `znbd swapon
+#               --attach nbd` / `znbd swapoff`); it and its Swift libraries go
+#               on a read-only virtio disk.  Unset: no pass 3.
+#   VM_HOG3_MIB size of the pass-3 memory hog (default: see init.sh)
+#   VM_SEED     memhog seed (default 1130; printed)
 #   VM_KERNEL_PKG  kernel package (default: what linux-image-amd64 depends on)
 #   VM_KEEP     if set, keep the work directory (initramfs, console log)
 #   VM_POST_CHECK  shell command run on the host after the guest finished
@@ -42,7 +48,7 @@ VM_CACHE=${VM_CACHE:-/var/cache/znbd-vm}
 VM_MEM=${VM_MEM:-384}
 VM_SMP=${VM_SMP:-2}
 VM_HOG_MIB=${VM_HOG_MIB:-0}
-SEED=${VM_SEED:-$(( $(date +%s) % 100000 ))}
+SEED=${VM_SEED:-1130}
 NPORTS=2
 
 now() { date +%s.%N; }
@@ -59,7 +65,10 @@ for tool in qemu-system-x86_64 gcc cpio gzip dpkg-deb apt-get apt-cache modinfo 
 done
 BUSYBOX=$(command -v busybox || true)
 [ -n "$BUSYBOX" ] && ! ldd "$BUSYBOX" >/dev/null 2>&1 || die "a static busybox is needed (package busybox-static)"
-for tool in nbd-client mkswap swapon swapoff fstrim mke2fs e2fsck bash; do
+[[ "$SEED" =~ ^[0-9]+$ ]] || die "VM_SEED must be a number"
+VM_ZNBD=${VM_ZNBD:-}
+[ -z "$VM_ZNBD" ] || [ -x "$VM_ZNBD" ] || die "VM_ZNBD=$VM_ZNBD is not an executable"
+for tool in nbd-client mkswap swapon swapoff fstrim mke2fs e2fsck losetup bash; do
     PATH=$PATH:/sbin:/usr/sbin command -v "$tool" >/dev/null || die "$tool not found (run Tests/vm/install-deps.sh)"
 done
 case "$SOCKET" in *,*) die "SOCKET path must not contain a comma (qemu option syntax)";; esac
@@ -148,7 +157,7 @@ copy_bin() {    # copy_bin TOOL DESTDIR
     cp -L "$src" "$R/$2/$1"
     copy_libs "$src"
 }
-REAL_TOOLS=(nbd-client mkswap swapon swapoff fstrim mke2fs e2fsck)
+REAL_TOOLS=(nbd-client mkswap swapon swapoff fstrim mke2fs e2fsck losetup)
 for t in "${REAL_TOOLS[@]}"; do copy_bin "$t" sbin; done
 ln -s mke2fs "$R/sbin/mkfs.ext4"
 copy_bin bash bin
@@ -186,7 +195,9 @@ add_mod() {
     for dep in $(modinfo -F softdep "${MODPATH[$m]}" | sed -n 's/.*pre: *//p'); do add_mod "$dep"; done
     MODORDER+=("$m")
 }
-for m in virtio_pci virtio_console nbd crc32c_generic ext4; do add_mod "$m"; done
+MODULES=(virtio_pci virtio_console nbd crc32c_generic ext4)
+if [ -n "$VM_ZNBD" ]; then MODULES+=(virtio_blk fuse loop); fi
+for m in "${MODULES[@]}"; do add_mod "$m"; done
 : > "$R/modules/order"
 for m in "${MODORDER[@]}"; do
     f=${MODPATH[$m]}
@@ -200,6 +211,33 @@ for m in "${MODORDER[@]}"; do
     echo "$m.ko" >> "$R/modules/order"
 done
 
+# The real znbd for pass 3.  Its Swift libraries (about 80 MiB, mostly ICU
+# data) would take that much of the guest's RAM in the initramfs, so they go
+# with the binary on a read-only ext4 disk: page cache the guest can drop, and
+# found through the binary's RUNPATH $ORIGIN.  Its other libraries join the
+# initramfs like nbd-client's.
+ZNBD_DISK=""
+if [ -n "$VM_ZNBD" ]; then
+    T=$(now)
+    D=$WORK/znbd-disk
+    mkdir -p "$D"
+    cp -L "$VM_ZNBD" "$D/znbd"
+    for lib in $(ldd "$VM_ZNBD" | awk '$3 ~ /^\// { print $3 }'); do
+        case "$lib" in
+            /lib/*|/lib64/*|/usr/lib/*)
+                [ -e "$R$lib" ] && continue
+                mkdir -p "$R$(dirname "$lib")"
+                cp -L "$lib" "$R$lib" ;;
+            *) cp -L "$lib" "$D/" ;;
+        esac
+    done
+    ZNBD_DISK=$WORK/znbd.img
+    mke2fs -q -t ext4 -O ^has_journal -L znbd -d "$D" "$ZNBD_DISK" "$(( $(du -sm "$D" | cut -f1) * 5 / 4 + 16 ))M" > /dev/null \
+        || die "mke2fs -d for the znbd disk"
+    rm -rf "$D"
+    log "znbd disk $(( $(stat -c %s "$ZNBD_DISK") / 1048576 )) MiB ($(basename "$VM_ZNBD") and its Swift libraries) built in $(elapsed "$T") s"
+fi
+
 install -m 755 "$HERE/init.sh" "$R/init"
 {
     printf 'EXPORT=%q\n' "$EXPORT"
@@ -208,10 +246,13 @@ install -m 755 "$HERE/init.sh" "$R/init"
     printf 'HOG_MIB=%d\n' "$VM_HOG_MIB"
     printf 'HOG2_MIB=%d\n' "${VM_HOG2_MIB:-0}"
     printf 'NPORTS=%d\n' "$NPORTS"
+    printf 'ZNBD_PASS=%d\n' "$([ -n "$ZNBD_DISK" ] && echo 1 || echo 0)"
+    printf 'HOG3_MIB=%d\n' "${VM_HOG3_MIB:-0}"
 } > "$R/etc/vmtest.conf"
 
 (cd "$R" && find . -print0 | cpio --null -o -H newc -R 0:0 --quiet) | gzip -1 > "$WORK/initrd.gz"
 log "kernel $KVER, modules: ${MODORDER[*]}"
+log "memhog seed $SEED (VM_SEED overrides)"
 log "initramfs $(( $(stat -c %s "$WORK/initrd.gz") / 1024 )) KiB built in $(elapsed "$T_BUILD") s"
 
 # ------------------------------------------------------------------ qemu
@@ -254,6 +295,7 @@ QEMU=(qemu-system-x86_64 -M pc -accel "$ACCEL" -cpu "$CPU" -smp "$VM_SMP" -m "$V
       -chardev "file,id=con0,path=$CONSOLE" -serial chardev:con0
       -chardev "pipe,id=mon0,path=$WORK/mon" -mon chardev=mon0,mode=readline
       -device virtio-serial-pci,id=vser0)
+[ -z "$ZNBD_DISK" ] || QEMU+=(-drive "file=$ZNBD_DISK,format=raw,if=virtio,readonly=on")
 for i in $(seq 0 $((NPORTS - 1))); do
     QEMU+=(-chardev "socket,id=nbd$i,path=$SOCKET,reconnect=1"
            -device "virtserialport,bus=vser0.0,chardev=nbd$i,name=nbd$i")

@@ -8,6 +8,9 @@
 #           (built with `swift build --product znbd` if missing).  After the
 #           guest is done, zram0's mm_stat must show data stored and io_stat
 #           no failed reads/writes, and the server must still be running.
+#           The same binary also runs inside the guest (pass 3: `znbd swapon
+#           --attach nbd`, swap served in the guest, `znbd swapoff`); set
+#           VM_ZNBD= (empty) to leave that pass out.
 #   nbdkit  the stand-in: `nbdkit memory 1G` (package nbdkit).
 # Set ZNBD_VM_SKIP=1 to skip (exit 0 with a note), e.g. on a developer laptop.
 set -euo pipefail
@@ -42,7 +45,7 @@ znbd)
         (cd "$ROOT" && swift build --product znbd)
     fi
     CTL=$TMP/control.sock
-    "$ZNBD" serve --unix "$SOCK" --control "$CTL" --size 1G --no-mlock > "$TMP/server.log" 2>&1 &
+    "$ZNBD" serve --unix "$SOCK" --control "$CTL" --size 1G --no-mlock --no-fuse > "$TMP/server.log" 2>&1 &
     SRV_PID=$!
     POST_CHECK=$(cat <<EOF
 set -e
@@ -74,6 +77,7 @@ for _ in $(seq 1 100); do [ -S "$SOCK" ] && break; sleep 0.1; done
 [ -S "$SOCK" ] || { echo "run-with-server: $SERVER did not create $SOCK" >&2; cat "$TMP/server.log" >&2; exit 1; }
 
 status=0
+if [ "$SERVER" = znbd ]; then export VM_ZNBD=${VM_ZNBD-$ZNBD}; fi
 VM_POST_CHECK=$POST_CHECK "$HERE/run-vm-swap-test.sh" "$SOCK" zram0 || status=$?
 echo "---- $SERVER log (tail)"
 tail -n 20 "$TMP/server.log"

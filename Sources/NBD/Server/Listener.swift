@@ -1,4 +1,6 @@
 import Dispatch
+import Platform
+import SystemPackage
 import Synchronization
 
 #if canImport(Glibc)
@@ -34,21 +36,16 @@ final class Listener: Sendable {
         wake = p
     }
 
-    /// Binds a Unix socket at `path` (mode 0600), creating the parent directory and
-    /// replacing a stale socket file.
+    /// Binds a Unix socket at `path` (mode 0600), creating the parent directory. A socket
+    /// nobody listens on is replaced; a live server or a file that is not a socket is refused.
     static func unix(path: String) throws(NBDServerError) -> Listener {
-        guard let socketPath = UnixSocketPath(path) else { throw NBDServerError("socket path too long: \(path)") }
-        if let failed = UnixSocketPath.makeParentDirectories(of: path) {
-            throw NBDServerError("mkdir \(failed): \(NBDServerError.errnoText())")
+        let fd: FileDescriptor
+        do {
+            fd = try UnixSocket.listen(at: path, backlog: 512)
+        } catch {
+            throw NBDServerError("cannot listen: \(error)")
         }
-        var st = stat()
-        if lstat(path, &st) == 0 {
-            guard st.st_mode & S_IFMT == S_IFSOCK else { throw NBDServerError("\(path) exists and is not a socket") }
-            unlink(path)
-        }
-        let fd = socketPath.listen(backlog: 512)
-        guard fd >= 0 else { throw NBDServerError("cannot listen on unix:\(path): \(NBDServerError.errnoText())") }
-        return try Listener(fd: fd, description: "unix:\(path)", port: nil)
+        return try Listener(fd: fd.rawValue, description: "unix:\(path)", port: nil)
     }
 
     /// Binds a TCP socket (IPv4 or IPv6 literal, or `localhost`).
@@ -89,13 +86,14 @@ final class Listener: Sendable {
     /// Starts the accept thread; each accepted socket goes to `onAccept`.
     func start(_ onAccept: @escaping @Sendable (Int32) -> Void) throws(NBDServerError) {
         acceptThreadRunning.store(true, ordering: .sequentiallyConsistent)
-        let ok = spawnThread(name: "nbd-accept") { [self] in
-            acceptLoop(onAccept)
-            finished.signal()
-        }
-        guard ok else {
+        do {
+            try PosixThread.detach(name: "nbd-accept", stackSize: 512 << 10) { [self] in
+                acceptLoop(onAccept)
+                finished.signal()
+            }
+        } catch {
             acceptThreadRunning.store(false, ordering: .sequentiallyConsistent)
-            throw NBDServerError("cannot start the accept thread for \(description)")
+            throw NBDServerError("cannot start the accept thread for \(description): \(error)")
         }
     }
 

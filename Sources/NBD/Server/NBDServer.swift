@@ -1,5 +1,6 @@
 import Dispatch
 import Logging
+import Platform
 import Synchronization
 
 #if canImport(Glibc)
@@ -164,19 +165,25 @@ final class ServerCore: Sendable {
         }
         if listener == .tcp { SocketIO.setNoDelay(fd) }
         group.enter()
-        let started = spawnThread(name: "nbd-conn-\(id)", stackSize: 1 << 20) { [self] in
-            if configuration.markIOThreadsAsIOFlushers, let warning = SwapSafety.markCurrentThreadAsIOFlusher(),
-                !warnedIOFlusher.exchange(true, ordering: .relaxed)
-            {
-                logger.warning("\(warning)")
+        do {
+            try PosixThread.detach(name: "nbd-conn-\(id)", stackSize: 1 << 20) { [self] in
+                if configuration.markIOThreadsAsIOFlushers { markAsIOFlusher() }
+                let tls = listener == .tcp ? tlsCredentials.withLock { $0 } : nil
+                Connection(socket: fd, id: id, core: self, tls: tls).run()
+                finish(id)
             }
-            let tls = listener == .tcp ? tlsCredentials.withLock { $0 } : nil
-            Connection(socket: fd, id: id, core: self, tls: tls).run()
+        } catch {
+            logger.error("cannot start a connection thread: \(error)")
             finish(id)
         }
-        if !started {
-            logger.error("cannot start a connection thread")
-            finish(id)
+    }
+
+    /// PR_SET_IO_FLUSHER on the calling connection thread; the first failure is logged.
+    private func markAsIOFlusher() {
+        do {
+            try ProcessHardening.markCurrentThreadAsIOFlusher()
+        } catch {
+            if !warnedIOFlusher.exchange(true, ordering: .relaxed) { logger.warning("\(error)") }
         }
     }
 

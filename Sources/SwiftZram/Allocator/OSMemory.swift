@@ -1,14 +1,13 @@
+import Platform
+import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import Synchronization
 
 /// Thin wrappers over the system calls that move memory between the pool
 /// and the OS.
 enum OSMemory {
-    /// `MLOCK_ONFAULT` for `mlock2` (not exported by the Glibc module).
-    static let mlockOnFault: UInt32 = 1
-
     /// Reserves `bytes` of zero-filled, not-yet-resident virtual memory.
     ///
     /// `MAP_NORESERVE`: nothing is committed until a page is touched.
@@ -44,17 +43,10 @@ enum OSMemory {
         relockOnFault(base, bytes)
     }
 
-    private typealias Mlock2 = @convention(c) (UnsafeRawPointer?, Int, UInt32) -> Int32
-
-    /// Address of glibc's `mlock2`, looked up once (`dlsym`), 0 if missing.
-    private static let mlock2Address: UInt = UInt(bitPattern: dlsym(nil, "mlock2"))
-
     /// `mlock2(base, bytes, MLOCK_ONFAULT)`: locks pages as they fault in, so
-    /// the discarded range stays non-resident. Without `mlock2` the range is
+    /// the discarded range stays non-resident. If the OS refuses, the range is
     /// left unlocked (a plain `mlock` would populate it).
     static func relockOnFault(_ base: UnsafeMutableRawPointer, _ bytes: Int) {
-        guard mlock2Address != 0, let symbol = UnsafeRawPointer(bitPattern: mlock2Address) else { return }
-        let mlock2 = unsafeBitCast(symbol, to: Mlock2.self)
-        _ = mlock2(base, bytes, mlockOnFault)
+        try? MemoryLock.lockOnFault(base, bytes)
     }
 }

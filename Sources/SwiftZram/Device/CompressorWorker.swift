@@ -24,21 +24,12 @@ struct CompressorWorker: Sendable {
 
     /// Runs until the queue is stopped and empty.
     func run() {
-        Self.nameThread()
         var pollCredit: UInt64 = 0
         while let (sequence, entry) = queue.next(pollCredit: &pollCredit) {
             compress(page: entry.page, slot: queue.slot(ofSequence: sequence))
             if entry.replacedObject != 0 { encoder.pool.free(ObjectHandle(rawValue: entry.replacedObject)) }
             queue.retire(sequence)
         }
-    }
-
-    /// Linux names threads through /proc (pthread_setname_np is not visible to Swift).
-    private static func nameThread() {
-        let fd = open("/proc/thread-self/comm", O_WRONLY | O_CLOEXEC)
-        guard fd >= 0 else { return }
-        _ = threadName.withCString { write(fd, $0, strlen($0)) }
-        close(fd)
     }
 
     /// Replaces the queued copy of `page` by its stored form, unless the page was

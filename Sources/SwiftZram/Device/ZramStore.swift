@@ -1,3 +1,5 @@
+import Platform
+
 /// An initialised device: its page table, allocator pool, compression
 /// streams and counters. Created when disksize is set, dropped on reset.
 ///
@@ -12,7 +14,7 @@ final class ZramStore: Sendable {
     var counters: DeviceCounters { encoder.counters }
     /// Pages accepted but not yet compressed; nil when the queue is off.
     let queue: CompressionQueue?
-    private let compressor: WorkerThread?
+    private let compressor: PosixThread?
 
     /// - Parameters:
     ///   - queuePages: compression queue slots (a power of two; 0 compresses every write inline).
@@ -38,11 +40,14 @@ final class ZramStore: Sendable {
         // The thread holds the parts it needs, not the store, so dropping the store stops it.
         // It has a stream of its own, so it never contends with writers for one.
         let workerStreams = try CompressorPool(parameters: compression, streams: 1)
-        let worker = CompressorWorker(
-            table: table, encoder: encoder, compressors: workerStreams, queue: queue, refusals: refusals)
-        compressor = WorkerThread {
-            workerStart?()
-            worker.run()
+        let worker = CompressorWorker(table: table, encoder: encoder, compressors: workerStreams, queue: queue, refusals: refusals)
+        do {
+            compressor = try PosixThread.spawn(name: CompressorWorker.threadName) {
+                workerStart?()
+                worker.run()
+            }
+        } catch {
+            throw ZramError(.outOfMemory, "cannot start the compressor thread: \(error)")
         }
     }
 

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Foundation
+import Platform
 import SwiftZram
 
 /// Talks to a running `znbd serve` over its control socket.
@@ -17,21 +18,21 @@ public struct ControlClient: Sendable {
     /// - Throws: the server's refusal with its errno kind, or the connection's failure.
     public func send(_ request: ControlRequest) throws(ControlError) -> ControlResponse {
         let fd: Int32
-        do { fd = try UnixSocket.connect(path) } catch {
-            throw ControlError(ControlError.Kind(errno: error.errno), "\(error.description) (is `znbd serve` running?)")
+        do { fd = try UnixSocket.connect(to: path).rawValue } catch {
+            throw ControlError(ControlError.Kind(errno: error.errno.rawValue), "\(error.description) (is `znbd serve` running?)")
         }
         defer { close(fd) }
-        UnixSocket.setTimeout(fd, seconds: 60)
+        ControlChannel.setTimeout(fd, seconds: 60)
         let encoded: Data
         do { encoded = try JSONEncoder().encode(request) } catch {
             throw ControlError(.invalidArgument, "cannot encode the request: \(error)")
         }
         // A server that refuses the connection (EBUSY) answers and closes without reading:
         // the write may fail, and the answer is still there to read.
-        var writeFailure: UnixSocket.Failure?
-        do { try UnixSocket.writeAll(fd, Array(encoded) + [UInt8(ascii: "\n")]) } catch { writeFailure = error }
+        var writeFailure: ControlChannel.Failure?
+        do { try ControlChannel.writeAll(fd, Array(encoded) + [UInt8(ascii: "\n")]) } catch { writeFailure = error }
         let line: [UInt8]?
-        do { line = try UnixSocket.readLine(fd, limit: 16 << 20) } catch {
+        do { line = try ControlChannel.readLine(fd, limit: 16 << 20) } catch {
             throw ControlError(.ioError, "control connection: \((writeFailure ?? error).description)")
         }
         guard let line else {

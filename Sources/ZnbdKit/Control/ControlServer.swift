@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Foundation
+import Platform
 import Logging
 import SwiftZram
 import Synchronization
@@ -30,13 +31,14 @@ public final class ControlServer: Sendable {
         self.path = path
         self.registry = registry
         self.logger = logger
-        listener = try UnixSocket.listen(path)
+        // Refuses a live server or a file that is not a socket; replaces only a dead socket.
+        listener = try UnixSocket.listen(at: path, backlog: 64).rawValue
     }
 
-    public func start() {
-        let thread = Thread { [self] in acceptLoop() }
-        thread.name = "znbd-control"
-        thread.start()
+    /// Starts the accept thread.
+    /// - Throws: the thread's creation failure (`Errno`).
+    public func start() throws {
+        try PosixThread.detach(name: "znbd-control") { [self] in acceptLoop() }
     }
 
     /// Stops accepting and removes the socket file.
@@ -60,31 +62,35 @@ public final class ControlServer: Sendable {
             _ = fcntl(client, F_SETFD, FD_CLOEXEC)
             guard clients.add(1, ordering: .relaxed).newValue <= Self.clientLimit else {
                 clients.subtract(1, ordering: .relaxed)
-                UnixSocket.setTimeout(client, seconds: 1)
-                try? UnixSocket.writeAll(client, Self.encode(.failure(.busy("more than \(Self.clientLimit) control clients at once"))))
+                ControlChannel.setTimeout(client, seconds: 1)
+                try? ControlChannel.writeAll(client, Self.encode(.failure(.busy("more than \(Self.clientLimit) control clients at once"))))
                 close(client)
                 continue
             }
-            let thread = Thread { [self] in
-                serve(client)
+            do {
+                try PosixThread.detach(name: "znbd-control-client") { [self] in
+                    serve(client)
+                    clients.subtract(1, ordering: .relaxed)
+                }
+            } catch {
                 clients.subtract(1, ordering: .relaxed)
+                logger.warning("cannot start a control client thread: \(error)")
+                close(client)
             }
-            thread.name = "znbd-control-client"
-            thread.start()
         }
     }
 
     private func serve(_ fd: Int32) {
         defer { close(fd) }
-        UnixSocket.setTimeout(fd, seconds: 30)
+        ControlChannel.setTimeout(fd, seconds: 30)
         while true {
             let line: [UInt8]
             do {
-                guard let read = try UnixSocket.readLine(fd, limit: Self.requestLimit) else { return }
+                guard let read = try ControlChannel.readLine(fd, limit: Self.requestLimit) else { return }
                 line = read
             } catch {
                 // Too long, or the peer went away mid-line: answer if it still listens, then hang up.
-                try? UnixSocket.writeAll(fd, Self.encode(.failure(ControlError(.init(errno: error.errno), error.description))))
+                try? ControlChannel.writeAll(fd, Self.encode(.failure(ControlError(.init(errno: error.errno), error.description))))
                 return
             }
             let response: ControlResponse
@@ -93,7 +99,7 @@ public final class ControlServer: Sendable {
             } catch {
                 response = .failure(.invalid("malformed control request"))
             }
-            do { try UnixSocket.writeAll(fd, Self.encode(response)) } catch { return }
+            do { try ControlChannel.writeAll(fd, Self.encode(response)) } catch { return }
         }
     }
 

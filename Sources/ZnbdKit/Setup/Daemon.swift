@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Foundation
+import Platform
 
 /// Finds, starts and stops the background `znbd serve` that `swapon` and `mount` use.
 enum Daemon {
@@ -29,7 +30,7 @@ enum Daemon {
             guard Tool.isAlive(pid), Date() < deadline else {
                 if Tool.isAlive(pid) { kill(pid, SIGKILL) }
                 _ = Tool.waitForExit(pid, seconds: 5)
-                let log = (try? String(contentsOfFile: paths.logFile, encoding: .utf8)) ?? ""
+                let log = String(decoding: ((try? PrivateFile.read(paths.logFile)) ?? nil) ?? [], as: UTF8.self)
                 let tail = log.split(separator: "\n").suffix(5).joined(separator: "\n")
                 throw Tool.Failure(description: "znbd serve did not come up on \(control); \(paths.logFile) ends:\n\(tail)")
             }

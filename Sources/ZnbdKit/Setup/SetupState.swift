@@ -1,7 +1,10 @@
+import Foundation
+import Platform
+import SystemPackage
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import Foundation
 
 /// What `znbd swapon` and `znbd mount` set up, kept in `state.json` in the
 /// runtime directory so that `swapoff` and `umount` undo exactly that.
@@ -67,17 +70,24 @@ public struct SetupState: Codable, Sendable {
     /// Nothing to undo (the server's address alone is not worth keeping).
     public var isEmpty: Bool { daemon == nil && swaps.isEmpty && mounts.isEmpty }
 
-    /// Reads the state file; a missing one is an empty state.
+    /// Reads the state file (never through a symlink); a missing one is an empty state.
     public static func load(from path: String) throws -> SetupState {
-        guard let data = FileManager.default.contents(atPath: path) else { return SetupState() }
+        let bytes: [UInt8]
         do {
-            return try JSONDecoder().decode(SetupState.self, from: data)
+            guard let read = try PrivateFile.read(path) else { return SetupState() }
+            bytes = read
+        } catch {
+            throw Tool.Failure(description: "cannot read \(path): \(error)\(Self.symlinkNote(error))")
+        }
+        do {
+            return try JSONDecoder().decode(SetupState.self, from: Data(bytes))
         } catch {
             throw Tool.Failure(description: "\(path) is not a znbd state file (\(error)); move it away if nothing is set up")
         }
     }
 
-    /// Writes the state atomically, or removes the file when there is nothing left to undo.
+    /// Writes the state atomically as a private (0600) file, or removes the file when there
+    /// is nothing left to undo.
     func save(to path: String) throws {
         if isEmpty {
             if unlink(path) != 0 && errno != ENOENT {
@@ -87,7 +97,16 @@ public struct SetupState: Codable, Sendable {
         }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try encoder.encode(self).write(to: URL(fileURLWithPath: path), options: .atomic)
+        let bytes = Array(try encoder.encode(self))
+        do {
+            try PrivateFile.writeAtomically(bytes, to: path)
+        } catch {
+            throw Tool.Failure(description: "cannot write \(path): \(error)")
+        }
+    }
+
+    private static func symlinkNote(_ error: Errno) -> String {
+        error == .tooManySymbolicLinkLevels ? " (a symlink; refusing to follow it)" : ""
     }
 }
 
@@ -96,9 +115,15 @@ public struct SetupState: Codable, Sendable {
 final class RuntimeLock {
     private let fd: Int32
 
+    /// Creates the runtime directory (0700) if needed and refuses one that another user
+    /// owns or can write to, before anything in it is read or created.
     public init(_ paths: RuntimePaths) throws {
-        try Self.makeDirectory(paths.directory)
-        fd = open(paths.directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        do {
+            try RuntimeDirectory.prepare(paths.directory)
+        } catch {
+            throw Tool.Failure(description: "\(error)")
+        }
+        fd = open(paths.directory, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard fd >= 0 else { throw Tool.Failure(description: "cannot open \(paths.directory): \(String(cString: strerror(errno)))") }
         guard flock(fd, LOCK_EX) == 0 else {
             let code = errno

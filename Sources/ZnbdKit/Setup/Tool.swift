@@ -1,7 +1,10 @@
+import Foundation
+import Platform
+import SystemPackage
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import Foundation
 
 /// Runs the system tools that `swapon`/`mount` drive (losetup, mkswap, mount, ...),
 /// each bounded in time, and spawns the long-lived ones (the server, nbdfuse)
@@ -86,27 +89,29 @@ public enum Tool {
 
     /// posix_spawn with stdin from /dev/null, stdout appended to `stdout`, stderr to `stderr`
     /// (or with stdout), an empty signal mask and default dispositions for the usual stop signals.
+    /// The output files are opened here as private files (0600, never through a symlink), so
+    /// a log in the runtime directory cannot be redirected into someone else's file.
     private static func spawn(
         _ executable: String, _ arguments: [String], stdout: String, stderr: String?, newSession: Bool
     ) throws -> pid_t {
+        let output = try openOutput(stdout)
+        defer { _ = try? output.close() }
+        let errorOutput = try stderr.map(openOutput)
+        defer { _ = try? errorOutput?.close() }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, stdout, O_WRONLY | O_CREAT | O_APPEND, 0o640)
-        if let stderr {
-            posix_spawn_file_actions_addopen(&actions, 2, stderr, O_WRONLY | O_CREAT | O_APPEND, 0o640)
-        } else {
-            posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        }
+        posix_spawn_file_actions_adddup2(&actions, output.rawValue, 1)
+        posix_spawn_file_actions_adddup2(&actions, (errorOutput ?? output).rawValue, 2)
 
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
         // A new session: no controlling terminal, no SIGHUP when the caller's terminal goes.
-        var flags = Int16(POSIX_SPAWN_SETSIGMASK) | Int16(POSIX_SPAWN_SETSIGDEF)
-        if newSession { flags |= Int16(Self.spawnSetSID) }
-        posix_spawnattr_setflags(&attributes, flags)
+        var flags: SpawnFlags = [.setSignalMask, .setSignalDefaults]
+        if newSession { flags.insert(.newSession) }
+        posix_spawnattr_setflags(&attributes, flags.rawValue)
         var empty = sigset_t()
         sigemptyset(&empty)
         posix_spawnattr_setsigmask(&attributes, &empty)
@@ -125,8 +130,14 @@ public enum Tool {
         return pid
     }
 
-    /// glibc's `POSIX_SPAWN_SETSID` (a macro Swift does not import).
-    private static let spawnSetSID: Int32 = 0x80
+    /// `path` opened for appending as a private file.
+    private static func openOutput(_ path: String) throws -> FileDescriptor {
+        do {
+            return try PrivateFile.open(path, .writeOnly, options: [.create, .append])
+        } catch {
+            throw Failure(description: "cannot open \(path): \(error)\(error == .tooManySymbolicLinkLevels ? " (a symlink; refusing to follow it)" : "")")
+        }
+    }
 
     /// Sets FD_CLOEXEC on every descriptor above stderr.
     private static func markDescriptorsCloseOnExec() {

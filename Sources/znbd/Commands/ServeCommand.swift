@@ -6,6 +6,7 @@ import FUSEExport
 import Foundation
 import Logging
 import NBD
+import Platform
 import SwiftZram
 import ZnbdKit
 
@@ -150,12 +151,13 @@ struct ServeCommand: ParsableCommand {
         pthread_sigmask(SIG_BLOCK, &signals, nil)
         signal(SIGPIPE, SIG_IGN)
 
-        for warning in SwapSafety.applyProcessWide(lockMemory: !noMlock) {
+        for warning in ProcessHardening.applyProcessWide(lockMemory: !noMlock) {
             logger.warning("\(warning)")
         }
+        try checkRuntimeDirectory()
 
         // Compressor threads serve I/O too: mark them like the connection threads.
-        let registry = DeviceRegistry(workerStart: { _ = SwapSafety.markCurrentThreadAsIOFlusher() })
+        let registry = DeviceRegistry(workerStart: { try? ProcessHardening.markCurrentThreadAsIOFlusher() })
         if let config {
             // Each [zramN] section: its size, algorithm and mem-limit, else the command line's.
             let specs = try ZramConfig.load(path: config).specs(ramBytes: MachineMemory.totalBytes, file: config)
@@ -197,8 +199,15 @@ struct ServeCommand: ParsableCommand {
         try server.start()
         // Before the control socket answers, so that whoever waits for it finds the files.
         let fuseExport = startFUSEExport(registry, logger: logger)
-        let controlServer = try ControlServer(path: control, registry: registry, logger: logger)
-        controlServer.start()
+        let controlServer: ControlServer
+        do {
+            controlServer = try ControlServer(path: control, registry: registry, logger: logger)
+            try controlServer.start()
+        } catch {
+            fuseExport?.stop()
+            server.shutdown()  // removes the NBD socket it bound
+            throw error
+        }
         for export in registry.all {
             logger.info("export \(export.name) (\(export.exportDescription)): nbd+unix:///\(export.name)?socket=\(unix)")
             if let port = server.boundTCPPort {
@@ -208,9 +217,13 @@ struct ServeCommand: ParsableCommand {
         }
         logger.info("control socket \(control)")
         if let pidfile {
-            try? UnixSocket.makeParentDirectory(of: pidfile)
-            if !FileManager.default.createFile(atPath: pidfile, contents: Data("\(getpid())\n".utf8)) {
-                logger.warning("cannot write pidfile \(pidfile)")
+            do {
+                try Directories.createParents(of: pidfile)
+                let fd = try PrivateFile.open(pidfile, .writeOnly, options: [.create, .truncate])
+                defer { _ = try? fd.close() }
+                try PrivateFile.writeAll(Array("\(getpid())\n".utf8), to: fd)
+            } catch {
+                logger.warning("cannot write pidfile \(pidfile): \(error)")
             }
         }
         SystemdNotify.send("READY=1\nMAINPID=\(getpid())")
@@ -220,10 +233,20 @@ struct ServeCommand: ParsableCommand {
         controlServer.shutdown()
         fuseExport?.stop()
         server.shutdown()
-        if let pidfile, (try? String(contentsOfFile: pidfile, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) == "\(getpid())" {
+        if let pidfile, let filed = (try? PrivateFile.read(pidfile)) ?? nil, filed == Array("\(getpid())\n".utf8) {
             unlink(pidfile)
         }
         logger.info("stopped")
+    }
+
+    /// The runtime directory (`$ZNBD_RUNTIME_DIR` or /run/znbd), when a socket or the pidfile
+    /// goes there, must be ours alone: created 0700, refused when another user owns it or
+    /// can write to it (they could replace the sockets).
+    private func checkRuntimeDirectory() throws {
+        let runtime = RuntimePaths.fromEnvironment.directory
+        let directories = ([unix, control] + (pidfile.map { [$0] } ?? [])).map { ($0 as NSString).deletingLastPathComponent }
+        guard directories.contains(runtime) else { return }
+        try RuntimeDirectory.prepare(runtime)
     }
 }
 

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Foundation
+import Platform
 
 @testable import ZnbdKit
 
@@ -11,15 +12,15 @@ final class ControlConnection {
     private let fd: Int32
 
     init(_ path: String) throws {
-        fd = try UnixSocket.connect(path)
-        UnixSocket.setTimeout(fd, seconds: 30)
+        fd = try UnixSocket.connect(to: path).rawValue
+        ControlChannel.setTimeout(fd, seconds: 30)
     }
 
     deinit { close(fd) }
 
     /// Sends raw bytes.
     func send(_ bytes: [UInt8]) throws {
-        try UnixSocket.writeAll(fd, bytes)
+        try ControlChannel.writeAll(fd, bytes)
     }
 
     /// Sends one request as the client would encode it.
@@ -32,7 +33,7 @@ final class ControlConnection {
     /// is a close too, once the answers it sent before have been read.
     func receive() throws -> ControlResponse? {
         let line: [UInt8]?
-        do { line = try UnixSocket.readLine(fd, limit: 16 << 20) } catch where error.errno == ECONNRESET { return nil }
+        do { line = try ControlChannel.readLine(fd, limit: 16 << 20) } catch where error.errno == ECONNRESET { return nil }
         guard let line else { return nil }
         return try JSONDecoder().decode(ControlResponse.self, from: Data(line))
     }

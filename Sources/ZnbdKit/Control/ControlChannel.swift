@@ -1,10 +1,10 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import NBD
 
-/// Minimal blocking Unix-socket helpers for the control channel.
-public enum UnixSocket {
+/// The control channel's framing over a connected socket (from `Platform.UnixSocket`):
+/// one `\n`-terminated JSON message per line, bounded, with time-outs.
+public enum ControlChannel {
     public struct Failure: Error, CustomStringConvertible {
         public var description: String
         /// The C errno behind it.
@@ -12,40 +12,6 @@ public enum UnixSocket {
         public init(_ what: String, errno code: Int32 = Glibc.errno) {
             description = "\(what): \(String(cString: strerror(code)))"
             errno = code
-        }
-    }
-
-    private static func socketPath(_ path: String) throws(Failure) -> UnixSocketPath {
-        guard let socketPath = UnixSocketPath(path) else { throw Failure("socket path \(path) is too long", errno: ENAMETOOLONG) }
-        return socketPath
-    }
-
-    /// Connects to the socket at `path`.
-    static func connect(_ path: String) throws(Failure) -> Int32 {
-        let fd = try socketPath(path).connect()
-        guard fd >= 0 else { throw Failure("cannot connect to \(path)") }
-        return fd
-    }
-
-    /// Binds and listens at `path` with mode 0600, creating the parent directory.
-    /// A stale socket file (nobody listening) is replaced; a live one is EADDRINUSE.
-    public static func listen(_ path: String) throws(Failure) -> Int32 {
-        let socketPath = try socketPath(path)
-        try makeParentDirectory(of: path)
-        if let fd = try? connect(path) {
-            close(fd)
-            throw Failure("another server is listening on \(path)", errno: EADDRINUSE)
-        }
-        unlink(path)
-        let fd = socketPath.listen(backlog: 64)
-        guard fd >= 0 else { throw Failure("cannot listen on \(path)") }
-        return fd
-    }
-
-    /// `mkdir -p` of the path's directory, mode 0755.
-    public static func makeParentDirectory(of path: String) throws(Failure) {
-        if let failed = UnixSocketPath.makeParentDirectories(of: path) {
-            throw Failure("cannot create directory \(failed)")
         }
     }
 

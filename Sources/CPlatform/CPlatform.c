@@ -1,0 +1,46 @@
+#define _GNU_SOURCE
+#include "CPlatform.h"
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <spawn.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+
+enum { thread_name_capacity = 16 };  // TASK_COMM_LEN, with the terminating NUL
+
+int cplatform_set_current_thread_name(const char *name) {
+    char truncated[thread_name_capacity];
+    strncpy(truncated, name, thread_name_capacity - 1);
+    truncated[thread_name_capacity - 1] = '\0';
+    return pthread_setname_np(pthread_self(), truncated);
+}
+
+int cplatform_prctl_set_io_flusher(int on) {
+    return prctl(PR_SET_IO_FLUSHER, (unsigned long)on, 0UL, 0UL, 0UL);
+}
+
+int cplatform_mlock_on_fault(const void *address, size_t length) {
+    return mlock2(address, length, MLOCK_ONFAULT);
+}
+
+int cplatform_mlockall_on_fault(void) {
+    return mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT);
+}
+
+const short cplatform_posix_spawn_setsigmask = POSIX_SPAWN_SETSIGMASK;
+const short cplatform_posix_spawn_setsigdef = POSIX_SPAWN_SETSIGDEF;
+const short cplatform_posix_spawn_setsid = POSIX_SPAWN_SETSID;
+
+int cplatform_open(const char *path, int flags, mode_t mode) {
+    return open(path, flags, mode);
+}
+
+int cplatform_openat(int directory, const char *path, int flags, mode_t mode) {
+    return openat(directory, path, flags, mode);
+}
+
+int cplatform_fcntl(int fd, int command, int argument) {
+    return fcntl(fd, command, argument);
+}

@@ -1,0 +1,39 @@
+// Linux calls that Swift cannot make cleanly: variadic functions (prctl, open with a
+// mode, fcntl with an argument) and constants that need _GNU_SOURCE (MLOCK_ONFAULT,
+// MCL_ONFAULT, PR_SET_IO_FLUSHER, POSIX_SPAWN_SETSID). Each wrapper returns what the
+// libc call returns and leaves errno set on failure.
+#ifndef CPLATFORM_H
+#define CPLATFORM_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/// pthread_setname_np(pthread_self(), name) (prctl PR_SET_NAME underneath), truncated
+/// to the kernel's 15 bytes; returns 0 or an error number.
+int cplatform_set_current_thread_name(const char *name);
+
+/// prctl(PR_SET_IO_FLUSHER, on): the calling thread does not recurse into I/O
+/// reclaim and is not throttled by dirty-page limits (Linux 5.6+, CAP_SYS_RESOURCE).
+int cplatform_prctl_set_io_flusher(int on);
+
+/// mlock2(address, length, MLOCK_ONFAULT): lock pages as they fault in.
+int cplatform_mlock_on_fault(const void *address, size_t length);
+
+/// mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT).
+int cplatform_mlockall_on_fault(void);
+
+/// posix_spawnattr_setflags values (POSIX_SPAWN_SETSID needs _GNU_SOURCE).
+extern const short cplatform_posix_spawn_setsigmask;
+extern const short cplatform_posix_spawn_setsigdef;
+extern const short cplatform_posix_spawn_setsid;
+
+/// open(path, flags, mode).
+int cplatform_open(const char *path, int flags, mode_t mode);
+
+/// openat(directory, path, flags, mode).
+int cplatform_openat(int directory, const char *path, int flags, mode_t mode);
+
+/// fcntl(fd, command, argument) for the integer-argument commands.
+int cplatform_fcntl(int fd, int command, int argument);
+
+#endif

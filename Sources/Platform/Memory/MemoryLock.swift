@@ -1,0 +1,11 @@
+import CPlatform
+import SystemPackage
+
+/// Memory locking beyond what Glibc's Swift module exports.
+public enum MemoryLock {
+    /// `mlock2(base, bytes, MLOCK_ONFAULT)`: locks pages as they fault in, so a range
+    /// that was just discarded stays non-resident (a plain `mlock` would populate it).
+    public static func lockOnFault(_ base: UnsafeMutableRawPointer, _ bytes: Int) throws(Errno) {
+        try valueOrErrno { cplatform_mlock_on_fault(base, bytes) }
+    }
+}
