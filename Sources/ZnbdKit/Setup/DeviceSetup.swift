@@ -77,6 +77,9 @@ public final class DeviceSetup {
         try Tool.require("mkswap", [block])
         try failPoints.check(.mkswap)
         var arguments = ["-p", String(spec.swapPriority)]
+        // zram hears of every freed swap slot; a block device hears only through discards,
+        // so freed slots are discarded and give their memory back to the store.
+        if !(spec.options ?? "").contains("discard") { arguments.append("--discard=pages") }
         if let options = spec.options, !options.isEmpty { arguments += ["-o", options] }
         try Tool.require("swapon", arguments + [block])
         try update(\.swaps, index) { $0.swapActive = true }
