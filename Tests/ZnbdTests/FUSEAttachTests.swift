@@ -41,18 +41,7 @@ struct FUSEAttachTests {
         let status = try attached.server.cli(["status"]).stdout
         #expect(status.contains(mountPoint), "status does not show zram0 mounted through its loop device:\n\(status)")
 
-        try ExternalCommand.require("bash", ["-c", """
-            set -e
-            cd \(mountPoint)
-            for i in $(seq 8); do
-              (yes "scratch file $i of znbd's FUSE ext4 test"; ) | head -c 8M > text$i
-              head -c 4M /dev/urandom > noise$i
-            done
-            sha256sum text* noise* > ../sums
-            sync
-            """], timeout: 120)
-        try ExternalCommand.require("bash", ["-c", "echo 3 > /proc/sys/vm/drop_caches"])
-        try ExternalCommand.require("bash", ["-c", "cd \(mountPoint) && sha256sum -c --quiet ../sums"], timeout: 120)
+        try ScratchFiles.writeAndVerify(in: mountPoint, label: "FUSE ext4")
         let before = try attached.memUsedTotal()
         let freedBefore = try attached.ioStat().notifyFree
         #expect(before > 32 << 20, "mem_used_total \(before)")
@@ -64,7 +53,7 @@ struct FUSEAttachTests {
         print("FUSE ext4: mem_used_total \(before) -> \(after), notify_free \(freedBefore) -> \(freedAfter) after rm + fstrim")
         #expect(after < before / 2, "punch-holes did not reach the device: mem_used_total \(before) -> \(after)")
         #expect(freedAfter > freedBefore, "notify_free \(freedBefore) -> \(freedAfter)")
-        try ExternalCommand.require("bash", ["-c", "cd \(mountPoint) && sha256sum -c --quiet --ignore-missing ../sums"], timeout: 60)
+        try ScratchFiles.verify(in: mountPoint, allowingMissing: true)
         try ExternalCommand.require("umount", [mountPoint], timeout: 60)
         try ExternalCommand.require("e2fsck", ["-fn", attached.loop], timeout: 120)
         try attached.detachAndExpectNothingLeft()

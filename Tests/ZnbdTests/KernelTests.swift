@@ -39,18 +39,7 @@ struct KernelTests {
         try ExternalCommand.require("mount", ["-o", "discard", loop, mountPoint])
         attachment.onDetach { _ = try? ExternalCommand.run("umount", ["-l", mountPoint], timeout: 60) }
 
-        try ExternalCommand.require("bash", ["-c", """
-            set -e
-            cd \(mountPoint)
-            for i in $(seq 8); do
-              (yes "scratch file $i of znbd's ext4 test"; ) | head -c 8M > text$i
-              head -c 4M /dev/urandom > noise$i
-            done
-            sha256sum text* noise* > ../sums
-            sync
-            """], timeout: 120)
-        try ExternalCommand.require("bash", ["-c", "echo 3 > /proc/sys/vm/drop_caches"])
-        try ExternalCommand.require("bash", ["-c", "cd \(mountPoint) && sha256sum -c ../sums"], timeout: 120)
+        try ScratchFiles.writeAndVerify(in: mountPoint, label: "ext4")
         let before = try memUsedTotal(server)
         #expect(before > 32 << 20)
 
@@ -61,7 +50,7 @@ struct KernelTests {
         #expect(after < before / 2, "mem_used_total \(before) -> \(after)")
         let notifyFree = try server.cli(["get", "zram0", "io_stat"]).stdout.split(whereSeparator: \.isWhitespace).compactMap { Int($0) }
         #expect(notifyFree.count == 4 && notifyFree[3] > 0)
-        try ExternalCommand.require("bash", ["-c", "cd \(mountPoint) && sha256sum -c --ignore-missing ../sums"], timeout: 60)
+        try ScratchFiles.verify(in: mountPoint, allowingMissing: true)
         try ExternalCommand.require("umount", [mountPoint], timeout: 60)
         try ExternalCommand.require("e2fsck", ["-fn", loop], timeout: 120)
     }
