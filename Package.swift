@@ -77,11 +77,11 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),
-        .testTarget(name: "PlatformTests", dependencies: ["Platform"]),
-        .testTarget(name: "SwiftZramTests", dependencies: ["SwiftZram", "Platform"]),
-        .testTarget(name: "NBDTests", dependencies: ["NBD"]),
+        .testTarget(name: "PlatformTests", dependencies: ["Platform"], swiftSettings: strict),
+        .testTarget(name: "SwiftZramTests", dependencies: ["SwiftZram", "Platform"], swiftSettings: strict),
+        .testTarget(name: "NBDTests", dependencies: ["NBD"], swiftSettings: strict),
         // Drives the built `znbd` binary (swift build builds every product) with real clients and the kernel (nbdfuse + loop).
-        .testTarget(name: "ZnbdTests", dependencies: ["ZnbdKit", "Platform"]),
+        .testTarget(name: "ZnbdTests", dependencies: ["ZnbdKit", "Platform"], swiftSettings: strict),
     ],
     swiftLanguageModes: [.v6]
 )
