@@ -35,7 +35,8 @@ with open(sys.argv[1], "w") as f:
 time.sleep(600)
 PY
 workload=$!
-trap 'kill "$workload" 2>/dev/null || true; rm -f "$ready"' EXIT
+# SIGKILL: a parent (Foundation's Process) may have left SIGTERM blocked in its children.
+trap 'kill -KILL "$workload" 2>/dev/null || true; rm -f "$ready"' EXIT
 
 for _ in $(seq 600); do
     [[ -s "$ready" ]] && break
