@@ -37,6 +37,18 @@ struct PageState: Equatable {
     /// A queued page the compressor could not store because the system refused
     /// memory: reads fail with EIO until the page is written again or discarded.
     static let lostBit: UInt64 = 1 << 19
+    /// `payload` is a location in the backing store (zram's ZRAM_WB); the size and
+    /// priority bits still describe the object as it was written there.
+    static let writtenBackBit: UInt64 = 1 << 20
+    /// Recompression failed at the highest priority: skip it from now on (ZRAM_INCOMPRESSIBLE).
+    static let incompressibleBit: UInt64 = 1 << 21
+    /// The priority (0...3) of the algorithm that compressed the object: 0 is the primary.
+    static let priorityShift: UInt64 = 22
+    static let priorityMask: UInt64 = 0x3 << priorityShift
+    /// Seconds since the device was initialised at the last read or write (zram's ac_time),
+    /// for `idle` with an age. Bits 32...62.
+    static let accessTimeShift: UInt64 = 32
+    static let accessTimeMask: UInt64 = 0x7FFF_FFFF << accessTimeShift
     /// Held by a thread working on this page.
     static let lockBit: UInt64 = 1 << 63
 
