@@ -160,13 +160,19 @@ extension ZramDevice {
         try recompress(request, afterEachBatch: {})
     }
 
-    func recompress(_ request: RecompressionRequest, afterEachBatch: () -> Void) throws(ZramError) -> RecompressionReport {
+    /// - Parameters:
+    ///   - afterEachBatch: runs after each batch, still under the lifecycle lock (tests).
+    ///   - beforeInstalling: runs for each page between making its new copy and installing it (tests).
+    func recompress(
+        _ request: RecompressionRequest, afterEachBatch: () -> Void, beforeInstalling: ((Int) -> Void)? = nil
+    ) throws(ZramError) -> RecompressionReport {
         guard isInitialized else { throw ZramError(.notInitialized, "\(name) has no disksize yet") }
         guard !postProcessing.exchange(true, ordering: .acquiring) else {
             throw ZramError(.tryAgain, "a recompression is already running on \(name)")
         }
         defer { postProcessing.store(false, ordering: .releasing) }
-        let plan = try recompressionPlan(for: request)
+        var plan = try recompressionPlan(for: request)
+        plan.beforeInstalling = beforeInstalling
 
         let page = UnsafeMutableRawBufferPointer.allocate(byteCount: pageSize, alignment: 64)
         defer { page.deallocate() }
@@ -179,6 +185,8 @@ extension ZramDevice {
         var failure: ZramError?
         scanInBatches(afterEachBatch: afterEachBatch) { store in
             if scanning {
+                // Pages still in the compression queue have no object to recompress yet.
+                if scanPage == 0 { store.drain() }
                 scanning = forEachChunk(of: store, from: &scanPage, limit: Self.idleBatchChunks) { firstPage, slots in
                     for offset in 0..<min(PageTable.pagesPerChunk, store.table.pageCount - firstPage) {
                         if let size = store.chooseForRecompression(firstPage + offset, slot: slots + offset, plan: plan) {

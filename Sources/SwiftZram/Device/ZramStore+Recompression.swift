@@ -22,6 +22,8 @@ extension ZramStore {
         /// Whether `priorityLimit - 1` is the highest configured priority, so that failing
         /// every priority marks the page incompressible.
         var reachesHighest = true
+        /// Runs with the page's new copy made and no lock held, just before it is installed (tests).
+        var beforeInstalling: ((Int) -> Void)?
     }
 
     /// What recompressing one page came to.
@@ -99,6 +101,7 @@ extension ZramStore {
             if replacement != nil || refused { break }
         }
 
+        plan.beforeInstalling?(index)
         let current = slot.lock()
         guard current.isPostProcessing, current.hasObject, slot.pointee.payload == payload else {
             // Written, discarded or written back meanwhile: the newer state wins.
