@@ -8,6 +8,9 @@ import Glibc
 extension ZramDevice {
     // MARK: Configuration
 
+    /// Recompression priorities a device has (1...3), as zram's ZRAM_MAX_COMPS - 1.
+    public static let recompressionPriorities = RecompressorPools.highestPriority
+
     /// Sets the algorithm of recompression priority `priority` (1...3), resetting its parameters.
     /// - Throws: `EBUSY` once initialised, `EINVAL` for a priority outside 1...3.
     public func setRecompressionAlgorithm(_ algorithm: CompressionAlgorithm, priority: Int) throws(ZramError) {
