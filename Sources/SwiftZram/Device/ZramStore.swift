@@ -9,6 +9,10 @@ final class ZramStore: Sendable {
     let diskSize: UInt64
     let table: PageTable
     let compressors: CompressorPool
+    /// The recompression algorithms by priority (1...3), as `recomp_algorithm` set them.
+    let recompressors: RecompressorPools
+    /// Stamps each page's access time (for `idle` with an age).
+    let clock: AccessClock
     let encoder: PageEncoder
     var pool: ZsPool { encoder.pool }
     var counters: DeviceCounters { encoder.counters }
@@ -20,16 +24,22 @@ final class ZramStore: Sendable {
     ///   - queuePages: compression queue slots (a power of two; 0 compresses every write inline).
     ///   - workerStart: runs first on the compressor thread (e.g. to mark it an I/O flusher).
     ///   - refusals: stores the compressor fails as if out of memory (tests only).
+    ///   - recompression: the parameters of priorities 1, 2 and 3 (nil where none is set).
+    ///   - clock: the access-time clock (a manual one in tests).
     init(
         diskSize: UInt64, compression: CompressionParameters, streams: Int, counters: DeviceCounters,
-        queuePages: Int = 0, workerStart: (@Sendable () -> Void)? = nil, refusals: MemoryRefusals? = nil
+        queuePages: Int = 0, workerStart: (@Sendable () -> Void)? = nil, refusals: MemoryRefusals? = nil,
+        recompression: [CompressionParameters?] = [], clock: AccessClock = AccessClock()
     ) throws(ZramError) {
         let compressors = try CompressorPool(parameters: compression, streams: streams)
+        let recompressors = try RecompressorPools(parameters: recompression, streams: streams)
         let table = try PageTable(pageCount: Int(diskSize / UInt64(pageSize)))
         let encoder = PageEncoder(pool: ZsPool(), counters: counters)
         let queue = queuePages > 0 ? try CompressionQueue(capacity: queuePages) : nil
         self.diskSize = diskSize
         self.compressors = compressors
+        self.recompressors = recompressors
+        self.clock = clock
         self.table = table
         self.encoder = encoder
         self.queue = queue
@@ -105,6 +115,9 @@ extension ZramStore {
                 if state.isHuge {
                     destination.baseAddress!.copyMemory(from: object.baseAddress!, byteCount: pageSize)
                     return true
+                }
+                guard state.rawValue & PageState.priorityMask == 0 else {
+                    return recompressors.decompress(object, priority: state.priority, into: destination)
                 }
                 if let stream { return stream.decompress(object, into: destination) }
                 return compressors.withStream { $0.decompress(object, into: destination) }
@@ -186,7 +199,7 @@ extension ZramStore {
                 return try encode(UnsafeRawBufferPointer(page), stream: stream)
             }
             slot.pointee.payload = encoded.payload
-            slot.unlock(setting: encoded.state)
+            slot.unlock(setting: encoded.state.accessed(at: clock.now))
             counters.record(encoded.state)
             release(old, payload: oldPayload)
         } catch {
@@ -212,7 +225,7 @@ extension ZramStore {
         let old = slot.lock()
         let oldPayload = slot.pointee.payload
         slot.pointee.payload = encoded.payload
-        slot.unlock(setting: encoded.state)
+        slot.unlock(setting: encoded.state.accessed(at: clock.now))
         counters.record(encoded.state)
         counters.forget(old)
         return (old, oldPayload)
@@ -225,7 +238,7 @@ extension ZramStore {
             return
         }
         let state = slot.lock()
-        defer { slot.unlock(setting: state.withoutIdle) }
+        defer { slot.unlock(setting: state.accessed(at: clock.now)) }
         let payload = slot.pointee.payload
         if state.isLost {
             throw lostPage()
@@ -259,10 +272,18 @@ extension ZramStore {
         release(old, payload: oldPayload)
     }
 
-    /// Marks page `index` idle if it holds data (zram's `idle all`).
-    func markIdle(_ index: Int) {
+    /// Marks page `index` idle, as zram's `idle` does: with no cutoff (`idle all`) if it
+    /// holds data; with one, if its last access came before `cutoff` (seconds since
+    /// init), and clears the mark otherwise. Same-filled and written-back pages are
+    /// never marked: nothing post-processes them.
+    func markIdle(_ index: Int, accessedBefore cutoff: UInt64? = nil) {
         guard let slot = table.existingSlot(index) else { return }
         let state = slot.lock()
-        slot.unlock(setting: state.isStored ? PageState(rawValue: state.rawValue | PageState.idleBit) : state)
+        guard state.isStored, !state.isSame, !state.isWrittenBack else {
+            slot.unlock(setting: state)
+            return
+        }
+        let idle = cutoff.map { state.accessTime < $0 } ?? true
+        slot.unlock(setting: PageState(rawValue: idle ? state.rawValue | PageState.idleBit : state.rawValue & ~PageState.idleBit))
     }
 }
