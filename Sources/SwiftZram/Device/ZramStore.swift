@@ -15,10 +15,13 @@ final class ZramStore: Sendable {
     /// Pages accepted but not yet compressed; nil when the queue is off.
     let queue: CompressionQueue?
     private let compressor: PosixThread?
+    /// Keeps the pool's reserve, so writes and frees make no memory system call.
+    private let maintainer: ReserveMaintainer
 
     /// - Parameters:
     ///   - queuePages: compression queue slots (a power of two; 0 compresses every write inline).
-    ///   - workerStart: runs first on the compressor thread (e.g. to mark it an I/O flusher).
+    ///   - workerStart: runs first on the compressor and reserve threads (e.g. to mark
+    ///     them I/O flushers).
     ///   - refusals: stores the compressor fails as if out of memory (tests only).
     init(
         diskSize: UInt64, compression: CompressionParameters, streams: Int, counters: DeviceCounters,
@@ -26,8 +29,14 @@ final class ZramStore: Sendable {
     ) throws(ZramError) {
         let compressors = try CompressorPool(parameters: compression, streams: streams)
         let table = try PageTable(pageCount: Int(diskSize / UInt64(pageSize)))
-        let encoder = PageEncoder(pool: ZsPool(), counters: counters)
+        let pool = ZsPool(reserve: .standard)
+        let encoder = PageEncoder(pool: pool, counters: counters)
         let queue = queuePages > 0 ? try CompressionQueue(capacity: queuePages) : nil
+        do {
+            maintainer = try ReserveMaintainer(pool: pool, start: workerStart)
+        } catch {
+            throw ZramError(.outOfMemory, "cannot start the reserve thread: \(error)")
+        }
         self.diskSize = diskSize
         self.compressors = compressors
         self.table = table
@@ -53,10 +62,11 @@ final class ZramStore: Sendable {
 
     deinit { shutdown() }
 
-    /// Compresses what is queued and stops the compressor thread.
+    /// Compresses what is queued and stops the compressor and reserve threads.
     func shutdown() {
         queue?.stop()
         compressor?.join()
+        maintainer.stop()
     }
 
     /// Waits until every page written so far is compressed, so counters are exact.
