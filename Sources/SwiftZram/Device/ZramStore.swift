@@ -24,10 +24,12 @@ final class ZramStore: Sendable {
     private let compressor: PosixThread?
     /// Threads that serve part of a large request; nil with one CPU or one stream.
     let helpers: RequestHelpers?
+    /// Keeps the pool's reserve, so writes and frees make no memory system call.
+    private let maintainer: ReserveMaintainer
 
     /// - Parameters:
     ///   - queuePages: compression queue slots (a power of two; 0 compresses every write inline).
-    ///   - workerStart: runs first on the compressor thread and the request helpers
+    ///   - workerStart: runs first on the compressor, reserve and request-helper threads
     ///     (e.g. to mark them I/O flushers).
     ///   - helperThreads: threads serving part of a large request beside its caller;
     ///     by default one per CPU beyond the first, and no more than the streams beyond the caller's.
@@ -42,8 +44,14 @@ final class ZramStore: Sendable {
         let compressors = try CompressorPool(parameters: compression, streams: streams)
         let recompressors = try RecompressorPools(parameters: recompression, streams: streams)
         let table = try PageTable(pageCount: Int(diskSize / UInt64(pageSize)))
-        let encoder = PageEncoder(pool: ZsPool(), counters: counters)
+        let pool = ZsPool(reserve: .standard)
+        let encoder = PageEncoder(pool: pool, counters: counters)
         let queue = queuePages > 0 ? try CompressionQueue(capacity: queuePages) : nil
+        do {
+            maintainer = try ReserveMaintainer(pool: pool, start: workerStart)
+        } catch {
+            throw ZramError(.outOfMemory, "cannot start the reserve thread: \(error)")
+        }
         self.diskSize = diskSize
         self.compressors = compressors
         self.recompressors = recompressors
@@ -74,12 +82,13 @@ final class ZramStore: Sendable {
 
     deinit { shutdown() }
 
-    /// Compresses what is queued and stops the compressor thread and the request helpers.
+    /// Compresses what is queued and stops the compressor, reserve and request-helper threads.
     /// Call when no request is in flight.
     func shutdown() {
         helpers?.stop()
         queue?.stop()
         compressor?.join()
+        maintainer.stop()
     }
 
     private static var onlineProcessors: Int { max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN))) }
