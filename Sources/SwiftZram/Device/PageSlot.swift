@@ -45,6 +45,10 @@ struct PageState: Equatable {
     /// The priority (0...3) of the algorithm that compressed the object: 0 is the primary.
     static let priorityShift: UInt64 = 22
     static let priorityMask: UInt64 = 0x3 << priorityShift
+    /// A running writeback copied this slot's object and is writing it to the backing store
+    /// (zram's ZRAM_PP_SLOT). Every change to the slot builds a new state without it, so the
+    /// writeback can tell, when it comes back, that its copy is stale and must be dropped.
+    static let underWritebackBit: UInt64 = 1 << 24
     /// Seconds since the device was initialised at the last read or write (zram's ac_time),
     /// for `idle` with an age. Bits 32...62.
     static let accessTimeShift: UInt64 = 32
@@ -62,6 +66,12 @@ struct PageState: Equatable {
 
     static let lost = PageState(rawValue: lostBit)
 
+    /// A page whose object lies in the backing store at byte offset `payload`: `size` bytes,
+    /// raw when `size` is a whole page, else compressed by the algorithm of `priority`.
+    static func writtenBack(size: Int, priorityBits: UInt64) -> PageState {
+        PageState(rawValue: UInt64(size) | writtenBackBit | (priorityBits & priorityMask))
+    }
+
     static func same(_ word: UInt64) -> PageState {
         PageState(rawValue: sameBit | (word == 0 ? zeroFillBit : 0))
     }
@@ -73,8 +83,11 @@ struct PageState: Equatable {
     var isZeroFilled: Bool { rawValue & Self.zeroFillBit != 0 }
     var isQueued: Bool { rawValue & Self.queuedBit != 0 }
     var isLost: Bool { rawValue & Self.lostBit != 0 }
-    /// Stored in any form (counts in orig_data_size).
-    var isStored: Bool { rawValue & (Self.objectBit | Self.sameBit | Self.queuedBit) != 0 }
+    var isWrittenBack: Bool { rawValue & Self.writtenBackBit != 0 }
+    var isUnderWriteback: Bool { rawValue & Self.underWritebackBit != 0 }
+    var isIncompressible: Bool { rawValue & Self.incompressibleBit != 0 }
+    /// Stored in any form (counts in orig_data_size), written-back pages included.
+    var isStored: Bool { rawValue & (Self.objectBit | Self.sameBit | Self.queuedBit | Self.writtenBackBit) != 0 }
     var objectSize: Int { Int(rawValue & Self.sizeMask) }
 
     var withoutLock: PageState { PageState(rawValue: rawValue & ~Self.lockBit) }

@@ -31,6 +31,10 @@ public final class ZramDevice: @unchecked Sendable {
     /// Changes whenever `store` is replaced, so a scan that dropped the lock can tell.
     private var generation = 0
     private let openCount = Atomic<Int>(0)
+    /// Opens what `backing_dev` names.
+    let backingOpener: BackingStoreOpener
+    /// writeback_limit(_enable), writeback_batch_size and the writeback/recompress exclusion.
+    let writebackControls = WritebackControls()
 
     /// Configuration that applies at the next initialisation.
     struct Settings {
@@ -40,6 +44,8 @@ public final class ZramDevice: @unchecked Sendable {
         var dictionaryPath: String?
         var streams: Int
         var queuePages: Int
+        /// The open `backing_dev`, if set; prepared and handed to the store at disksize.
+        var backingStore: (any BackingStore)?
     }
 
     /// Compression queue slots a device gets: 256 pages (1 MiB) of writes accepted before compression.
@@ -58,17 +64,22 @@ public final class ZramDevice: @unchecked Sendable {
     ///   - queuePages: compression queue slots (a power of two), pages a write may leave for the
     ///     device's compressor thread so that it returns before compression; 0 compresses inline.
     ///   - workerStart: runs first on the compressor thread (e.g. to mark it an I/O flusher).
+    ///   - backingOpener: opens what `backing_dev` names (a path, or a URI another module knows).
     public init(
         name: String, streams: Int = ZramDevice.defaultStreamCount, queuePages: Int = ZramDevice.defaultQueuePages,
-        workerStart: (@Sendable () -> Void)? = nil
+        workerStart: (@Sendable () -> Void)? = nil, backingOpener: @escaping BackingStoreOpener = ZramDevice.openBackingFile
     ) {
         precondition(queuePages >= 0 && queuePages & (queuePages - 1) == 0, "queuePages must be 0 or a power of two")
         self.name = name
         self.settings = Settings(streams: min(64, max(1, streams)), queuePages: queuePages)
         self.workerStart = workerStart
+        self.backingOpener = backingOpener
     }
 
-    deinit { store?.shutdown() }
+    deinit {
+        store?.shutdown()
+        settings.backingStore?.close()
+    }
 
     // MARK: Reading the state
 
@@ -158,9 +169,12 @@ public final class ZramDevice: @unchecked Sendable {
             let size = (bytes + UInt64(pageSize) - 1) & ~UInt64(pageSize - 1)
             let parameters = try CompressionParameters(
                 algorithm: settings.algorithm, level: settings.level, dictionary: settings.dictionary)
+            let backing = try settings.backingStore.map { backing throws(ZramError) in
+                try BackingTier.prepared(backing, diskSize: size)
+            }
             store = try ZramStore(
                 diskSize: size, compression: parameters, streams: settings.streams, counters: counters,
-                queuePages: settings.queuePages, workerStart: workerStart)
+                queuePages: settings.queuePages, workerStart: workerStart, backing: backing)
             generation += 1
         }
     }
@@ -190,6 +204,22 @@ public final class ZramDevice: @unchecked Sendable {
             settings.level = level
             settings.dictionary = dictionary
             settings.dictionaryPath = dictionary == nil ? nil : dictionaryPath
+        }
+    }
+
+    /// backing_dev: the name the backing store was opened with, nil when none is set.
+    public var backingDevice: String? { lifecycle.withShared { settings.backingStore?.name } }
+
+    /// Opens `name` as the backing store (zram's backing_dev), replacing one set before.
+    /// - Throws: `EBUSY` once initialised, else what the opener throws (the old store stays).
+    public func setBackingDevice(_ name: String) throws(ZramError) {
+        try lifecycle.withExclusive { () throws(ZramError) in
+            guard store == nil else {
+                throw .busy("\(self.name) is initialised: reset it before changing backing_dev")
+            }
+            let opened = try backingOpener(name)
+            settings.backingStore?.close()
+            settings.backingStore = opened
         }
     }
 
@@ -234,6 +264,8 @@ public final class ZramDevice: @unchecked Sendable {
             store = nil
             generation += 1
             counters = DeviceCounters()
+            // As the kernel's reset_bdev: the backing device is closed and backing_dev reads `none`.
+            settings.backingStore?.close()
             settings = Settings(streams: settings.streams, queuePages: settings.queuePages)
         }
     }

@@ -15,14 +15,18 @@ final class ZramStore: Sendable {
     /// Pages accepted but not yet compressed; nil when the queue is off.
     let queue: CompressionQueue?
     private let compressor: PosixThread?
+    /// Where writeback puts pages; nil without a backing_dev.
+    let backing: BackingTier?
 
     /// - Parameters:
     ///   - queuePages: compression queue slots (a power of two; 0 compresses every write inline).
     ///   - workerStart: runs first on the compressor thread (e.g. to mark it an I/O flusher).
     ///   - refusals: stores the compressor fails as if out of memory (tests only).
+    ///   - backing: the backing store writeback uses, if the device has one.
     init(
         diskSize: UInt64, compression: CompressionParameters, streams: Int, counters: DeviceCounters,
-        queuePages: Int = 0, workerStart: (@Sendable () -> Void)? = nil, refusals: MemoryRefusals? = nil
+        queuePages: Int = 0, workerStart: (@Sendable () -> Void)? = nil, refusals: MemoryRefusals? = nil,
+        backing: BackingTier? = nil
     ) throws(ZramError) {
         let compressors = try CompressorPool(parameters: compression, streams: streams)
         let table = try PageTable(pageCount: Int(diskSize / UInt64(pageSize)))
@@ -33,6 +37,7 @@ final class ZramStore: Sendable {
         self.table = table
         self.encoder = encoder
         self.queue = queue
+        self.backing = backing
         guard let queue else {
             compressor = nil
             return
@@ -87,7 +92,11 @@ extension ZramStore {
     /// Releases what `state` and `payload` held. Call after the slot no longer points at it.
     @inline(__always)
     func release(_ state: PageState, payload: UInt64) {
-        if state.hasObject { pool.free(ObjectHandle(rawValue: payload)) }
+        if state.hasObject {
+            pool.free(ObjectHandle(rawValue: payload))
+        } else if state.isWrittenBack {
+            releaseWrittenBack(state, payload: payload)
+        }
         counters.forget(state)
     }
 
@@ -113,6 +122,8 @@ extension ZramStore {
                 counters.failedReads.wrappingAdd(1, ordering: .relaxed)
                 throw ZramError(.ioError, "stored page failed to decompress")
             }
+        } else if state.isWrittenBack {
+            try decodeWrittenBack(state, payload: payload, into: destination, stream: stream)
         } else if state.isQueued, let queue {
             destination.baseAddress!.copyMemory(from: queue.buffer(Int(payload)), byteCount: pageSize)
         } else if state.isLost {
@@ -147,6 +158,7 @@ extension ZramStore {
                 // The object the page held is left for the compressor to free.
                 let old = exchange(EncodedPage(state: .queued, payload: UInt64(slot)), in: entry)
                 queue.publish(sequence, .init(page: index, replacedObject: old.state.hasObject ? old.payload : 0))
+                if old.state.isWrittenBack { releaseWrittenBack(old.state, payload: old.payload) }
                 counters.notePeak(memoryUsed)
                 return
             }
@@ -200,7 +212,11 @@ extension ZramStore {
     @inline(__always)
     func install(_ encoded: EncodedPage, in slot: UnsafeMutablePointer<PageSlot>) {
         let old = exchange(encoded, in: slot)
-        if old.state.hasObject { pool.free(ObjectHandle(rawValue: old.payload)) }
+        if old.state.hasObject {
+            pool.free(ObjectHandle(rawValue: old.payload))
+        } else if old.state.isWrittenBack {
+            releaseWrittenBack(old.state, payload: old.payload)
+        }
     }
 
     /// Puts an encoded page into the table and counts the change; the caller frees
@@ -229,6 +245,8 @@ extension ZramStore {
         let payload = slot.pointee.payload
         if state.isLost {
             throw lostPage()
+        } else if state.isWrittenBack {
+            try readWrittenBack(state, payload: payload, into: destination, at: offset)
         } else if state.isQueued, let queue {
             destination.baseAddress!.copyMemory(from: queue.buffer(Int(payload)) + offset, byteCount: destination.count)
         } else if state.isSame || !state.hasObject {
@@ -263,6 +281,7 @@ extension ZramStore {
     func markIdle(_ index: Int) {
         guard let slot = table.existingSlot(index) else { return }
         let state = slot.lock()
-        slot.unlock(setting: state.isStored ? PageState(rawValue: state.rawValue | PageState.idleBit) : state)
+        let marks = state.isStored && !state.isWrittenBack
+        slot.unlock(setting: marks ? PageState(rawValue: state.rawValue | PageState.idleBit) : state)
     }
 }
