@@ -1,26 +1,15 @@
 import Synchronization
 
 /// A device's writeback knobs: writeback_limit_enable, writeback_limit (pages of
-/// 4 KiB still allowed), writeback_batch_size, and the flag that keeps two
-/// post-processing runs (writeback, recompress) apart, as the kernel's
-/// `pp_in_progress`. They live as long as the device: reset keeps them, as the
-/// kernel keeps `wb_limit_enable` and `bd_wb_limit`.
+/// 4 KiB still allowed) and writeback_batch_size. They live as long as the device:
+/// reset keeps them, as the kernel keeps `wb_limit_enable` and `bd_wb_limit`.
 final class WritebackControls: Sendable {
     let limitEnabled = Atomic<Bool>(false)
     let limit = Atomic<UInt64>(0)
     let batchSize = Atomic<UInt32>(WritebackControls.defaultBatchSize)
-    private let postProcessing = Atomic<Bool>(false)
 
     /// The kernel's default writeback_batch_size.
     static let defaultBatchSize: UInt32 = 32
-
-    /// Claims the device for one writeback or recompression.
-    /// - Returns: false if another one runs (the caller answers EAGAIN).
-    func beginPostProcessing() -> Bool {
-        !postProcessing.exchange(true, ordering: .acquiring)
-    }
-
-    func endPostProcessing() { postProcessing.store(false, ordering: .releasing) }
 
     /// What taking one page of the limit gave.
     enum Charge {

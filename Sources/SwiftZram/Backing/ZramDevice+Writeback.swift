@@ -1,3 +1,5 @@
+import Synchronization
+
 /// zram's writeback: moving stored pages to the backing store (`backing_dev`),
 /// with the kernel's command forms, limits, statistics and errors.
 extension ZramDevice {
@@ -38,10 +40,10 @@ extension ZramDevice {
         guard let pageCount = try? withInitializedStore({ store throws(ZramError) in store.table.pageCount }) else {
             throw .invalid("\(name) has no disksize yet")
         }
-        guard writebackControls.beginPostProcessing() else {
+        guard !postProcessing.exchange(true, ordering: .acquiring) else {
             throw ZramError(.tryAgain, "a writeback or recompression is already running on \(name)")
         }
-        defer { writebackControls.endPostProcessing() }
+        defer { postProcessing.store(false, ordering: .releasing) }
         guard backingDevice != nil else { throw ZramError(.noDevice, "\(name) has no backing_dev") }
         let scans = try Self.parseWriteback(command, pageCount: pageCount)
         return try runWriteback(scans)

@@ -25,10 +25,10 @@ extension ZramStore {
                 return
             }
             if let stream {
-                try decompressWrittenBack(size: size, at: payload, into: destination, stream: stream, backing: backing)
+                try decompressWrittenBack(state, at: payload, into: destination, stream: stream, backing: backing)
             } else {
                 try compressors.withStream { stream throws(ZramError) in
-                    try decompressWrittenBack(size: size, at: payload, into: destination, stream: stream, backing: backing)
+                    try decompressWrittenBack(state, at: payload, into: destination, stream: stream, backing: backing)
                 }
             }
         } catch {
@@ -57,14 +57,19 @@ extension ZramStore {
         }
     }
 
-    /// Reads the object into the stream's output buffer and decompresses it from there.
+    /// Reads the object into the stream's output buffer and decompresses it from there,
+    /// with the algorithm of the priority that compressed it.
     private func decompressWrittenBack(
-        size: Int, at offset: UInt64, into destination: UnsafeMutableRawBufferPointer,
+        _ state: PageState, at offset: UInt64, into destination: UnsafeMutableRawBufferPointer,
         stream: CompressionStream, backing: BackingTier
     ) throws(ZramError) {
-        let object = UnsafeMutableRawBufferPointer(start: stream.output, count: size)
+        let object = UnsafeMutableRawBufferPointer(start: stream.output, count: state.objectSize)
         try backing.readPage(into: object, at: offset)
-        guard stream.decompress(UnsafeRawBufferPointer(object), into: destination) else {
+        let priority = state.priority
+        let decompressed = priority == 0
+            ? stream.decompress(UnsafeRawBufferPointer(object), into: destination)
+            : recompressors.decompress(UnsafeRawBufferPointer(object), priority: priority, into: destination)
+        guard decompressed else {
             throw ZramError(.ioError, "a written-back page failed to decompress")
         }
     }

@@ -76,9 +76,9 @@ enum WritebackStop: Equatable {
 ///
 /// 1. pick: under each page's lock, take a page the filter accepts, reserve backing room
 ///    and a unit of the limit, copy the object into the batch buffer and set the
-///    slot's under-writeback bit;
+///    slot's post-processing bit;
 /// 2. write: the copies go to the store, no lock held (runs of adjacent blocks as one write);
-/// 3. install: under each page's lock again, a slot that still has its under-writeback
+/// 3. install: under each page's lock again, a slot that still has its post-processing
 ///    bit (nothing changed it) frees its object and points at the store; a slot that
 ///    changed meanwhile keeps its new data, and the copy's room is given back.
 extension ZramStore {
@@ -100,9 +100,9 @@ extension ZramStore {
             cursor = index + 1
             let slot = chunk.slots + (index - chunk.firstPage)
             let quick = slot.unlockedState
-            guard quick.hasObject, !quick.isUnderWriteback, filter.accepts(quick) else { continue }
+            guard quick.hasObject, !quick.isPostProcessing, filter.accepts(quick) else { continue }
             let state = slot.lock()
-            guard state.hasObject, !state.isUnderWriteback, filter.accepts(state) else {
+            guard state.hasObject, !state.isPostProcessing, filter.accepts(state) else {
                 slot.unlock(setting: state)
                 continue
             }
@@ -124,7 +124,7 @@ extension ZramStore {
                 copy.copyMemory(from: object.baseAddress!, byteCount: size)
             }
             if size < pageSize { (copy + size).initializeMemory(as: UInt8.self, repeating: 0, count: pageSize - size) }
-            slot.unlock(setting: PageState(rawValue: state.rawValue | PageState.underWritebackBit))
+            slot.unlock(setting: PageState(rawValue: state.rawValue | PageState.postProcessBit))
             batch.entries.append(.init(page: index, state: state, location: location, charge: charge))
         }
         return (nil, cursor >= pages.upperBound)
@@ -164,9 +164,9 @@ extension ZramStore {
         for entry in batch.entries {
             guard let slot = table.existingSlot(entry.page) else { continue }
             let current = slot.lock()
-            guard entry.written, current.isUnderWriteback else {
-                if current.isUnderWriteback {
-                    slot.unlock(setting: PageState(rawValue: current.rawValue & ~PageState.underWritebackBit))
+            guard entry.written, current.isPostProcessing else {
+                if current.isPostProcessing {
+                    slot.unlock(setting: PageState(rawValue: current.rawValue & ~PageState.postProcessBit))
                 } else {
                     slot.unlock(setting: current)
                 }

@@ -45,14 +45,14 @@ struct PageState: Equatable {
     /// The priority (0...3) of the algorithm that compressed the object: 0 is the primary.
     static let priorityShift: UInt64 = 22
     static let priorityMask: UInt64 = 0x3 << priorityShift
-    /// A running writeback copied this slot's object and is writing it to the backing store
-    /// (zram's ZRAM_PP_SLOT). Every change to the slot builds a new state without it, so the
-    /// writeback can tell, when it comes back, that its copy is stale and must be dropped.
-    static let underWritebackBit: UInt64 = 1 << 24
     /// Seconds since the device was initialised at the last read or write (zram's ac_time),
     /// for `idle` with an age. Bits 32...62.
     static let accessTimeShift: UInt64 = 32
     static let accessTimeMask: UInt64 = 0x7FFF_FFFF << accessTimeShift
+    /// Chosen by a running recompression or writeback (zram's ZRAM_PP_SLOT; the two never
+    /// run at once). Every write, discard and reset replaces the state without it, so the
+    /// post-processor can tell the page changed while it worked on a copy, and then drops its result.
+    static let postProcessBit: UInt64 = 1 << 24
     /// Held by a thread working on this page.
     static let lockBit: UInt64 = 1 << 63
 
@@ -83,13 +83,24 @@ struct PageState: Equatable {
     var isZeroFilled: Bool { rawValue & Self.zeroFillBit != 0 }
     var isQueued: Bool { rawValue & Self.queuedBit != 0 }
     var isLost: Bool { rawValue & Self.lostBit != 0 }
-    var isWrittenBack: Bool { rawValue & Self.writtenBackBit != 0 }
-    var isUnderWriteback: Bool { rawValue & Self.underWritebackBit != 0 }
-    var isIncompressible: Bool { rawValue & Self.incompressibleBit != 0 }
     /// Stored in any form (counts in orig_data_size), written-back pages included.
     var isStored: Bool { rawValue & (Self.objectBit | Self.sameBit | Self.queuedBit | Self.writtenBackBit) != 0 }
     var objectSize: Int { Int(rawValue & Self.sizeMask) }
 
+    var isWrittenBack: Bool { rawValue & Self.writtenBackBit != 0 }
+    var isIncompressible: Bool { rawValue & Self.incompressibleBit != 0 }
+    var isPostProcessing: Bool { rawValue & Self.postProcessBit != 0 }
+    /// The priority of the algorithm that compressed the object (0 = primary).
+    var priority: Int { Int((rawValue & Self.priorityMask) >> Self.priorityShift) }
+    /// Seconds since init at the last read or write.
+    var accessTime: UInt64 { (rawValue & Self.accessTimeMask) >> Self.accessTimeShift }
+
     var withoutLock: PageState { PageState(rawValue: rawValue & ~Self.lockBit) }
     var withoutIdle: PageState { PageState(rawValue: rawValue & ~Self.idleBit) }
+
+    /// The state after a read or write at `seconds`: not idle, stamped with the time.
+    @inline(__always)
+    func accessed(at seconds: UInt64) -> PageState {
+        PageState(rawValue: (rawValue & ~(Self.idleBit | Self.accessTimeMask)) | (seconds << Self.accessTimeShift))
+    }
 }
