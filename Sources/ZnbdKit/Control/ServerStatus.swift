@@ -15,4 +15,9 @@ public struct DeviceStatus: Codable, Equatable, Sendable {
     public var mm_stat: [String: UInt64]
     public var io_stat: [String: UInt64]
     public var connections: Int
+    /// Pages marked idle (zram's `idle`); nil from servers before it was reported.
+    public var idle_pages: Int? = nil
+    /// Recompression since init: `pages` stored smaller and compressed `saved_bytes`
+    /// (the kernel keeps no such counter); nil from servers before it was reported.
+    public var recompression: [String: UInt64]? = nil
 }
