@@ -3,6 +3,11 @@
 /// only moves bytes.
 ///
 /// Calls may come from several threads at once, each for a different range.
+///
+/// Alignment: `read` and `write` take offsets, lengths and buffer addresses that are
+/// multiples of 4 KiB (whole blocks from page-aligned buffers), because a store may
+/// bypass the page cache (`O_DIRECT`), which needs aligned I/O. A store that needs it
+/// refuses a misaligned call with `EINVAL`.
 public protocol BackingStore: AnyObject, Sendable {
     /// What `backing_dev` reads back: the path or URI it was opened with.
     var name: String { get }
@@ -23,7 +28,10 @@ public protocol BackingStore: AnyObject, Sendable {
     func discard(at offset: UInt64, length: UInt64)
 
     /// Makes room for `bytes` when the store can grow (a file sized to disksize).
-    /// - Throws: `ENOSPC`, or `EINVAL` when a fixed-size store is smaller.
+    /// A fixed-size store (a block device, an NBD export) keeps its size even when it
+    /// is smaller, as the kernel's `backing_dev` does: writeback then fails with
+    /// `ENOSPC` once `capacity` is used up.
+    /// - Throws: `ENOSPC` when the medium cannot hold `bytes`.
     func prepare(capacity bytes: UInt64) throws(ZramError)
 
     /// Releases the file descriptor or connection. Called once, after the last I/O.
