@@ -51,7 +51,9 @@ struct PageState: Equatable {
     static let accessTimeMask: UInt64 = 0x7FFF_FFFF << accessTimeShift
     /// Chosen by a running recompression (zram's ZRAM_PP_SLOT). Every write, discard and
     /// reset replaces the state without it, so the recompressor can tell the page changed
-    /// while it worked on a copy, and then drops its result.
+    /// while it worked on a copy, and then drops its result. Whatever else replaces a page's
+    /// object (writeback) must clear it too, and leave `objectBit` clear when `payload` is
+    /// no longer an allocator handle.
     static let postProcessBit: UInt64 = 1 << 24
     /// Held by a thread working on this page.
     static let lockBit: UInt64 = 1 << 63
