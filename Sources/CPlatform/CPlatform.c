@@ -33,6 +33,14 @@ int cplatform_mlockall_on_fault(void) {
     return mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT);
 }
 
+#ifndef MADV_DONTNEED_LOCKED
+#define MADV_DONTNEED_LOCKED 24
+#endif
+
+int cplatform_madvise_dontneed_locked(void *address, size_t length) {
+    return madvise(address, length, MADV_DONTNEED_LOCKED);
+}
+
 const short cplatform_posix_spawn_setsigmask = POSIX_SPAWN_SETSIGMASK;
 const short cplatform_posix_spawn_setsigdef = POSIX_SPAWN_SETSIGDEF;
 const short cplatform_posix_spawn_setsid = POSIX_SPAWN_SETSID;

@@ -22,6 +22,10 @@ int cplatform_mlock_on_fault(const void *address, size_t length);
 /// mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT).
 int cplatform_mlockall_on_fault(void);
 
+/// madvise(address, length, MADV_DONTNEED_LOCKED): drops pages even when they are
+/// locked, leaving the range locked (Linux 5.18+; EINVAL before).
+int cplatform_madvise_dontneed_locked(void *address, size_t length);
+
 /// posix_spawnattr_setflags values (POSIX_SPAWN_SETSID needs _GNU_SOURCE).
 extern const short cplatform_posix_spawn_setsigmask;
 extern const short cplatform_posix_spawn_setsigdef;

@@ -49,6 +49,10 @@ struct PageState: Equatable {
     /// for `idle` with an age. Bits 32...62.
     static let accessTimeShift: UInt64 = 32
     static let accessTimeMask: UInt64 = 0x7FFF_FFFF << accessTimeShift
+    /// Chosen by a running recompression (zram's ZRAM_PP_SLOT). Every write, discard and
+    /// reset replaces the state without it, so the recompressor can tell the page changed
+    /// while it worked on a copy, and then drops its result.
+    static let postProcessBit: UInt64 = 1 << 24
     /// Held by a thread working on this page.
     static let lockBit: UInt64 = 1 << 63
 
@@ -77,6 +81,20 @@ struct PageState: Equatable {
     var isStored: Bool { rawValue & (Self.objectBit | Self.sameBit | Self.queuedBit) != 0 }
     var objectSize: Int { Int(rawValue & Self.sizeMask) }
 
+    var isWrittenBack: Bool { rawValue & Self.writtenBackBit != 0 }
+    var isIncompressible: Bool { rawValue & Self.incompressibleBit != 0 }
+    var isPostProcessing: Bool { rawValue & Self.postProcessBit != 0 }
+    /// The priority of the algorithm that compressed the object (0 = primary).
+    var priority: Int { Int((rawValue & Self.priorityMask) >> Self.priorityShift) }
+    /// Seconds since init at the last read or write.
+    var accessTime: UInt64 { (rawValue & Self.accessTimeMask) >> Self.accessTimeShift }
+
     var withoutLock: PageState { PageState(rawValue: rawValue & ~Self.lockBit) }
     var withoutIdle: PageState { PageState(rawValue: rawValue & ~Self.idleBit) }
+
+    /// The state after a read or write at `seconds`: not idle, stamped with the time.
+    @inline(__always)
+    func accessed(at seconds: UInt64) -> PageState {
+        PageState(rawValue: (rawValue & ~(Self.idleBit | Self.accessTimeMask)) | (seconds << Self.accessTimeShift))
+    }
 }
