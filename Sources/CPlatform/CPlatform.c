@@ -2,6 +2,10 @@
 #include "CPlatform.h"
 
 #include <fcntl.h>
+#include <linux/fs.h>
+#include <linux/falloc.h>
+#include <stdint.h>
+#include <sys/ioctl.h>
 #include <pthread.h>
 #include <spawn.h>
 #include <string.h>
@@ -51,4 +55,30 @@ int cplatform_openat(int directory, const char *path, int flags, mode_t mode) {
 
 int cplatform_fcntl(int fd, int command, int argument) {
     return fcntl(fd, command, argument);
+}
+
+const int cplatform_o_direct = O_DIRECT;
+
+int cplatform_punch_hole(int fd, off_t offset, off_t length) {
+    return fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, length);
+}
+
+int cplatform_block_device_size(int fd, unsigned long long *bytes) {
+    uint64_t size = 0;
+    int result = ioctl(fd, BLKGETSIZE64, &size);
+    *bytes = size;
+    return result;
+}
+
+int cplatform_block_device_logical_block_size(int fd, int *bytes) {
+    return ioctl(fd, BLKSSZGET, bytes);
+}
+
+int cplatform_block_device_discard(int fd, unsigned long long offset, unsigned long long length) {
+    uint64_t range[2] = {offset, length};
+    return ioctl(fd, BLKDISCARD, range);
+}
+
+const char *cplatform_errno_name(int error) {
+    return strerrorname_np(error);
 }

@@ -21,6 +21,10 @@ final class DeviceCounters: Sendable {
     let invalidIO = Atomic<Int>(0)
     let notifyFree = Atomic<Int>(0)
 
+    /// Pages a recompression stored smaller, and the compressed bytes that saved (running totals).
+    let recompressedPages = Atomic<Int>(0)
+    let recompressionSavedBytes = Atomic<Int>(0)
+
     /// Pages read and written (zram's num_reads / num_writes).
     let pagesRead = Atomic<Int>(0)
     let pagesWritten = Atomic<Int>(0)

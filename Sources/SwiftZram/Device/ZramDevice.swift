@@ -26,11 +26,15 @@ public final class ZramDevice: @unchecked Sendable {
     /// `store` for the I/O path, read without a retain/release pair: `store` owns it,
     /// and both change only under `lifecycle` held exclusively.
     private unowned(unsafe) var ioStore: ZramStore?
-    private var settings: Settings
-    private var counters = DeviceCounters()
+    var settings: Settings
+    var counters = DeviceCounters()
     /// Changes whenever `store` is replaced, so a scan that dropped the lock can tell.
     private var generation = 0
     private let openCount = Atomic<Int>(0)
+    /// Set while a recompression runs: a second one fails with EAGAIN (zram's pp_in_progress).
+    let postProcessing = Atomic<Bool>(false)
+    /// The access-time clock every initialisation uses; nil for the system's (tests set a manual one).
+    let manualClock: AccessClock?
 
     /// Configuration that applies at the next initialisation.
     struct Settings {
@@ -40,6 +44,8 @@ public final class ZramDevice: @unchecked Sendable {
         var dictionaryPath: String?
         var streams: Int
         var queuePages: Int
+        /// recomp_algorithm and its algorithm_params, by priority.
+        var recompression = RecompressionSettings()
     }
 
     /// Compression queue slots a device gets: 256 pages (1 MiB) of writes accepted before compression.
@@ -58,14 +64,23 @@ public final class ZramDevice: @unchecked Sendable {
     ///   - queuePages: compression queue slots (a power of two), pages a write may leave for the
     ///     device's compressor thread so that it returns before compression; 0 compresses inline.
     ///   - workerStart: runs first on the compressor and reserve threads (e.g. to mark them I/O flushers).
-    public init(
+    public convenience init(
         name: String, streams: Int = ZramDevice.defaultStreamCount, queuePages: Int = ZramDevice.defaultQueuePages,
         workerStart: (@Sendable () -> Void)? = nil
+    ) {
+        self.init(name: name, streams: streams, queuePages: queuePages, workerStart: workerStart, manualClock: nil)
+    }
+
+    /// - Parameter manualClock: the access-time clock to use instead of the system's (tests).
+    init(
+        name: String, streams: Int = ZramDevice.defaultStreamCount, queuePages: Int = ZramDevice.defaultQueuePages,
+        workerStart: (@Sendable () -> Void)? = nil, manualClock: AccessClock?
     ) {
         precondition(queuePages >= 0 && queuePages & (queuePages - 1) == 0, "queuePages must be 0 or a power of two")
         self.name = name
         self.settings = Settings(streams: min(64, max(1, streams)), queuePages: queuePages)
         self.workerStart = workerStart
+        self.manualClock = manualClock
     }
 
     deinit { store?.shutdown() }
@@ -74,6 +89,9 @@ public final class ZramDevice: @unchecked Sendable {
 
     /// initstate: whether disksize has been set.
     public var isInitialized: Bool { lifecycle.withShared { store != nil } }
+
+    /// Whether disksize has been set; only under `lifecycle`.
+    var isInitializedLocked: Bool { store != nil }
 
     /// disksize in bytes; 0 before initialisation.
     public var diskSize: UInt64 { lifecycle.withShared { store?.diskSize ?? 0 } }
@@ -160,7 +178,8 @@ public final class ZramDevice: @unchecked Sendable {
                 algorithm: settings.algorithm, level: settings.level, dictionary: settings.dictionary)
             store = try ZramStore(
                 diskSize: size, compression: parameters, streams: settings.streams, counters: counters,
-                queuePages: settings.queuePages, workerStart: workerStart)
+                queuePages: settings.queuePages, workerStart: workerStart,
+                recompression: try settings.recompression.parameters(), clock: manualClock ?? AccessClock())
             generation += 1
         }
     }

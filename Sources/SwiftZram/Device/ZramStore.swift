@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Platform
 
 /// An initialised device: its page table, allocator pool, compression
@@ -9,25 +12,37 @@ final class ZramStore: Sendable {
     let diskSize: UInt64
     let table: PageTable
     let compressors: CompressorPool
+    /// The recompression algorithms by priority (1...3), as `recomp_algorithm` set them.
+    let recompressors: RecompressorPools
+    /// Stamps each page's access time (for `idle` with an age).
+    let clock: AccessClock
     let encoder: PageEncoder
     var pool: ZsPool { encoder.pool }
     var counters: DeviceCounters { encoder.counters }
     /// Pages accepted but not yet compressed; nil when the queue is off.
     let queue: CompressionQueue?
     private let compressor: PosixThread?
+    /// Threads that serve part of a large request; nil with one CPU or one stream.
+    let helpers: RequestHelpers?
     /// Keeps the pool's reserve, so writes and frees make no memory system call.
     private let maintainer: ReserveMaintainer
 
     /// - Parameters:
     ///   - queuePages: compression queue slots (a power of two; 0 compresses every write inline).
-    ///   - workerStart: runs first on the compressor and reserve threads (e.g. to mark
-    ///     them I/O flushers).
+    ///   - workerStart: runs first on the compressor, reserve and request-helper threads
+    ///     (e.g. to mark them I/O flushers).
+    ///   - helperThreads: threads serving part of a large request beside its caller;
+    ///     by default one per CPU beyond the first, and no more than the streams beyond the caller's.
     ///   - refusals: stores the compressor fails as if out of memory (tests only).
+    ///   - recompression: the parameters of priorities 1, 2 and 3 (nil where none is set).
+    ///   - clock: the access-time clock (a manual one in tests).
     init(
         diskSize: UInt64, compression: CompressionParameters, streams: Int, counters: DeviceCounters,
-        queuePages: Int = 0, workerStart: (@Sendable () -> Void)? = nil, refusals: MemoryRefusals? = nil
+        queuePages: Int = 0, workerStart: (@Sendable () -> Void)? = nil, helperThreads: Int? = nil,
+        refusals: MemoryRefusals? = nil, recompression: [CompressionParameters?] = [], clock: AccessClock = AccessClock()
     ) throws(ZramError) {
         let compressors = try CompressorPool(parameters: compression, streams: streams)
+        let recompressors = try RecompressorPools(parameters: recompression, streams: streams)
         let table = try PageTable(pageCount: Int(diskSize / UInt64(pageSize)))
         let pool = ZsPool(reserve: .standard)
         let encoder = PageEncoder(pool: pool, counters: counters)
@@ -39,16 +54,20 @@ final class ZramStore: Sendable {
         }
         self.diskSize = diskSize
         self.compressors = compressors
+        self.recompressors = recompressors
+        self.clock = clock
         self.table = table
         self.encoder = encoder
         self.queue = queue
-        guard let queue else {
+        // The compressor holds the parts it needs, not the store, so dropping the store stops it.
+        // It has a stream of its own, so it never contends with writers for one.
+        let workerStreams = try queue.map { _ throws(ZramError) in try CompressorPool(parameters: compression, streams: 1) }
+        let helperCount = helperThreads ?? (min(streams, Self.onlineProcessors) - 1)
+        helpers = helperCount > 0 ? try RequestHelpers(count: helperCount, threadStart: workerStart) : nil
+        guard let queue, let workerStreams else {
             compressor = nil
             return
         }
-        // The thread holds the parts it needs, not the store, so dropping the store stops it.
-        // It has a stream of its own, so it never contends with writers for one.
-        let workerStreams = try CompressorPool(parameters: compression, streams: 1)
         let worker = CompressorWorker(table: table, encoder: encoder, compressors: workerStreams, queue: queue, refusals: refusals)
         do {
             compressor = try PosixThread.spawn(name: CompressorWorker.threadName) {
@@ -56,18 +75,23 @@ final class ZramStore: Sendable {
                 worker.run()
             }
         } catch {
+            helpers?.stop()
             throw ZramError(.outOfMemory, "cannot start the compressor thread: \(error)")
         }
     }
 
     deinit { shutdown() }
 
-    /// Compresses what is queued and stops the compressor and reserve threads.
+    /// Compresses what is queued and stops the compressor, reserve and request-helper threads.
+    /// Call when no request is in flight.
     func shutdown() {
+        helpers?.stop()
         queue?.stop()
         compressor?.join()
         maintainer.stop()
     }
+
+    private static var onlineProcessors: Int { max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN))) }
 
     /// Waits until every page written so far is compressed, so counters are exact.
     func drain() { queue?.drain() }
@@ -115,6 +139,9 @@ extension ZramStore {
                 if state.isHuge {
                     destination.baseAddress!.copyMemory(from: object.baseAddress!, byteCount: pageSize)
                     return true
+                }
+                guard state.rawValue & PageState.priorityMask == 0 else {
+                    return recompressors.decompress(object, priority: state.priority, into: destination)
                 }
                 if let stream { return stream.decompress(object, into: destination) }
                 return compressors.withStream { $0.decompress(object, into: destination) }
@@ -196,7 +223,7 @@ extension ZramStore {
                 return try encode(UnsafeRawBufferPointer(page), stream: stream)
             }
             slot.pointee.payload = encoded.payload
-            slot.unlock(setting: encoded.state)
+            slot.unlock(setting: encoded.state.accessed(at: clock.now))
             counters.record(encoded.state)
             release(old, payload: oldPayload)
         } catch {
@@ -222,7 +249,7 @@ extension ZramStore {
         let old = slot.lock()
         let oldPayload = slot.pointee.payload
         slot.pointee.payload = encoded.payload
-        slot.unlock(setting: encoded.state)
+        slot.unlock(setting: encoded.state.accessed(at: clock.now))
         counters.record(encoded.state)
         counters.forget(old)
         return (old, oldPayload)
@@ -235,7 +262,7 @@ extension ZramStore {
             return
         }
         let state = slot.lock()
-        defer { slot.unlock(setting: state.withoutIdle) }
+        defer { slot.unlock(setting: state.accessed(at: clock.now)) }
         let payload = slot.pointee.payload
         if state.isLost {
             throw lostPage()
@@ -269,10 +296,18 @@ extension ZramStore {
         release(old, payload: oldPayload)
     }
 
-    /// Marks page `index` idle if it holds data (zram's `idle all`).
-    func markIdle(_ index: Int) {
+    /// Marks page `index` idle, as zram's `idle` does: with no cutoff (`idle all`) if it
+    /// holds data; with one, if its last access came before `cutoff` (seconds since
+    /// init), and clears the mark otherwise. Same-filled and written-back pages are
+    /// never marked: nothing post-processes them.
+    func markIdle(_ index: Int, accessedBefore cutoff: UInt64? = nil) {
         guard let slot = table.existingSlot(index) else { return }
         let state = slot.lock()
-        slot.unlock(setting: state.isStored ? PageState(rawValue: state.rawValue | PageState.idleBit) : state)
+        guard state.isStored, !state.isSame, !state.isWrittenBack else {
+            slot.unlock(setting: state)
+            return
+        }
+        let idle = cutoff.map { state.accessTime < $0 } ?? true
+        slot.unlock(setting: PageState(rawValue: idle ? state.rawValue | PageState.idleBit : state.rawValue & ~PageState.idleBit))
     }
 }

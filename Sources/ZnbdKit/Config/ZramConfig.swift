@@ -19,7 +19,8 @@ import SwiftZram
 ///
 /// One `[zramN]` section per device; comments are whole lines starting with `#` or `;`. Keys: `zram-size` (an expression in MiB over
 /// `ram`, default `min(ram / 2, 4096)`), `compression-algorithm` (`NAME` or
-/// `NAME(level=N)`; `lzo-rle` means lzo), `swap-priority` (-1…32767, default 100),
+/// `NAME(level=N)`; `lzo-rle` means lzo; a space-separated list: the first is the primary,
+/// up to three more are recompression algorithms in priority order), `swap-priority` (-1…32767, default 100),
 /// `fs-type` (`swap` unless `mount-point` is set, then `ext4`), `mount-point`
 /// (absolute), `mem-limit` (a memparse size, `0`/`none` for no limit) and
 /// `options` (extra `swapon -o` / `mount -o` options). Every error names its line.
@@ -33,6 +34,8 @@ public struct ZramConfig: Sendable, Equatable {
         var sizeLine: Int?
         public var algorithm: CompressionAlgorithm?
         public var level: Int?
+        /// The algorithms after the first in `compression-algorithm`: priorities 1, 2, 3.
+        public var recompression: [RecompressionChoice] = []
         public var swapPriority = 100
         public var fsType: String?
         public var mountPoint: String?
@@ -116,7 +119,9 @@ public struct ZramConfig: Sendable, Equatable {
                 device.sizeText = value
                 device.sizeLine = number
             case "compression-algorithm":
-                (device.algorithm, device.level) = try parseAlgorithm(value, fail: fail)
+                let list = try parseAlgorithmList(value, fail: fail)
+                (device.algorithm, device.level) = list[0]
+                device.recompression = list.dropFirst().map { RecompressionChoice(algorithm: $0.0, level: $0.1) }
             case "swap-priority":
                 guard let priority = Int(value), (-1...32767).contains(priority) else {
                     throw fail("swap-priority '\(value)' must be a whole number from -1 to 32767")
@@ -148,6 +153,31 @@ public struct ZramConfig: Sendable, Equatable {
             }
         }
         return ZramConfig(devices: devices)
+    }
+
+    /// `lz4 zstd(level=3)`: algorithms separated by spaces (outside parentheses), at most
+    /// one primary and three recompression algorithms, as zram-generator.
+    private static func parseAlgorithmList(_ value: String, fail: (String) -> Error) throws(Error) -> [(CompressionAlgorithm, Int?)] {
+        var items: [String] = []
+        var current = ""
+        var depth = 0
+        for character in value {
+            if character == "(" { depth += 1 }
+            if character == ")" { depth -= 1 }
+            if character.isWhitespace && depth == 0 {
+                if !current.isEmpty { items.append(current) }
+                current = ""
+            } else {
+                current.append(character)
+            }
+        }
+        if !current.isEmpty { items.append(current) }
+        guard items.count <= 1 + ZramDevice.recompressionPriorities else {
+            throw fail("compression-algorithm '\(value)': at most one algorithm and \(ZramDevice.recompressionPriorities) recompression algorithms")
+        }
+        var result: [(CompressionAlgorithm, Int?)] = []
+        for item in items { result.append(try parseAlgorithm(item, fail: fail)) }
+        return result
     }
 
     /// `lz4`, `zstd(level=3)`; `lzo-rle` (zram's default name) is our lzo.
@@ -195,7 +225,7 @@ public struct ZramConfig: Sendable, Equatable {
             result.append((device.name, DeviceSpec(
                 size: bytes, algorithm: device.algorithm, level: device.level, memLimit: device.memLimit,
                 swapPriority: device.swapPriority, fsType: device.effectiveFSType, mountPoint: device.mountPoint,
-                options: device.options)))
+                options: device.options, recompression: device.recompression)))
         }
         return result
     }

@@ -127,6 +127,7 @@ public final class DeviceSetup {
         let name = try client.hotAdd(algorithm: spec.algorithm)
         try update(list, index) { $0.device = name }
         if let level = spec.level { try set(name, "algorithm_params", "level=\(level)") }
+        for (attribute, value) in spec.recompressionWrites { try set(name, attribute, value) }
         if let memLimit = spec.memLimit { try set(name, "mem_limit", String(memLimit)) }
         try set(name, "disksize", String(spec.size))
         try failPoints.check(.hotAdd)

@@ -168,6 +168,7 @@ struct ServeCommand: ParsableCommand {
                     if let level = spec.level ?? (spec.algorithm == nil ? level : nil) {
                         try device.setAlgorithmParameters(level: level, dictionary: nil)
                     }
+                    for (attribute, value) in spec.recompressionWrites { try device.writeAttribute(attribute, value) }
                     if let limit = spec.memLimit ?? memLimit?.bytes { try device.setMemoryLimit(limit) }
                     try device.setDiskSize(spec.size)
                 }

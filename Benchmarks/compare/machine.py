@@ -1,0 +1,42 @@
+"""The machine a benchmark ran on, and how busy it was."""
+import os
+import platform
+import subprocess
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def loadavg():
+    """The 1-minute load average."""
+    with open("/proc/loadavg") as f:
+        return float(f.read().split()[0])
+
+
+def commit():
+    out = subprocess.run(["git", "-C", ROOT, "log", "-1", "--format=%h"], capture_output=True, text=True).stdout
+    return out.strip()
+
+
+def describe():
+    cpu = "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    ram = 0
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                ram = int(line.split()[1]) * 1024
+    return {"cpu": cpu, "cores": os.cpu_count(), "ram_bytes": ram, "kernel": platform.release(),
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "commit": commit(), "loadavg": [loadavg()]}
+
+
+def summary(m):
+    """One line naming the machine and the load while measuring."""
+    loads = m.get("loadavg") or [0]
+    return (f"{m['cpu']}, {m['cores']} cores, {m['ram_bytes'] / 2**30:.0f} GiB RAM, Linux {m['kernel']}; "
+            f"measured {m['date']} on `{m['commit']}`; 1-minute load average {min(loads):.1f}–{max(loads):.1f} "
+            f"while measuring")

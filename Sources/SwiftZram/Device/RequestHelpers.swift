@@ -1,0 +1,258 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Platform
+import Synchronization
+
+/// Threads that serve part of a large request beside the thread that asked for it,
+/// so that a 1 MiB read decompresses on every core instead of one.
+///
+/// One request at a time: the caller that wins `busy` posts a job (a byte range of
+/// one request, cut into chunks of ``chunkPages`` pages), then claims chunks itself
+/// as the helpers do, and waits until every chunk is done. A caller that finds the
+/// helpers busy serves its request alone, so concurrent requests never wait for each
+/// other here. Helpers take a compression stream only for a page they hold the lock
+/// of, through the store's page operations (see the lock order in ZramStore.swift).
+///
+/// Claiming is one compare-exchange on `cursor`, which packs the job's generation,
+/// its chunk count and the next chunk. A helper reads the job only after it claimed
+/// a chunk of it, and the caller returns only after every claimed chunk is done, so
+/// a helper never reads a job being replaced.
+///
+/// The helpers touch the store only while its caller waits for them, under the
+/// caller's shared hold of the device's lifecycle lock: reset (which holds it
+/// exclusively) cannot run meanwhile, and stops the helpers only once no request is
+/// in flight.
+// @unchecked: `job` is written only by the caller holding `busy`, before it publishes
+// the job through `cursor` (sequentially consistent), and read by helpers only after
+// a successful claim on that `cursor` value; the rest is atomics, a mutex-guarded
+// error, or pthread objects at fixed heap addresses.
+final class RequestHelpers: @unchecked Sendable {
+    /// Requests at least this long are split. Below it the work (about a microsecond
+    /// per page) is no longer much more than waking a helper and handing it a chunk.
+    static let minimumBytes = 64 << 10
+    /// Pages a thread claims at a time: small enough that the caller rarely waits
+    /// for a helper's last chunk, large enough that claims stay rare.
+    static let chunkPages = 4
+    /// The name of helper `index` in `top -H`, `ps -L` and `perf`.
+    static func threadName(_ index: Int) -> String { "zram-split-\(index)" }
+
+    enum Operation { case read, write }
+
+    /// One request's range: `buffer` holds the bytes of `offset..<offset + length`.
+    private struct Job {
+        unowned(unsafe) var store: ZramStore?
+        var operation: Operation = .read
+        var buffer: UnsafeMutableRawPointer?
+        var offset: UInt64 = 0
+        var length = 0
+    }
+
+    /// At a fixed heap address, so threads share it without exclusivity checks.
+    private let job: UnsafeMutablePointer<Job>
+    private let busy = Atomic<Bool>(false)
+    /// generation << 40 | chunk count << 20 | next chunk.
+    private let cursor = Atomic<UInt64>(0)
+    private static let fieldBits: UInt64 = 20
+    private static let fieldMask: UInt64 = (1 << fieldBits) - 1
+    /// The most chunks one job can have; longer requests are posted as several jobs.
+    static let maximumChunks = Int(fieldMask)
+    private let chunksDone = Atomic<Int>(0)
+    private let failed = Atomic<Bool>(false)
+    private let firstError = Mutex<ZramError?>(nil)
+    private let stopping = Atomic<Bool>(false)
+    /// Helpers asleep (or about to sleep) until a job is posted.
+    private let sleepers = Atomic<Int>(0)
+    private let lock: UnsafeMutablePointer<pthread_mutex_t>
+    private let posted: UnsafeMutablePointer<pthread_cond_t>
+    private let threads: Mutex<[PosixThread]>
+
+    /// Starts `count` helper threads.
+    /// - Parameter threadStart: runs first on each thread (e.g. to mark it an I/O flusher).
+    /// - Throws: `ENOMEM` if a thread cannot be started (those started are stopped).
+    init(count: Int, threadStart: (@Sendable () -> Void)?) throws(ZramError) {
+        precondition(count > 0, "request helpers need at least one thread")
+        job = .allocate(capacity: 1)
+        job.initialize(to: Job())
+        lock = .allocate(capacity: 1)
+        posted = .allocate(capacity: 1)
+        pthread_mutex_init(lock, nil)
+        pthread_cond_init(posted, nil)
+        threads = Mutex([])
+        var started: [PosixThread] = []
+        for index in 1...count {
+            do {
+                started.append(
+                    try PosixThread.spawn(name: Self.threadName(index)) { [self] in
+                        threadStart?()
+                        run()
+                    })
+            } catch {
+                threads.withLock { $0 = started }
+                stop()
+                throw ZramError(.outOfMemory, "cannot start request helper thread \(index): \(error)")
+            }
+        }
+        threads.withLock { $0 = started }
+    }
+
+    deinit {
+        pthread_cond_destroy(posted)
+        pthread_mutex_destroy(lock)
+        posted.deallocate()
+        lock.deallocate()
+        job.deinitialize(count: 1)
+        job.deallocate()
+    }
+
+    /// Stops and joins the helpers. Call when no request is in flight.
+    func stop() {
+        stopping.store(true, ordering: .sequentiallyConsistent)
+        pthread_mutex_lock(lock)
+        pthread_cond_broadcast(posted)
+        pthread_mutex_unlock(lock)
+        let joining = threads.withLock { threads in
+            defer { threads = [] }
+            return threads
+        }
+        for thread in joining { thread.join() }
+    }
+
+    // MARK: The caller
+
+    /// Serves `operation` on `offset..<offset + length` of `store` with the helpers.
+    /// - Returns: false, having done nothing, when the helpers serve another request.
+    /// - Throws: the first error a page of the range met; other pages may have been served.
+    @inline(never)
+    func serve(
+        _ operation: Operation, of store: ZramStore, buffer: UnsafeMutableRawPointer, offset: UInt64, length: Int
+    ) throws(ZramError) -> Bool {
+        guard !busy.exchange(true, ordering: .acquiring) else { return false }
+        defer { busy.store(false, ordering: .releasing) }
+        let windowBytes = Self.maximumChunks * Self.chunkPages * pageSize
+        var done = 0
+        while done < length, !failed.load(ordering: .relaxed) {
+            let count = min(windowBytes, length - done)
+            let start = offset + UInt64(done)
+            job.pointee = Job(store: store, operation: operation, buffer: buffer + done, offset: start, length: count)
+            let chunks = Self.chunks(offset: start, length: count)
+            post(chunks: chunks)
+            while claimAndServe() {}
+            // Helpers finish the chunks they claimed; each is a few pages.
+            var backoff = Backoff()
+            while chunksDone.load(ordering: .acquiring) < chunks { backoff.pause() }
+            done += count
+        }
+        job.pointee.store = nil
+        guard failed.exchange(false, ordering: .acquiring) else { return true }
+        let error = firstError.withLock { error in
+            defer { error = nil }
+            return error
+        }
+        throw error ?? ZramError(.ioError, "a page of the request failed")
+    }
+
+    /// Chunks of ``chunkPages`` pages covering the range, aligned to the device's pages.
+    @inline(__always)
+    private static func chunks(offset: UInt64, length: Int) -> Int {
+        let chunkBytes = UInt64(chunkPages * pageSize)
+        let first = offset / chunkBytes
+        let last = (offset + UInt64(length) - 1) / chunkBytes
+        return Int(last - first) + 1
+    }
+
+    private func post(chunks: Int) {
+        chunksDone.store(0, ordering: .relaxed)
+        let generation = (cursor.load(ordering: .relaxed) >> (2 * Self.fieldBits)) &+ 1
+        cursor.store(generation << (2 * Self.fieldBits) | UInt64(chunks) << Self.fieldBits, ordering: .sequentiallyConsistent)
+        if sleepers.load(ordering: .sequentiallyConsistent) > 0 {
+            pthread_mutex_lock(lock)
+            pthread_cond_broadcast(posted)
+            pthread_mutex_unlock(lock)
+        }
+    }
+
+    // MARK: Claiming chunks (caller and helpers)
+
+    /// Whether the job posted in `value` has a chunk left to claim.
+    @inline(__always)
+    private static func hasChunkLeft(_ value: UInt64) -> Bool {
+        value & fieldMask < (value >> fieldBits) & fieldMask
+    }
+
+    /// Claims the next chunk of the posted job and serves it.
+    /// - Returns: false when no chunk was left.
+    @inline(__always)
+    private func claimAndServe() -> Bool {
+        var value = cursor.load(ordering: .sequentiallyConsistent)
+        while Self.hasChunkLeft(value) {
+            let (won, seen) = cursor.weakCompareExchange(
+                expected: value, desired: value + 1, ordering: .sequentiallyConsistent)
+            if won {
+                serve(chunk: Int(value & Self.fieldMask))
+                return true
+            }
+            value = seen
+        }
+        return false
+    }
+
+    /// Serves chunk `index` of the job (which stays posted until it is counted done).
+    private func serve(chunk index: Int) {
+        let job = job.pointee
+        if !failed.load(ordering: .relaxed), let store = job.store, let buffer = job.buffer {
+            let chunkBytes = UInt64(Self.chunkPages * pageSize)
+            let end = job.offset + UInt64(job.length)
+            let start = max(job.offset, (job.offset / chunkBytes + UInt64(index)) * chunkBytes)
+            let stop = min(end, start - start % chunkBytes + chunkBytes)
+            let bytes = UnsafeMutableRawBufferPointer(start: buffer + Int(start - job.offset), count: Int(stop - start))
+            do {
+                switch job.operation {
+                case .read: try store.readPieces(into: bytes, at: start)
+                case .write: try store.writePieces(UnsafeRawBufferPointer(bytes), at: start)
+                }
+            } catch {
+                record(error)
+            }
+        }
+        chunksDone.add(1, ordering: .releasing)
+    }
+
+    @inline(never)
+    private func record(_ error: ZramError) {
+        firstError.withLock { first in
+            if first == nil { first = error }
+        }
+        failed.store(true, ordering: .relaxed)
+    }
+
+    // MARK: The helpers
+
+    private func run() {
+        while waitForChunk() {
+            while claimAndServe() {}
+        }
+    }
+
+    /// Waits until a posted job has a chunk left: spins briefly (requests of a
+    /// stream come close together), then sleeps.
+    /// - Returns: false once stopping.
+    private func waitForChunk() -> Bool {
+        var backoff = Backoff()
+        while backoff.spinOrYield() {
+            if stopping.load(ordering: .relaxed) { return false }
+            if Self.hasChunkLeft(cursor.load(ordering: .relaxed)) { return true }
+        }
+        pthread_mutex_lock(lock)
+        defer { pthread_mutex_unlock(lock) }
+        // Counted before the last look at `cursor`: a post either comes after that look
+        // (and sees a sleeper to wake) or before it (and the look finds its chunks).
+        sleepers.add(1, ordering: .sequentiallyConsistent)
+        defer { sleepers.subtract(1, ordering: .sequentiallyConsistent) }
+        while true {
+            if stopping.load(ordering: .sequentiallyConsistent) { return false }
+            if Self.hasChunkLeft(cursor.load(ordering: .sequentiallyConsistent)) { return true }
+            pthread_cond_wait(posted, lock)
+        }
+    }
+}
