@@ -18,14 +18,14 @@ final class ZramStore: Sendable {
     /// Pages accepted but not yet compressed; nil when the queue is off.
     let queue: CompressionQueue?
     private let compressor: PosixThread?
-    /// Threads that serve part of a large request; nil with one CPU or one stream.
+    /// Threads that serve part of a large read; nil with one CPU or one stream.
     let helpers: RequestHelpers?
 
     /// - Parameters:
     ///   - queuePages: compression queue slots (a power of two; 0 compresses every write inline).
     ///   - workerStart: runs first on the compressor thread and the request helpers
     ///     (e.g. to mark them I/O flushers).
-    ///   - helperThreads: threads serving part of a large request beside its caller;
+    ///   - helperThreads: threads serving part of a large read beside its caller;
     ///     by default one per CPU beyond the first, and no more than the streams beyond the caller's.
     ///   - refusals: stores the compressor fails as if out of memory (tests only).
     init(
