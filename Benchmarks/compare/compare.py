@@ -51,8 +51,8 @@ def throughput(binary, workdir, runs, runtime, size, rows=None):
     chosen = [w for w in workloads.WORKLOADS if rows is None or w[0] in rows]
     results = {}
     loads = [machine.loadavg()]
-    for make in peers:
-        for run in range(runs):
+    for run in range(runs):  # runs interleaved across peers, so that a change in load hits them alike
+        for make in peers:
             with make() as server:
                 workloads.prefill(server.uri, size)
                 for label, rw, bs, qd in chosen:
@@ -62,7 +62,7 @@ def throughput(binary, workdir, runs, runtime, size, rows=None):
                     results.setdefault(label, {}).setdefault(server.name, []).append(r)
                     print(f"  {server.name:18} {label:18} run {run + 1}: {r['iops']:10.0f} IOPS "
                           f"{r['mbps']:8.1f} MB/s", file=sys.stderr)
-            loads.append(machine.loadavg())
+        loads.append(machine.loadavg())
     names = [make().name for make in peers]
     return names, results, loads
 
@@ -83,7 +83,8 @@ def measure_throughput(binary, workdir, args, rows):
             data = json.load(f)
     data["names"] = names
     for label, runs in results.items():
-        data["rows"][label] = {"machine": about, "runs": runs, "settings": {"runs": args.runs, "runtime_s": args.runtime}}
+        data["rows"][label] = {"machine": about, "runs": runs, "settings": {"runs": args.runs, "runtime_s": args.runtime,
+                                                                              "interleaved": True}}
     with open(path, "w") as f:
         json.dump(data, f, indent=2)
     return data
@@ -98,15 +99,17 @@ def render_throughput(data, chart=None):
     order = [w[0] for w in workloads.WORKLOADS if w[0] in data["rows"]]
     lines = ["## Throughput: fio ioengine=nbd, Unix socket, 60 % compressible data\n"]
     lines.append("`Benchmarks/compare/compare.py` (the report's `--peers`): every peer in the same run, each run a "
-                 "fresh server with the region written once first.\n")
+                 "fresh server with the 512 MiB region written once first.\n")
     seen = {}
     for label in order:
         m = data["rows"][label]["machine"]
         seen.setdefault((m["date"], m["commit"]), (m, data["rows"][label]["settings"], []))[2].append(label)
     for m, settings, labels in seen.values():
         which = "" if len(seen) == 1 else " (" + ", ".join(labels) + ")"
+        order_note = ("each round runs every peer in turn" if settings.get("interleaved")
+                      else "each peer's runs one after another")
         lines.append(f"- Measured{which}: {machine.summary(m)}; medians of {settings['runs']} runs × "
-                     f"{settings['runtime_s']} s.")
+                     f"{settings['runtime_s']} s, {order_note}.")
     lines.append("")
     lines.append("IOPS (median of runs); MB/s for 1M rows.\n")
     lines.append("| workload | " + " | ".join(names) + " | znbd / sparse | znbd / zstd | znbd / null |")

@@ -281,6 +281,13 @@ def render(data, limits=None, chart=None):
         which = "" if len(machines) == 1 else " (" + ", ".join(labels) + ")"
         lines.append(f"- Measured{which}: {machine.summary(m)}.")
     lines.append("")
+    busiest = max(max(data["rows"][label]["machine"]["loadavg"]) for label in order)
+    cores = data["rows"][order[0]]["machine"]["cores"]
+    if busiest > cores:
+        lines.append(f"The load average reached {busiest:.0f} on {cores} cores. (a) compresses in fio's own submitting "
+                     "thread; (b)–(d) hand each request to server threads, which the scheduler gives their own "
+                     "shares of the cores. Under such a load a ratio to (a) says as much about the load as about the "
+                     "paths; the ratios between (b), (c) and (d), which all go through a server, hold better.\n")
     lines.append("IOPS; MB/s for the 1M rows (median of rounds):\n")
     lines.append("| workload | " + " | ".join(names) + " | (b)/(a) | (b)/(d) | (b)/(c) |")
     lines.append("|---|" + "---|" * (len(names) + 3))
