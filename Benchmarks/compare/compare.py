@@ -39,7 +39,7 @@ def build_znbd():
     return os.path.join(ROOT, ".build", "release", "znbd")
 
 
-def throughput(binary, workdir, runs, runtime, size, rows=None):
+def throughput(binary, workdir, runs, runtime, size, about, rows=None):
     """label -> server -> list of runs, for the workloads named in rows (all when None)."""
     peers = [
         lambda: servers.Znbd(workdir, size, binary, "lz4"),
@@ -50,7 +50,6 @@ def throughput(binary, workdir, runs, runtime, size, rows=None):
     ]
     chosen = [w for w in workloads.WORKLOADS if rows is None or w[0] in rows]
     results = {}
-    loads = [machine.loadavg()]
     for run in range(runs):  # runs interleaved across peers, so that a change in load hits them alike
         for make in peers:
             with make() as server:
@@ -62,9 +61,9 @@ def throughput(binary, workdir, runs, runtime, size, rows=None):
                     results.setdefault(label, {}).setdefault(server.name, []).append(r)
                     print(f"  {server.name:18} {label:18} run {run + 1}: {r['iops']:10.0f} IOPS "
                           f"{r['mbps']:8.1f} MB/s", file=sys.stderr)
-        loads.append(machine.loadavg())
+        machine.sample(about)
     names = [make().name for make in peers]
-    return names, results, loads
+    return names, results
 
 
 def median(values):
@@ -74,8 +73,7 @@ def median(values):
 def measure_throughput(binary, workdir, args, rows):
     """Measures and merges into throughput.json (with rows, the other rows are kept)."""
     about = machine.describe()
-    names, results, loads = throughput(binary, workdir, args.runs, args.runtime, int(args.size), rows)
-    about["loadavg"] = loads
+    names, results = throughput(binary, workdir, args.runs, args.runtime, int(args.size), about, rows)
     path = os.path.join(args.out, "throughput.json")
     data = {"rows": {}}
     if rows is not None and os.path.exists(path):
@@ -203,7 +201,7 @@ def run(args):
             section.take()
             about = machine.describe()
             rows_memory = memory.report(binary, workdir, ROOT)
-            about["loadavg"].append(machine.loadavg())
+            machine.sample(about)
             charts.memory_chart(os.path.join(args.out, "memory.png"),
                                 [(f"{store} {alg}", total or rss) for store, alg, _, _, total, rss in rows_memory])
             section.emit("![memory by store and algorithm](memory.png)\n")
@@ -216,7 +214,7 @@ def run(args):
             section.take()
             about = machine.describe()
             scale.report(binary, workdir)
-            about["loadavg"].append(machine.loadavg())
+            machine.sample(about)
             save_section(os.path.join(args.out, "scale.md"), section.take(), about)
 
 
