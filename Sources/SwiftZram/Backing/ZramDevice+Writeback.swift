@@ -13,9 +13,10 @@ extension ZramDevice {
     /// buffer holds a copy of each (4 MiB at this size).
     static let largestWritebackBatch = 1024
 
-    /// The opener a device gets by default. Until a file store is built in, it refuses every name.
+    /// The opener a device gets by default: a block device or a regular file (created sparse).
+    /// ZnbdKit's devices also open NBD URIs.
     public static let openBackingFile: BackingStoreOpener = { name throws(ZramError) in
-        throw ZramError(.invalidArgument, "cannot open backing_dev '\(name)': this build has no backing store for paths")
+        try FileBackingStore.open(name)
     }
 
     /// bd_stat: zeros before initialisation or without a backing store.
