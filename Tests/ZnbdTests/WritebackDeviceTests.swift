@@ -1,0 +1,87 @@
+import Foundation
+import Testing
+
+@testable import ZnbdKit
+
+/// `writeback-device` through the built znbd: the config sets `backing_dev` (a file, a
+/// loop block device, an nbdkit export) before disksize, writeback runs over the control
+/// socket, and what NBD clients wrote reads back byte for byte from the backing store.
+@Suite(.serialized) struct WritebackDeviceTests {
+    static let loopMissing: String? = {
+        if getuid() != 0 { return "needs root for losetup" }
+        if !FileManager.default.fileExists(atPath: "/dev/loop-control") { return "no loop device support" }
+        return nil
+    }()
+    static let nbdkitMissing: String? = ExternalCommand.which("nbdkit") == nil ? "nbdkit is not installed" : nil
+
+    @Test func aFileBacksTheDevice() throws {
+        let directory = try ZnbdServer.makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let file = directory + "/backing.img"
+        try Self.writebackRoundTrip(backing: file, in: directory)
+        var status = stat()
+        #expect(stat(file, &status) == 0 && status.st_size == 16 << 20, "sized sparse to disksize")
+    }
+
+    @Test(Facility.required(loopMissing)) func aLoopDeviceBacksTheDevice() throws {
+        try Facility.require(Self.loopMissing)
+        let directory = try ZnbdServer.makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let file = directory + "/loop.img"
+        try ExternalCommand.require("truncate", ["-s", "16M", file])
+        let loop = try ExternalCommand.require("losetup", ["--find", "--show", file]).stdout
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        defer { _ = try? ExternalCommand.run("losetup", ["-d", loop], timeout: 30) }
+        try Self.writebackRoundTrip(backing: loop, in: directory)
+    }
+
+    @Test(Facility.required(nbdkitMissing)) func anNBDKitExportBacksTheDevice() throws {
+        try Facility.require(Self.nbdkitMissing)
+        let directory = try ZnbdServer.makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let socket = directory + "/nbdkit.sock", pidfile = directory + "/nbdkit.pid"
+        let nbdkit = Process()
+        nbdkit.executableURL = URL(fileURLWithPath: try #require(ExternalCommand.which("nbdkit")))
+        nbdkit.arguments = ["--foreground", "--exit-with-parent", "--unix", socket, "-P", pidfile, "memory", "16M"]
+        nbdkit.standardOutput = FileHandle.nullDevice
+        nbdkit.standardError = FileHandle.nullDevice
+        try nbdkit.run()
+        defer {
+            if nbdkit.isRunning { kill(nbdkit.processIdentifier, SIGKILL) }
+            nbdkit.waitUntilExit()
+        }
+        #expect(Poll.until(seconds: 10) { FileManager.default.fileExists(atPath: pidfile) }, "nbdkit did not start")
+        try Self.writebackRoundTrip(backing: "nbd+unix:///?socket=\(socket)", in: directory)
+    }
+
+    /// 4 MiB written over NBD, all of it idle and written back, then read back over NBD.
+    static func writebackRoundTrip(backing: String, in directory: String) throws {
+        let config = directory + "/znbd.conf"
+        try "[zram0]\nzram-size = 16\nwriteback-device = \(backing)\n".write(toFile: config, atomically: true, encoding: .utf8)
+        let server = try ZnbdServer(["--config", config])
+        defer { server.stop() }
+        #expect(try server.cli(["get", "zram0", "backing_dev"]).stdout == backing + "\n")
+
+        let source = directory + "/source.bin", back = directory + "/back.bin"
+        // Half noise, half text: huge pages and compressed ones both go to the backing store.
+        try ExternalCommand.require("bash", ["-c", "head -c 2M /dev/urandom > \(source); yes znbd writeback | head -c 2M >> \(source)"])
+        try ExternalCommand.require("nbdcopy", ["--flush", source, server.uri()])
+        #expect(try server.cli(["set", "zram0", "idle", "all"]).succeeded)
+        let writeback = try server.cli(["set", "zram0", "writeback", "idle"])
+        #expect(writeback.succeeded, "\(writeback)")
+
+        let written = try bdStat(server)
+        #expect(written[0] == 1024 && written[2] == 1024, "every stored page written back: \(written)")
+        #expect(written[1] == 0)
+        try ExternalCommand.require("nbdcopy", [server.uri(), back])
+        try ExternalCommand.require("cmp", ["-n", "\(4 << 20)", source, back])
+        #expect(try bdStat(server)[1] == 1024, "each page read back once from the backing store")
+        #expect(server.isRunning)
+    }
+
+    static func bdStat(_ server: ZnbdServer) throws -> [UInt64] {
+        try server.cli(["get", "zram0", "bd_stat"]).stdout.split(separator: " ").compactMap {
+            UInt64($0.trimmingCharacters(in: .whitespacesAndNewlines))
+        }
+    }
+}
