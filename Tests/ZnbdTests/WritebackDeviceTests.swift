@@ -54,6 +54,25 @@ import Testing
         try Self.writebackRoundTrip(backing: "nbd+unix:///?socket=\(socket)", in: directory)
     }
 
+    /// The remote tier: another znbd over TCP with TLS (PSK) holds the written-back pages.
+    @Test func anotherZnbdOverTLSBacksTheDevice() throws {
+        let credentials = try TLSTests.Credentials()
+        defer { credentials.remove() }
+        let port = try TLSTests.freePort()
+        let remote = try ZnbdServer([
+            "--size", "16M", "--tcp", "\(port)", "--tls", "require", "--tls-psk", credentials.psk,
+        ])
+        defer { remote.stop() }
+        let directory = try ZnbdServer.makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try Self.writebackRoundTrip(
+            backing: "nbds://alice@127.0.0.1:\(port)/zram0?tls-psk-file=\(credentials.psk)", in: directory)
+        let remoteData = try remote.cli(["status", "--bytes", "--raw", "--noheadings", "--output", "data"]).stdout
+        #expect(UInt64(remoteData.trimmingCharacters(in: .whitespacesAndNewlines)) == 4 << 20,
+                "the remote znbd holds the 1024 written-back pages: \(remoteData)")
+        #expect(remote.isRunning)
+    }
+
     /// 4 MiB written over NBD, all of it idle and written back, then read back over NBD.
     static func writebackRoundTrip(backing: String, in directory: String) throws {
         let config = directory + "/znbd.conf"
