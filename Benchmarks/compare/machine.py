@@ -33,7 +33,7 @@ def describe():
                 ram = int(line.split()[1]) * 1024
     return {"cpu": cpu, "cores": os.cpu_count(), "ram_bytes": ram, "kernel": platform.release(),
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "commit": commit(), "loadavg": [loadavg()],
-            "realtime": realtime_processes()}
+            "realtime": []}  # filled by sample(), after the rounds that wait_while_realtime() let start
 
 
 def summary(m):
