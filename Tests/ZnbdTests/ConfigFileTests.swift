@@ -162,12 +162,12 @@ import Testing
 
         let table = try ExternalCommand.require(ZnbdServer.binary, ["check-config", "--ram", "2G", "--bytes", good])
         let rows = table.stdout.split(separator: "\n").map { $0.split(separator: " ").map(String.init) }
-        #expect(rows.first == ["NAME", "DISKSIZE", "ALGORITHM", "LEVEL", "MEM-LIMIT", "TYPE", "PRIORITY/MOUNTPOINT"])
+        #expect(rows.first == ["NAME", "DISKSIZE", "ALGORITHM", "LEVEL", "MEM-LIMIT", "TYPE", "PRIORITY/MOUNTPOINT", "WRITEBACK"])
         #expect(rows.dropFirst().map { Array($0.prefix(2)) } == [
             ["zram0", "1073741824"], ["zram1", "268435456"], ["zram3", "536870912"], ["zram4", "1073741824"],
         ])
-        #expect(rows[1] == ["zram0", "1073741824", "zstd", "3", "-", "swap", "50"])
-        #expect(rows[3] == ["zram3", "536870912", "-", "-", "268435456", "xfs", "/var/scratch"])
+        #expect(rows[1] == ["zram0", "1073741824", "zstd", "3", "-", "swap", "50", "-"])
+        #expect(rows[3] == ["zram3", "536870912", "-", "-", "268435456", "xfs", "/var/scratch", "-"])
 
         let failed = try ExternalCommand.run(ZnbdServer.binary, ["check-config", bad])
         #expect(failed.status != 0)

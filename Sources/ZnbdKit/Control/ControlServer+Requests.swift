@@ -54,7 +54,9 @@ extension ControlServer {
                 comp_algorithm: device.algorithm.rawValue, streams: device.streamCount,
                 mm_stat: Dictionary(uniqueKeysWithValues: zip(MemoryStatistics.fieldNames, mm.fields)),
                 io_stat: Dictionary(uniqueKeysWithValues: zip(IOStatistics.fieldNames, io.fields)),
-                connections: device.openers, idle_pages: device.idlePages,
+                connections: device.openers,
+                bd_stat: Dictionary(uniqueKeysWithValues: zip(BackingStatistics.fieldNames, device.backingStatistics.fields)),
+                backing_dev: device.backingDevice ?? "none", idle_pages: device.idlePages,
                 recompression: ["pages": recompressed.pages, "saved_bytes": recompressed.savedBytes])
         })
     }
