@@ -49,9 +49,11 @@ struct PageState: Equatable {
     /// for `idle` with an age. Bits 32...62.
     static let accessTimeShift: UInt64 = 32
     static let accessTimeMask: UInt64 = 0x7FFF_FFFF << accessTimeShift
-    /// Chosen by a running recompression (zram's ZRAM_PP_SLOT). Every write, discard and
-    /// reset replaces the state without it, so the recompressor can tell the page changed
-    /// while it worked on a copy, and then drops its result.
+    /// Chosen by a running recompression or writeback (zram's ZRAM_PP_SLOT; the two never
+    /// run at once). Every write, discard and reset replaces the state without it, so the
+    /// post-processor can tell the page changed while it worked on a copy, and then drops its
+    /// result. Whatever replaces a page's object must leave `objectBit` clear when `payload`
+    /// is no longer an allocator handle.
     static let postProcessBit: UInt64 = 1 << 24
     /// Held by a thread working on this page.
     static let lockBit: UInt64 = 1 << 63
@@ -66,6 +68,12 @@ struct PageState: Equatable {
 
     static let lost = PageState(rawValue: lostBit)
 
+    /// A page whose object lies in the backing store at byte offset `payload`: `size` bytes,
+    /// raw when `size` is a whole page, else compressed by the algorithm of `priority`.
+    static func writtenBack(size: Int, priorityBits: UInt64) -> PageState {
+        PageState(rawValue: UInt64(size) | writtenBackBit | (priorityBits & priorityMask))
+    }
+
     static func same(_ word: UInt64) -> PageState {
         PageState(rawValue: sameBit | (word == 0 ? zeroFillBit : 0))
     }
@@ -77,8 +85,8 @@ struct PageState: Equatable {
     var isZeroFilled: Bool { rawValue & Self.zeroFillBit != 0 }
     var isQueued: Bool { rawValue & Self.queuedBit != 0 }
     var isLost: Bool { rawValue & Self.lostBit != 0 }
-    /// Stored in any form (counts in orig_data_size).
-    var isStored: Bool { rawValue & (Self.objectBit | Self.sameBit | Self.queuedBit) != 0 }
+    /// Stored in any form (counts in orig_data_size), written-back pages included.
+    var isStored: Bool { rawValue & (Self.objectBit | Self.sameBit | Self.queuedBit | Self.writtenBackBit) != 0 }
     var objectSize: Int { Int(rawValue & Self.sizeMask) }
 
     var isWrittenBack: Bool { rawValue & Self.writtenBackBit != 0 }

@@ -22,7 +22,9 @@ final class ZramStore: Sendable {
     /// Pages accepted but not yet compressed; nil when the queue is off.
     let queue: CompressionQueue?
     private let compressor: PosixThread?
-    /// Threads that serve part of a large request; nil with one CPU or one stream.
+    /// Where writeback puts pages; nil without a backing_dev.
+    let backing: BackingTier?
+    /// Threads that serve part of a large read; nil with one CPU or one stream.
     let helpers: RequestHelpers?
     /// Keeps the pool's reserve, so writes and frees make no memory system call.
     private let maintainer: ReserveMaintainer
@@ -31,15 +33,17 @@ final class ZramStore: Sendable {
     ///   - queuePages: compression queue slots (a power of two; 0 compresses every write inline).
     ///   - workerStart: runs first on the compressor, reserve and request-helper threads
     ///     (e.g. to mark them I/O flushers).
-    ///   - helperThreads: threads serving part of a large request beside its caller;
+    ///   - helperThreads: threads serving part of a large read beside its caller;
     ///     by default one per CPU beyond the first, and no more than the streams beyond the caller's.
     ///   - refusals: stores the compressor fails as if out of memory (tests only).
     ///   - recompression: the parameters of priorities 1, 2 and 3 (nil where none is set).
     ///   - clock: the access-time clock (a manual one in tests).
+    ///   - backing: the backing store writeback uses, if the device has one.
     init(
         diskSize: UInt64, compression: CompressionParameters, streams: Int, counters: DeviceCounters,
         queuePages: Int = 0, workerStart: (@Sendable () -> Void)? = nil, helperThreads: Int? = nil,
-        refusals: MemoryRefusals? = nil, recompression: [CompressionParameters?] = [], clock: AccessClock = AccessClock()
+        refusals: MemoryRefusals? = nil, recompression: [CompressionParameters?] = [], clock: AccessClock = AccessClock(),
+        backing: BackingTier? = nil
     ) throws(ZramError) {
         let compressors = try CompressorPool(parameters: compression, streams: streams)
         let recompressors = try RecompressorPools(parameters: recompression, streams: streams)
@@ -59,6 +63,7 @@ final class ZramStore: Sendable {
         self.table = table
         self.encoder = encoder
         self.queue = queue
+        self.backing = backing
         // The compressor holds the parts it needs, not the store, so dropping the store stops it.
         // It has a stream of its own, so it never contends with writers for one.
         let workerStreams = try queue.map { _ throws(ZramError) in try CompressorPool(parameters: compression, streams: 1) }
@@ -121,7 +126,11 @@ extension ZramStore {
     /// Releases what `state` and `payload` held. Call after the slot no longer points at it.
     @inline(__always)
     func release(_ state: PageState, payload: UInt64) {
-        if state.hasObject { pool.free(ObjectHandle(rawValue: payload)) }
+        if state.hasObject {
+            pool.free(ObjectHandle(rawValue: payload))
+        } else if state.isWrittenBack {
+            releaseWrittenBack(state, payload: payload)
+        }
         counters.forget(state)
     }
 
@@ -150,6 +159,8 @@ extension ZramStore {
                 counters.failedReads.wrappingAdd(1, ordering: .relaxed)
                 throw ZramError(.ioError, "stored page failed to decompress")
             }
+        } else if state.isWrittenBack {
+            try decodeWrittenBack(state, payload: payload, into: destination, stream: stream)
         } else if state.isQueued, let queue {
             destination.baseAddress!.copyMemory(from: queue.buffer(Int(payload)), byteCount: pageSize)
         } else if state.isLost {
@@ -184,6 +195,7 @@ extension ZramStore {
                 // The object the page held is left for the compressor to free.
                 let old = exchange(EncodedPage(state: .queued, payload: UInt64(slot)), in: entry)
                 queue.publish(sequence, .init(page: index, replacedObject: old.state.hasObject ? old.payload : 0))
+                if old.state.isWrittenBack { releaseWrittenBack(old.state, payload: old.payload) }
                 counters.notePeak(memoryUsed)
                 return
             }
@@ -237,7 +249,11 @@ extension ZramStore {
     @inline(__always)
     func install(_ encoded: EncodedPage, in slot: UnsafeMutablePointer<PageSlot>) {
         let old = exchange(encoded, in: slot)
-        if old.state.hasObject { pool.free(ObjectHandle(rawValue: old.payload)) }
+        if old.state.hasObject {
+            pool.free(ObjectHandle(rawValue: old.payload))
+        } else if old.state.isWrittenBack {
+            releaseWrittenBack(old.state, payload: old.payload)
+        }
     }
 
     /// Puts an encoded page into the table and counts the change; the caller frees
@@ -266,6 +282,8 @@ extension ZramStore {
         let payload = slot.pointee.payload
         if state.isLost {
             throw lostPage()
+        } else if state.isWrittenBack {
+            try readWrittenBack(state, payload: payload, into: destination, at: offset)
         } else if state.isQueued, let queue {
             destination.baseAddress!.copyMemory(from: queue.buffer(Int(payload)) + offset, byteCount: destination.count)
         } else if state.isSame || !state.hasObject {
