@@ -85,8 +85,9 @@ class Device:
         fields = self.get("bd_stat").split()
         return {"bd_count": int(fields[0]), "bd_reads": int(fields[1]), "bd_writes": int(fields[2])}
 
-    def configure(self, backing=None, mem_limit=MEM_LIMIT, secondary=None):
-        """backing_dev and recomp_algorithm before disksize, as zram requires."""
+    def configure(self, backing=None, mem_limit=MEM_LIMIT, secondary=None, auto=False):
+        """backing_dev and recomp_algorithm before disksize, as zram requires; `auto` turns on
+        writeback_auto (writeback at mem_limit instead of a failed write)."""
         self.must_set("reset", 1)
         if backing:
             self.must_set("backing_dev", backing)
@@ -94,6 +95,8 @@ class Device:
             self.must_set("recomp_algorithm", f"algo={secondary} priority=1")
         self.must_set("disksize", DISKSIZE)
         self.must_set("mem_limit", mem_limit)
+        if auto:
+            self.must_set("writeback_auto", 1)
 
 
 def fill(uri, size, offset=0):
@@ -166,11 +169,16 @@ class WritebackCycles:
 
 
 def automatic_writeback(workdir):
-    """Does the server write back by itself at mem_limit? Filled past the limit with a backing
-    file and no writeback command: it does if nothing failed and bd_stat counts writes."""
+    """Does the server write back by itself at mem_limit (writeback_auto 1)? Filled past the
+    limit with a backing file and no writeback command: it does if nothing failed and bd_stat
+    counts writes. False when the attribute does not exist."""
     backing = os.path.join(workdir, "probe.img")
     with Device(workdir) as device:
-        device.configure(backing)
+        try:
+            device.configure(backing, auto=True)
+        except RuntimeError as error:
+            print(f"  no automatic writeback: {error}", file=sys.stderr)
+            return False
         result = fill(device.uri, REGION)
         return result["error"] is None and device.bd_stat()["bd_writes"] > 0
 
@@ -182,14 +190,15 @@ def allocated(path):
         return 0
 
 
-def tiered_round(workdir, mode, automatic):
-    """mode: 'backing' (backing file), 'none' (no backing: writes past mem_limit fail)."""
-    backing = os.path.join(workdir, "backing.img") if mode == "backing" else None
+def tiered_round(workdir, mode):
+    """mode: 'auto' (backing file, writeback_auto), 'backing' (backing file, manual cycles),
+    'none' (no backing: writes past mem_limit fail)."""
+    backing = os.path.join(workdir, "backing.img") if mode in ("auto", "backing") else None
     if backing and os.path.exists(backing):
         os.unlink(backing)
     with Device(workdir) as device:
-        device.configure(backing)
-        manual = backing is not None and not automatic
+        device.configure(backing, auto=mode == "auto")
+        manual = mode == "backing"
         cycles = WritebackCycles(device) if manual else None
         stored, stopped = 0, None
         for offset in range(0, REGION, 32 * MIB):
@@ -257,11 +266,12 @@ def measure(out, rounds=3, runtime=RUNTIME):
     with tempfile.TemporaryDirectory(prefix="znbd-tiering-", dir="/var/tmp") as workdir:
         data["automatic_writeback"] = automatic_writeback(workdir)
         print(f"  automatic writeback at mem_limit: {data['automatic_writeback']}", file=sys.stderr)
-        data["rounds"] = {"backing": [], "none": [], "nbdkit": []}
+        data["rounds"] = {"auto": [], "backing": [], "none": [], "nbdkit": []}
+        modes = (["auto"] if data["automatic_writeback"] else []) + ["backing", "none"]
         for round in range(rounds):
             machine.wait_while_realtime()
-            for mode in ("backing", "none"):
-                r = tiered_round(workdir, mode, data["automatic_writeback"])
+            for mode in modes:
+                r = tiered_round(workdir, mode)
                 data["rounds"][mode].append(r)
                 print(f"  round {round + 1} {mode}: {r['mix']}", file=sys.stderr)
             r = nbdkit_round(workdir)
@@ -284,7 +294,9 @@ def measure(out, rounds=3, runtime=RUNTIME):
     return data
 
 
-LABELS = {"backing": "znbd lz4 + backing file", "none": "znbd lz4, no backing", "nbdkit": "nbdkit memory sparse"}
+LABELS = {"auto": "znbd lz4 + backing file, writeback_auto", "backing": "znbd lz4 + backing file, manual cycles",
+          "none": "znbd lz4, no backing", "nbdkit": "nbdkit memory sparse"}
+MODES = ("auto", "backing", "none", "nbdkit")
 
 
 def med(rounds, *keys):
@@ -308,8 +320,15 @@ def render(data, chart=None):
              f"its first ENOSPC) runs 4 KiB requests over the region, zipf θ={s['theta']}, {s['reads']} % reads, "
              f"QD{s['depth']}, for {s['runtime_s']} s. Medians of {s['rounds']} rounds, each on a fresh server. "
              "The client is Python, so IOPS are capped by it, alike for every row.\n"]
+    watermark = int(100 * s.get("high_watermark", HIGH_WATERMARK))
+    manual = (f"the manual form: after every 32 MiB of the fill, and every second during the mix, when "
+              f"mem_used_total is above {watermark} % of mem_limit, `writeback idle` (pages untouched since the "
+              "last mark); then `idle all` (the next mark)")
     if data["automatic_writeback"]:
-        lines.append("The server writes back by itself at mem_limit (no writeback command was sent).\n")
+        lines.append("With `writeback_auto 1` the device writes back by itself when a write meets mem_limit (idle "
+                     "pages first, then any, round the table like a clock), and no writeback command is sent. The "
+                     f"manual-cycles row is {manual}. Reads of written-back pages come from the file and stay there "
+                     "(no promotion).\n")
     else:
         watermark = int(100 * s.get("high_watermark", HIGH_WATERMARK))
         lines.append("**The server does not yet write back by itself at mem_limit** (filling past it with a backing "
@@ -321,15 +340,15 @@ def render(data, chart=None):
     lines.append("| store | stored by the fill | read IOPS | write IOPS | read p99 µs | write p99 µs | failed requests "
                  "(read / write) | mem_used_total | bd_stat (count reads writes) | backing file allocated |")
     lines.append("|---|---|---|---|---|---|---|---|---|---|")
-    for mode in ("backing", "none", "nbdkit"):
-        rounds = data["rounds"][mode]
+    for mode in MODES:
+        rounds = data["rounds"].get(mode)
         if not rounds:
             continue
         memory = (f"{med(rounds, 'mm_stat', 'mem_used_total') / MIB:.1f} MiB" if mode != "nbdkit"
                   else f"{med(rounds, 'rss') / MIB:.1f} MiB (RSS growth)")
         bd = "—"
         backing = "—"
-        if mode == "backing":
+        if mode in ("auto", "backing"):
             last = rounds[-1]["bd_stat"]
             bd = f"{last['bd_count']} {last['bd_reads']} {last['bd_writes']} (last round)"
             backing = f"{med(rounds, 'backing_allocated') / MIB:.1f} MiB"
@@ -341,20 +360,22 @@ def render(data, chart=None):
                      f"{med(rounds, 'mix', 'write', 'failed'):,.0f} | {memory} | {bd} | {backing} |")
     lines.append("")
     errors = {}
-    for mode in ("backing", "none", "nbdkit"):
-        for r in data["rounds"][mode]:
+    for mode in MODES:
+        for r in data["rounds"].get(mode, []):
             for kind in ("read", "write"):
                 for name, count in r["mix"][kind]["errors"].items():
                     key = f"{LABELS[mode]}, {kind}s: {name}"
                     errors[key] = errors.get(key, 0) + count
     if errors:
         lines.append("Failed requests, all rounds: " + "; ".join(f"{k} ×{v:,}" for k, v in errors.items()) + ".\n")
-    if data["rounds"]["backing"] and data["rounds"]["none"]:
+    tiered = "auto" if data["rounds"].get("auto") else "backing"
+    if data["rounds"][tiered] and data["rounds"]["none"]:
         full = data["rounds"]["none"][-1]["mm_stat"]
         ratio = full["orig_data_size"] / full["compr_data_size"] if full["compr_data_size"] else 0
-        count = med(data["rounds"]["backing"], "bd_stat", "bd_count")
+        count = med(data["rounds"][tiered], "bd_stat", "bd_count")
         if ratio:
-            lines.append(f"Backing layout: one 4 KiB block per written-back page, the kernel's (bd_count {count:,.0f} "
+            lines.append(f"Backing layout ({LABELS[tiered]}): one 4 KiB block per written-back page, the kernel's "
+                         f"(bd_count {count:,.0f} "
                          f"= {count * 4096 / MIB:.1f} MiB). Packed writeback is not implemented yet; packing the "
                          f"same objects at their compressed size (ratio {ratio:.2f}, from the device without "
                          f"backing) would take about {count * 4096 / ratio / MIB:.1f} MiB, an estimate, not a "
@@ -398,25 +419,27 @@ def render(data, chart=None):
 def chart(data, path):
     import charts
     plt = charts._pyplot()
-    modes = [m for m in ("backing", "none", "nbdkit") if data["rounds"][m]]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
+    modes = [m for m in MODES if data["rounds"].get(m)]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
     x = range(len(modes))
     reads = [med(data["rounds"][m], "mix", "read", "iops") / 1000 for m in modes]  # noqa: E501
     writes = [med(data["rounds"][m], "mix", "write", "iops") / 1000 for m in modes]
     left.bar([i - 0.2 for i in x], reads, 0.4, label="read")
     left.bar([i + 0.2 for i in x], writes, 0.4, label="write")
     left.set_xticks(list(x))
-    left.set_xticklabels([LABELS[m] for m in modes], fontsize=8)
+    left.set_xticklabels([LABELS[m].replace(", ", ",\n") for m in modes], fontsize=7)
     left.set_ylabel("thousand IOPS (zipf 4 KiB mix, QD8, libnbd client)")
     left.legend(fontsize=8)
     memory = [(med(data["rounds"][m], "mm_stat", "mem_used_total") if m != "nbdkit"
                else med(data["rounds"][m], "rss")) / MIB for m in modes]
     right.bar([i - 0.2 for i in x], memory, 0.4, label="RAM (mem_used_total; nbdkit: RSS growth)")
-    if data["rounds"]["backing"]:
-        right.bar([0.2], [med(data["rounds"]["backing"], "backing_allocated") / MIB], 0.4, label="backing file allocated")
+    tiered = [(i, m) for i, m in enumerate(modes) if m in ("auto", "backing")]
+    if tiered:
+        right.bar([i + 0.2 for i, _ in tiered], [med(data["rounds"][m], "backing_allocated") / MIB for _, m in tiered],
+                  0.4, label="backing file allocated")
     right.axhline(data["settings"]["mem_limit"] / MIB, color="grey", linestyle="--", linewidth=0.8, label="mem_limit")
     right.set_xticks(list(x))
-    right.set_xticklabels([LABELS[m] for m in modes], fontsize=8)
+    right.set_xticklabels([LABELS[m].replace(", ", ",\n") for m in modes], fontsize=7)
     right.set_ylabel("MiB")
     right.legend(fontsize=8)
     fig.suptitle("Working set twice mem_limit")
