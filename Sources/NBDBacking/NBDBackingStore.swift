@@ -152,12 +152,15 @@ public final class NBDBackingStore: BackingStore {
     private func perform(
         _ operation: StaticString, at offset: UInt64, _ call: (OpaquePointer) -> Int32
     ) throws(ZramError) {
-        guard !closed.load(ordering: .relaxed) else {
-            throw ZramError(.ioError, "\(name): \(operation) after close")
-        }
-        let index = nextConnection.wrappingAdd(1, ordering: .relaxed).oldValue & (connections.count - 1)
+        let turn = UInt(bitPattern: nextConnection.wrappingAdd(1, ordering: .relaxed).oldValue)
+        let index = Int(turn % UInt(connections.count))
         let current = epoch.load(ordering: .acquiring)
         try connections[index].withLock { (connection: inout NBDConnection) throws(ZramError) in
+            // Checked under the lock: close() marks the store closed before it takes each
+            // connection's lock, so nothing reconnects behind it.
+            guard !closed.load(ordering: .acquiring) else {
+                throw ZramError(.ioError, "\(name): \(operation) after close")
+            }
             if let stale = connection.handle, connection.epoch != current {
                 NBDConnection.disconnect(stale)
                 connection.handle = nil

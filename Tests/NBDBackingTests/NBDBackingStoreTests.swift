@@ -149,6 +149,29 @@ func readBytes(_ bytes: inout [UInt8], from store: some BackingStore, at offset:
         Self.expectError(.ioError) { () throws(ZramError) in _ = try NBDBackingStore.open("nbd://127.0.0.1:1/") }
     }
 
+    /// Calls racing close() end in EIO or succeed; none reconnects after it or crashes.
+    @Test func callsAfterCloseAreIOErrors() throws {
+        let server = try NBDKitServer(size: "1M")
+        defer { server.stop() }
+        let store = try NBDBackingStore.open(server.uri)
+        let page = Self.pattern(pages: 1, seed: 3)
+        DispatchQueue.concurrentPerform(iterations: 5) { thread in
+            if thread == 0 {
+                store.close()
+                return
+            }
+            for round in 0..<50 {
+                do throws(ZramError) {
+                    try writeBytes(page, to: store, at: UInt64(round % 16) * 4096)
+                } catch {
+                    #expect(error.kind == .ioError && error.message.hasSuffix("after close"), "\(error)")
+                }
+            }
+        }
+        Self.expectError(.ioError) { () throws(ZramError) in try writeBytes(page, to: store, at: 0) }
+        store.close()
+    }
+
     /// A crash of the server fails the requests that meet it with EIO; once it is back,
     /// the next call reconnects and succeeds. Nothing crashes or hangs in between.
     @Test func aKilledServerIsEIOThenTheStoreReconnects() throws {

@@ -249,8 +249,10 @@ import Testing
         let batches = Atomic<Int>(0)
         let report = try device.recompress(RecompressionRequest(), afterEachBatch: {
             // After the scan and one batch of work, a reset comes in and waits for the batch.
+            // The batch returns only once the reset waits for the lock, so the run must stop there.
             if batches.add(1, ordering: .relaxed).newValue == 3 {
                 resetter.withLock { $0 = PosixThreadBox(startThread { try? device.reset() }) }
+                #expect(DeviceScanTests.wait { device.lifecycle.hasWaitingWriter }, "reset never waited for the lock")
             }
         })
         resetter.withLock { $0?.thread.join() }

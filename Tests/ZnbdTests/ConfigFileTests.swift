@@ -162,12 +162,12 @@ import Testing
 
         let table = try ExternalCommand.require(ZnbdServer.binary, ["check-config", "--ram", "2G", "--bytes", good])
         let rows = table.stdout.split(separator: "\n").map { $0.split(separator: " ").map(String.init) }
-        #expect(rows.first == ["NAME", "DISKSIZE", "ALGORITHM", "LEVEL", "MEM-LIMIT", "TYPE", "PRIORITY/MOUNTPOINT"])
+        #expect(rows.first == ["NAME", "DISKSIZE", "ALGORITHM", "LEVEL", "MEM-LIMIT", "TYPE", "PRIORITY/MOUNTPOINT", "WRITEBACK"])
         #expect(rows.dropFirst().map { Array($0.prefix(2)) } == [
             ["zram0", "1073741824"], ["zram1", "268435456"], ["zram3", "536870912"], ["zram4", "1073741824"],
         ])
-        #expect(rows[1] == ["zram0", "1073741824", "zstd", "3", "-", "swap", "50"])
-        #expect(rows[3] == ["zram3", "536870912", "-", "-", "268435456", "xfs", "/var/scratch"])
+        #expect(rows[1] == ["zram0", "1073741824", "zstd", "3", "-", "swap", "50", "-"])
+        #expect(rows[3] == ["zram3", "536870912", "-", "-", "268435456", "xfs", "/var/scratch", "-"])
 
         let failed = try ExternalCommand.run(ZnbdServer.binary, ["check-config", bad])
         #expect(failed.status != 0)
@@ -263,5 +263,29 @@ import Testing
         #expect(read.stdout == "#1: lzo lz4 lz4hc [zstd] \n", "\(read)")
         let check = try ExternalCommand.run(ZnbdServer.binary, ["check-config", file], timeout: 30)
         #expect(check.stdout.contains("lz4 zstd(level=5)"), "\(check)")
+
+        // 4 MiB of real anonymous memory in, idle, recompressed, and out again unchanged.
+        let corpus = ProcessInfo.processInfo.environment["ZRAM_CORPUS"] ?? "/tmp/znbd-anon.bin"
+        let handle = try #require(FileHandle(forReadingAtPath: corpus), "no corpus at \(corpus): run scripts/capture-anon-corpus.sh")
+        try handle.seek(toOffset: 64 << 20)
+        let data = try #require(try handle.read(upToCount: 4 << 20))
+        try handle.close()
+        let input = directory + "/in.bin", output = directory + "/out.bin"
+        try data.write(to: URL(fileURLWithPath: input))
+        try ExternalCommand.require("nbdcopy", [input, server.uri("zram0")])
+        #expect(try server.cli(["set", "zram0", "idle", "all"]).succeeded)
+        let idle = try #require(Int(try server.cli(["get", "zram0", "idle"]).stdout.dropLast()))
+        #expect(idle > 0)
+        let busy = try server.cli(["set", "zram0", "recomp_algorithm", "algo=lz4hc priority=2"])
+        #expect(busy.status != 0 && busy.stderr.contains("EBUSY"), "\(busy)")
+        #expect(try server.cli(["set", "zram0", "recompress", "type=idle"]).succeeded)
+        let json = try server.cli(["status", "--json"])
+        let status = try JSONDecoder().decode(ServerStatus.self, from: Data(json.stdout.utf8))
+        let zram0 = try #require(status.devices.first)
+        #expect(zram0.idle_pages == 0, "recompression clears the idle marks")
+        #expect((zram0.recompression?["pages"] ?? 0) > 0 && (zram0.recompression?["saved_bytes"] ?? 0) > 0, "\(json)")
+        try ExternalCommand.require("nbdcopy", [server.uri("zram0"), output])
+        let back = try Data(contentsOf: URL(fileURLWithPath: output))
+        #expect(back.count == 16 << 20 && back.prefix(data.count) == data, "the device reads back what was written")
     }
 }

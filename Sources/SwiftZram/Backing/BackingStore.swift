@@ -4,10 +4,10 @@
 ///
 /// Calls may come from several threads at once, each for a different range.
 ///
-/// Alignment: `read` and `write` take offsets, lengths and buffer addresses that are
-/// multiples of 4 KiB (whole blocks from page-aligned buffers), because a store may
-/// bypass the page cache (`O_DIRECT`), which needs aligned I/O. A store that needs it
-/// refuses a misaligned call with `EINVAL`.
+/// Alignment: requests whose offset, length and buffer address are multiples of 4 KiB
+/// (whole blocks from page-aligned buffers) may bypass the page cache (`O_DIRECT`).
+/// Any other request works too, but a file store then serves it through the page
+/// cache, which keeps a copy in RAM; and a block must not be written both ways at once.
 public protocol BackingStore: AnyObject, Sendable {
     /// What `backing_dev` reads back: the path or URI it was opened with.
     var name: String { get }

@@ -114,12 +114,24 @@ extension FileBackingStore {
                     throw refusal(path, "is a block device of \(size) bytes, under one 4 KiB page")
                 }
             }
-            let isDirect = try setDirect(path, fd, allowed: directAllowed)
-            return FileBackingStore(name: path, fd: fd, medium: medium, isDirect: isDirect, size: size)
+            guard try setDirect(path, fd, allowed: directAllowed) else {
+                return FileBackingStore(name: path, fd: fd, cachedFD: fd, medium: medium, size: size)
+            }
+            let cachedFD = try reopenCached(path, fd)
+            return FileBackingStore(name: path, fd: fd, cachedFD: cachedFD, medium: medium, size: size)
         } catch {
             _ = try? fd.close()
             throw error
         }
+    }
+
+    /// A second descriptor on the same file or device, without `O_DIRECT`, opened
+    /// through `/proc/self/fd` so that it is the same inode whatever the path names
+    /// now. Without `O_EXCL`: the store's own claim is held by the first descriptor.
+    private static func reopenCached(_ path: String, _ fd: FileDescriptor) throws(ZramError) -> FileDescriptor {
+        let descriptor = cplatform_open("/proc/self/fd/\(fd.rawValue)", O_RDWR | O_CLOEXEC, 0)
+        guard descriptor >= 0 else { throw openFailure(path, Errno.lastError) }
+        return FileDescriptor(rawValue: descriptor)
     }
 
     /// Back to blocking I/O, with `O_DIRECT` when the medium takes it (tmpfs before

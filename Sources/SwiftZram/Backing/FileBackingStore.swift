@@ -10,10 +10,13 @@ import Glibc
 ///
 /// I/O goes around the page cache (`O_DIRECT`) whenever the medium allows it:
 /// writeback exists to take cold pages out of RAM, and a cached copy of each written
-/// page would keep them there until the kernel reclaims the cache. Direct I/O asks for
-/// the 4 KiB alignment that ``BackingStore`` documents; a misaligned call fails with
-/// `EINVAL` instead of reaching the kernel. A medium that refuses `O_DIRECT` (some
-/// file systems) is used through the page cache, and then any alignment works.
+/// page would keep them there until the kernel reclaims the cache. Direct I/O needs
+/// the 4 KiB alignment that ``BackingStore`` documents. A request without it (a
+/// compressed object shorter than a block, a buffer that is not page-aligned) goes
+/// through a second, cached descriptor on the same file. The kernel keeps the two
+/// coherent: a direct read first writes back cached dirty pages of its range, and a
+/// direct write drops them. A medium that refuses `O_DIRECT` (some file systems) is
+/// used through the page cache only.
 public final class FileBackingStore: BackingStore {
     /// What is behind the descriptor.
     public enum Medium: Sendable {
@@ -27,17 +30,21 @@ public final class FileBackingStore: BackingStore {
     public let isDirect: Bool
 
     private let fd: FileDescriptor
+    /// The cached descriptor for requests direct I/O cannot take (the same as `fd`
+    /// when the store is not direct).
+    private let cachedFD: FileDescriptor
     private let size: Atomic<UInt64>
     private let closed = Atomic<Bool>(false)
 
     /// The alignment direct I/O needs (every medium we use needs at most 4 KiB).
     static let directAlignment = 4096
 
-    init(name: String, fd: FileDescriptor, medium: Medium, isDirect: Bool, size: UInt64) {
+    init(name: String, fd: FileDescriptor, cachedFD: FileDescriptor, medium: Medium, size: UInt64) {
         self.name = name
         self.fd = fd
+        self.cachedFD = cachedFD
         self.medium = medium
-        self.isDirect = isDirect
+        self.isDirect = fd != cachedFD
         self.size = Atomic(size)
     }
 
@@ -47,10 +54,11 @@ public final class FileBackingStore: BackingStore {
 
     public func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws(ZramError) {
         guard let base = buffer.baseAddress else { return }
-        try checkRequest(base, count: buffer.count, offset: offset, "read")
+        try checkRequest(count: buffer.count, offset: offset, "read")
+        let descriptor = descriptor(for: base, count: buffer.count, offset: offset)
         var done = 0
         while done < buffer.count {
-            let result = pread(fd.rawValue, base + done, buffer.count - done, off_t(offset) + off_t(done))
+            let result = pread(descriptor, base + done, buffer.count - done, off_t(offset) + off_t(done))
             if result > 0 {
                 done += result
             } else if result == 0 {
@@ -64,10 +72,11 @@ public final class FileBackingStore: BackingStore {
 
     public func write(_ buffer: UnsafeRawBufferPointer, at offset: UInt64) throws(ZramError) {
         guard let base = buffer.baseAddress else { return }
-        try checkRequest(base, count: buffer.count, offset: offset, "write")
+        try checkRequest(count: buffer.count, offset: offset, "write")
+        let descriptor = descriptor(for: base, count: buffer.count, offset: offset)
         var done = 0
         while done < buffer.count {
-            let result = pwrite(fd.rawValue, base + done, buffer.count - done, off_t(offset) + off_t(done))
+            let result = pwrite(descriptor, base + done, buffer.count - done, off_t(offset) + off_t(done))
             if result > 0 {
                 done += result
             } else if result == 0 {
@@ -113,16 +122,23 @@ public final class FileBackingStore: BackingStore {
 
     public func close() {
         guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        if cachedFD != fd { _ = try? cachedFD.close() }
         _ = try? fd.close()
     }
 
-    /// Refuses a request that is past the capacity, after `close()`, or misaligned
-    /// for direct I/O: the kernel would answer EINVAL, or a reused descriptor would
-    /// take the bytes.
+    /// The direct descriptor for a request aligned to 4 KiB in address, length and
+    /// offset; the cached one otherwise.
     @inline(__always)
-    private func checkRequest(
-        _ base: UnsafeRawPointer, count: Int, offset: UInt64, _ operation: StaticString
-    ) throws(ZramError) {
+    private func descriptor(for base: UnsafeRawPointer, count: Int, offset: UInt64) -> Int32 {
+        let alignment = UInt(Self.directAlignment)
+        let aligned = (UInt(bitPattern: base) | UInt(count) | UInt(truncatingIfNeeded: offset)) % alignment == 0
+        return aligned ? fd.rawValue : cachedFD.rawValue
+    }
+
+    /// Refuses a request that is past the capacity, or comes after `close()` (a
+    /// reused descriptor number would take the bytes).
+    @inline(__always)
+    private func checkRequest(count: Int, offset: UInt64, _ operation: StaticString) throws(ZramError) {
         let end = offset.addingReportingOverflow(UInt64(count))
         if end.overflow || end.partialValue > capacity {
             throw ZramError(
@@ -130,11 +146,6 @@ public final class FileBackingStore: BackingStore {
         }
         if closed.load(ordering: .relaxed) {
             throw ZramError(.ioError, "\(name): \(operation) after close")
-        }
-        if isDirect && (UInt(bitPattern: base) | UInt(count) | UInt(offset)) % UInt(Self.directAlignment) != 0 {
-            throw ZramError(
-                .invalidArgument,
-                "\(name): direct \(operation) needs 4 KiB-aligned buffers, offsets and lengths")
         }
     }
 

@@ -51,7 +51,9 @@ struct PageState: Equatable {
     static let accessTimeMask: UInt64 = 0x7FFF_FFFF << accessTimeShift
     /// Chosen by a running recompression or writeback (zram's ZRAM_PP_SLOT; the two never
     /// run at once). Every write, discard and reset replaces the state without it, so the
-    /// post-processor can tell the page changed while it worked on a copy, and then drops its result.
+    /// post-processor can tell the page changed while it worked on a copy, and then drops its
+    /// result. Whatever replaces a page's object must leave `objectBit` clear when `payload`
+    /// is no longer an allocator handle.
     static let postProcessBit: UInt64 = 1 << 24
     /// Held by a thread working on this page.
     static let lockBit: UInt64 = 1 << 63

@@ -69,7 +69,8 @@ public final class ZramDevice: @unchecked Sendable {
     ///   - streams: compression streams, 1...64; defaults to the CPU count.
     ///   - queuePages: compression queue slots (a power of two), pages a write may leave for the
     ///     device's compressor thread so that it returns before compression; 0 compresses inline.
-    ///   - workerStart: runs first on the compressor thread (e.g. to mark it an I/O flusher).
+    ///   - workerStart: runs first on the device's own threads: compressor, reserve and
+    ///     request helpers (e.g. to mark them I/O flushers).
     ///   - backingOpener: opens what `backing_dev` names (a path, or a URI another module knows).
     public convenience init(
         name: String, streams: Int = ZramDevice.defaultStreamCount, queuePages: Int = ZramDevice.defaultQueuePages,

@@ -26,7 +26,7 @@ final class ZramStore: Sendable {
     let backing: BackingTier?
     /// Writes pages back when a write meets mem_limit (writeback_auto); nil without a backing_dev.
     let relief: MemoryRelief?
-    /// Threads that serve part of a large request; nil with one CPU or one stream.
+    /// Threads that serve part of a large read; nil with one CPU or one stream.
     let helpers: RequestHelpers?
     /// Keeps the pool's reserve, so writes and frees make no memory system call.
     private let maintainer: ReserveMaintainer
@@ -35,7 +35,7 @@ final class ZramStore: Sendable {
     ///   - queuePages: compression queue slots (a power of two; 0 compresses every write inline).
     ///   - workerStart: runs first on the compressor, reserve and request-helper threads
     ///     (e.g. to mark them I/O flushers).
-    ///   - helperThreads: threads serving part of a large request beside its caller;
+    ///   - helperThreads: threads serving part of a large read beside its caller;
     ///     by default one per CPU beyond the first, and no more than the streams beyond the caller's.
     ///   - refusals: stores the compressor fails as if out of memory (tests only).
     ///   - recompression: the parameters of priorities 1, 2 and 3 (nil where none is set).

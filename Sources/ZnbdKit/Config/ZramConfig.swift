@@ -1,4 +1,5 @@
 import Foundation
+import NBDBacking
 import SwiftZram
 
 /// A device configuration file in zram-generator's format:
@@ -23,7 +24,8 @@ import SwiftZram
 /// up to three more are recompression algorithms in priority order), `swap-priority` (-1…32767, default 100),
 /// `fs-type` (`swap` unless `mount-point` is set, then `ext4`), `mount-point`
 /// (absolute), `mem-limit` (a memparse size, `0`/`none` for no limit) and
-/// `options` (extra `swapon -o` / `mount -o` options). Every error names its line.
+/// `options` (extra `swapon -o` / `mount -o` options) and `writeback-device` (the device's
+/// `backing_dev`: an absolute path or an NBD URI). Every error names its line.
 public struct ZramConfig: Sendable, Equatable {
     public struct Device: Sendable, Equatable {
         public var name: String
@@ -41,6 +43,8 @@ public struct ZramConfig: Sendable, Equatable {
         public var mountPoint: String?
         public var memLimit: UInt64?
         public var options: String?
+        /// `backing_dev`, set before disksize.
+        public var writebackDevice: String?
 
         var effectiveFSType: String { fsType ?? (mountPoint == nil ? "swap" : "ext4") }
         var isSwap: Bool { effectiveFSType == "swap" }
@@ -54,7 +58,10 @@ public struct ZramConfig: Sendable, Equatable {
         public var description: String { "\(file):\(line): \(message)" }
     }
 
-    static let keys = ["zram-size", "compression-algorithm", "swap-priority", "fs-type", "mount-point", "mem-limit", "options"]
+    static let keys = [
+        "zram-size", "compression-algorithm", "swap-priority", "fs-type", "mount-point", "mem-limit", "options",
+        "writeback-device",
+    ]
 
     public var devices: [Device]
 
@@ -142,6 +149,8 @@ public struct ZramConfig: Sendable, Equatable {
                     guard let bytes = memparse(value) else { throw fail("mem-limit '\(value)' is not a size such as 512M") }
                     device.memLimit = bytes
                 }
+            case "writeback-device":
+                device.writebackDevice = try parseWritebackDevice(value, fail: fail)
             default:  // options
                 device.options = value
             }
@@ -206,6 +215,20 @@ public struct ZramConfig: Sendable, Equatable {
         return (algorithm, level)
     }
 
+    /// An absolute path (a block device or a file) or an NBD URI, as `backing_dev` takes them.
+    private static func parseWritebackDevice(_ value: String, fail: (String) -> Error) throws(Error) -> String {
+        if NBDURI.isURI(value) {
+            guard NBDURI.isSupported(value) else {
+                throw fail("writeback-device '\(value)': supported NBD URIs start with \(NBDURI.schemes.joined(separator: ", "))")
+            }
+            return value
+        }
+        guard value.hasPrefix("/") else {
+            throw fail("writeback-device '\(value)' must be an absolute path or an NBD URI (nbd://...)")
+        }
+        return value
+    }
+
     /// Each device's size in bytes for a machine with `ramBytes` of memory (rounded down to
     /// whole pages). A size that evaluates to 0 means "no device", as in zram-generator.
     public func specs(ramBytes: UInt64, file: String = "<config>") throws(Error) -> [(name: String, spec: DeviceSpec)] {
@@ -225,7 +248,8 @@ public struct ZramConfig: Sendable, Equatable {
             result.append((device.name, DeviceSpec(
                 size: bytes, algorithm: device.algorithm, level: device.level, memLimit: device.memLimit,
                 swapPriority: device.swapPriority, fsType: device.effectiveFSType, mountPoint: device.mountPoint,
-                options: device.options, recompression: device.recompression)))
+                options: device.options, recompression: device.recompression,
+                writebackDevice: device.writebackDevice)))
         }
         return result
     }

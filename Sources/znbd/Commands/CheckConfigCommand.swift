@@ -32,10 +32,11 @@ struct CheckConfigCommand: ParsableCommand {
         let rows = specs.map { name, spec in
             [name, size(spec.size), algorithms(spec), spec.level.map(String.init) ?? "-",
              spec.memLimit.map(size) ?? "-", spec.fsType,
-             spec.fsType == "swap" ? String(spec.swapPriority) : (spec.mountPoint ?? "-")]
+             spec.fsType == "swap" ? String(spec.swapPriority) : (spec.mountPoint ?? "-"),
+             spec.writebackDevice ?? "-"]
         }
         print(StatusTable.render(
-            header: ["NAME", "DISKSIZE", "ALGORITHM", "LEVEL", "MEM-LIMIT", "TYPE", "PRIORITY/MOUNTPOINT"], rows: rows,
-            raw: false, rightAligned: [false, true, false, true, true, false, false]))
+            header: ["NAME", "DISKSIZE", "ALGORITHM", "LEVEL", "MEM-LIMIT", "TYPE", "PRIORITY/MOUNTPOINT", "WRITEBACK"],
+            rows: rows, raw: false, rightAligned: [false, true, false, true, true, false, false, false]))
     }
 }
