@@ -192,7 +192,8 @@ public final class ZramDevice: @unchecked Sendable {
             let parameters = try CompressionParameters(
                 algorithm: settings.algorithm, level: settings.level, dictionary: settings.dictionary)
             let backing = try settings.backingStore.map { backing throws(ZramError) in
-                try BackingTier.prepared(backing, diskSize: size)
+                try BackingTier.prepared(
+                    backing, diskSize: size, packed: writebackControls.packedLayout.load(ordering: .relaxed))
             }
             store = try ZramStore(
                 diskSize: size, compression: parameters, streams: settings.streams, counters: counters,
