@@ -134,8 +134,12 @@ extension ZramDevice {
 // MARK: - Attributes
 
 extension ZramDevice {
-    static let writebackReadableAttributes = ["backing_dev", "writeback_limit", "writeback_limit_enable", "writeback_batch_size"]
-    static let writebackWritableAttributes = ["backing_dev", "writeback", "writeback_limit", "writeback_limit_enable", "writeback_batch_size"]
+    static let writebackReadableAttributes = [
+        "backing_dev", "writeback_limit", "writeback_limit_enable", "writeback_batch_size", "writeback_auto",
+    ]
+    static let writebackWritableAttributes = [
+        "backing_dev", "writeback", "writeback_limit", "writeback_limit_enable", "writeback_batch_size", "writeback_auto",
+    ]
 
     /// The text of a writeback attribute, nil for other attributes.
     func readWritebackAttribute(_ name: String) -> String? {
@@ -145,6 +149,7 @@ extension ZramDevice {
         case "writeback_limit": return "\(writebackControls.limit.load(ordering: .relaxed))\n"
         case "writeback_limit_enable": return writebackControls.limitEnabled.load(ordering: .relaxed) ? "1\n" : "0\n"
         case "writeback_batch_size": return "\(writebackControls.batchSize.load(ordering: .relaxed))\n"
+        case "writeback_auto": return writebackControls.autoEnabled.load(ordering: .relaxed) ? "1\n" : "0\n"
         default: return nil
         }
     }
@@ -166,6 +171,9 @@ extension ZramDevice {
         case "writeback_batch_size":
             guard let size = UInt32(value), size > 0 else { throw .invalid("writeback_batch_size takes a number above 0") }
             writebackControls.batchSize.store(size, ordering: .relaxed)
+        case "writeback_auto":
+            guard value == "0" || value == "1" else { throw .invalid("writeback_auto takes 0 or 1") }
+            writebackControls.autoEnabled.store(value == "1", ordering: .relaxed)
         default:
             return false
         }

@@ -24,6 +24,8 @@ final class ZramStore: Sendable {
     private let compressor: PosixThread?
     /// Where writeback puts pages; nil without a backing_dev.
     let backing: BackingTier?
+    /// Writes pages back when a write meets mem_limit (writeback_auto); nil without a backing_dev.
+    let relief: MemoryRelief?
     /// Threads that serve part of a large read; nil with one CPU or one stream.
     let helpers: RequestHelpers?
     /// Keeps the pool's reserve, so writes and frees make no memory system call.
@@ -43,7 +45,7 @@ final class ZramStore: Sendable {
         diskSize: UInt64, compression: CompressionParameters, streams: Int, counters: DeviceCounters,
         queuePages: Int = 0, workerStart: (@Sendable () -> Void)? = nil, helperThreads: Int? = nil,
         refusals: MemoryRefusals? = nil, recompression: [CompressionParameters?] = [], clock: AccessClock = AccessClock(),
-        backing: BackingTier? = nil
+        backing: BackingTier? = nil, relief: MemoryRelief? = nil
     ) throws(ZramError) {
         let compressors = try CompressorPool(parameters: compression, streams: streams)
         let recompressors = try RecompressorPools(parameters: recompression, streams: streams)
@@ -64,6 +66,7 @@ final class ZramStore: Sendable {
         self.encoder = encoder
         self.queue = queue
         self.backing = backing
+        self.relief = relief
         // The compressor holds the parts it needs, not the store, so dropping the store stops it.
         // It has a stream of its own, so it never contends with writers for one.
         let workerStreams = try queue.map { _ throws(ZramError) in try CompressorPool(parameters: compression, streams: 1) }
@@ -200,12 +203,21 @@ extension ZramStore {
                 return
             }
         }
-        let encoded: EncodedPage
-        do {
-            encoded = try compressors.withStream { stream throws(ZramError) in try encode(page, stream: stream) }
-        } catch {
-            counters.failedWrites.wrappingAdd(1, ordering: .relaxed)
-            throw error
+        var encoded: EncodedPage
+        var reliefs = 0
+        while true {
+            do {
+                encoded = try compressors.withStream { stream throws(ZramError) in try encode(page, stream: stream) }
+                break
+            } catch {
+                // With writeback_auto, pages go to the backing store and the write tries again.
+                if error.kind == .memoryLimitReached, reliefs < Self.reliefsPerWrite, let relief, relief.makeRoom(in: self) {
+                    reliefs += 1
+                    continue
+                }
+                counters.failedWrites.wrappingAdd(1, ordering: .relaxed)
+                throw error
+            }
         }
         install(encoded, in: entry)
     }
