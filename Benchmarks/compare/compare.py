@@ -51,6 +51,7 @@ def throughput(binary, workdir, runs, runtime, size, about, rows=None):
     chosen = [w for w in workloads.WORKLOADS if rows is None or w[0] in rows]
     results = {}
     for run in range(runs):  # runs interleaved across peers, so that a change in load hits them alike
+        machine.wait_while_realtime()
         for make in peers:
             with make() as server:
                 workloads.prefill(server.uri, size)

@@ -187,6 +187,7 @@ def measure_all(paths, workloads, args, cwd, about):
             fio(devices[path.name], "write", "1M", 8, args.region, 0, cwd)  # fill: reads decompress real pages
         results = {label: {path.name: [] for path in paths} for label, *_ in workloads}
         for round in range(args.rounds):
+            machine.wait_while_realtime()
             print(f"round {round + 1} of {args.rounds}", file=sys.stderr)
             for label, rw, bs, depth in workloads:
                 for path in paths:

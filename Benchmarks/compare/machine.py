@@ -2,6 +2,7 @@
 import os
 import platform
 import subprocess
+import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -32,7 +33,7 @@ def describe():
                 ram = int(line.split()[1]) * 1024
     return {"cpu": cpu, "cores": os.cpu_count(), "ram_bytes": ram, "kernel": platform.release(),
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "commit": commit(), "loadavg": [loadavg()],
-            "realtime": realtime_processes()}
+            "realtime": []}  # filled by sample(), after the rounds that wait_while_realtime() let start
 
 
 def summary(m):
@@ -74,3 +75,15 @@ def sample(m):
     for name in realtime_processes():
         if name not in m["realtime"]:
             m["realtime"].append(name)
+
+
+def wait_while_realtime(limit=1200):
+    """Waits (up to `limit` seconds) while another program runs at real-time priority, since
+    whatever is measured meanwhile is starved; sample() still flags one that starts later."""
+    deadline = time.time() + limit
+    while time.time() < deadline:
+        others = realtime_processes()
+        if not others:
+            return
+        print(f"  waiting: {', '.join(others)} at real-time priority", file=sys.stderr, flush=True)
+        time.sleep(15)

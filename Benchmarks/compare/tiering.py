@@ -259,6 +259,7 @@ def measure(out, rounds=3, runtime=RUNTIME):
         print(f"  automatic writeback at mem_limit: {data['automatic_writeback']}", file=sys.stderr)
         data["rounds"] = {"backing": [], "none": [], "nbdkit": []}
         for round in range(rounds):
+            machine.wait_while_realtime()
             for mode in ("backing", "none"):
                 r = tiered_round(workdir, mode, data["automatic_writeback"])
                 data["rounds"][mode].append(r)
@@ -268,6 +269,7 @@ def measure(out, rounds=3, runtime=RUNTIME):
             print(f"  round {round + 1} nbdkit: {r['mix']}", file=sys.stderr)
             machine.sample(about)
         data["recompression"] = {}
+        machine.wait_while_realtime()
         sources = [("fio 60 % pages", None)] + ([("anonymous-memory corpus", corpus_path())] if corpus_path() else [])
         for source, corpus in sources:
             for secondary in ("zstd", "lz4hc"):
