@@ -36,6 +36,9 @@ let package = Package(
         .systemLibrary(
             name: "CGnuTLS", pkgConfig: "gnutls",
             providers: [.apt(["libgnutls28-dev"])]),
+        .systemLibrary(
+            name: "CLibNBD", pkgConfig: "libnbd",
+            providers: [.apt(["libnbd-dev"])]),
         // Linux calls Swift cannot make cleanly (variadic prctl/open/fcntl, _GNU_SOURCE constants).
         .target(name: "CPlatform"),
         // The one platform layer: threads, Unix sockets, process hardening, runtime-directory
@@ -47,6 +50,11 @@ let package = Package(
         .target(
             name: "SwiftZram",
             dependencies: ["CLZ4", "CLZO", "CZstd", "Platform"],
+            swiftSettings: strict),
+        // Backing stores outside SwiftZram: an NBD export reached through libnbd (`nbd://` URIs).
+        .target(
+            name: "NBDBacking",
+            dependencies: ["SwiftZram", "CLibNBD"],
             swiftSettings: strict),
         .target(
             name: "NBD",
@@ -64,7 +72,7 @@ let package = Package(
         .target(
             name: "ZnbdKit",
             dependencies: [
-                "SwiftZram", "NBD", "Platform",
+                "SwiftZram", "NBD", "NBDBacking", "Platform",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),
@@ -80,8 +88,9 @@ let package = Package(
         .testTarget(name: "PlatformTests", dependencies: ["Platform"], swiftSettings: strict),
         .testTarget(name: "SwiftZramTests", dependencies: ["SwiftZram", "Platform"], swiftSettings: strict),
         .testTarget(name: "NBDTests", dependencies: ["NBD"], swiftSettings: strict),
+        .testTarget(name: "NBDBackingTests", dependencies: ["NBDBacking", "SwiftZram"], swiftSettings: strict),
         // Drives the built `znbd` binary (swift build builds every product) with real clients and the kernel (nbdfuse + loop).
-        .testTarget(name: "ZnbdTests", dependencies: ["ZnbdKit", "Platform"], swiftSettings: strict),
+        .testTarget(name: "ZnbdTests", dependencies: ["ZnbdKit", "NBDBacking", "SwiftZram", "Platform"], swiftSettings: strict),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages SwiftZram builds and tests with. Idempotent; needs root.
-#   C libraries:   liblz4-dev liblzo2-dev libzstd-dev libgnutls28-dev libfuse3-dev (found through pkg-config)
+#   C libraries:   liblz4-dev liblzo2-dev libzstd-dev libgnutls28-dev libfuse3-dev libnbd-dev (found through pkg-config)
 #   TLS tests:     gnutls-bin (psktool, certtool)
 #   real clients:  libnbd-bin (nbdinfo, nbdcopy, nbdfuse), qemu-utils (qemu-io), fio, nbd-client
 #   kernel tests:  fuse3, e2fsprogs, util-linux (losetup, mkswap, swapon)
@@ -8,7 +8,7 @@
 #   contrib units: systemd (systemd-analyze verify; nothing is started)
 set -euo pipefail
 packages=(
-    pkg-config liblz4-dev liblzo2-dev libzstd-dev libgnutls28-dev gnutls-bin libfuse3-dev
+    pkg-config liblz4-dev liblzo2-dev libzstd-dev libgnutls28-dev gnutls-bin libfuse3-dev libnbd-dev
     libnbd-bin python3-libnbd qemu-utils fio nbd-client nbdkit nbd-server
     fuse3 e2fsprogs util-linux procps systemd
 )

@@ -48,3 +48,28 @@ def memory_chart(path, rows):
     ax.set_title("Memory by store and algorithm (lower is better)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
+
+
+def kernel_path_chart(path, values, names, limits=None):
+    """values[label][path name] -> 4 KiB pages/s; one group of bars per workload, with the LZ4
+    limit (compress for writes, decompress for reads, all cores) drawn over each group."""
+    plt = _pyplot()
+    labels = list(values)
+    fig, ax = plt.subplots(figsize=(11, 5.5))
+    width = 0.8 / len(names)
+    for i, name in enumerate(names):
+        ax.bar([x + i * width for x in range(len(labels))], [values[label][name] / 1000 for label in labels], width,
+               label=name)
+    if limits:
+        for x, label in enumerate(labels):
+            limit = limits["decompress_pages"] if "read" in label.split(" ")[1] else limits["compress_pages"]
+            ax.hlines(limit / 1000, x - width / 2, x + width * (len(names) - 0.5), colors="black", linewidth=1.2,
+                      linestyles="--", label="LZ4 limit, all cores" if x == 0 else None)
+    ax.set_yscale("log")
+    ax.set_xticks([x + width * (len(names) - 1) / 2 for x in range(len(labels))])
+    ax.set_xticklabels(labels)
+    ax.set_ylabel("thousand 4 KiB pages per second (log)")
+    ax.set_title("Block device paths, fio libaio direct, median of rounds")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)

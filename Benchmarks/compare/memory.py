@@ -5,7 +5,7 @@ import sys
 import time
 
 import servers
-from report import emit
+from section import emit
 
 ZRAM = "/sys/block/zram0"
 

@@ -5,7 +5,7 @@ import time
 
 import servers
 import workloads
-from report import emit
+from section import emit
 
 
 def empty_device_rss(binary, workdir):

@@ -2,6 +2,10 @@
 #include "CPlatform.h"
 
 #include <fcntl.h>
+#include <linux/fs.h>
+#include <linux/falloc.h>
+#include <stdint.h>
+#include <sys/ioctl.h>
 #include <pthread.h>
 #include <spawn.h>
 #include <string.h>
@@ -29,6 +33,14 @@ int cplatform_mlockall_on_fault(void) {
     return mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT);
 }
 
+#ifndef MADV_DONTNEED_LOCKED
+#define MADV_DONTNEED_LOCKED 24
+#endif
+
+int cplatform_madvise_dontneed_locked(void *address, size_t length) {
+    return madvise(address, length, MADV_DONTNEED_LOCKED);
+}
+
 const short cplatform_posix_spawn_setsigmask = POSIX_SPAWN_SETSIGMASK;
 const short cplatform_posix_spawn_setsigdef = POSIX_SPAWN_SETSIGDEF;
 const short cplatform_posix_spawn_setsid = POSIX_SPAWN_SETSID;
@@ -43,4 +55,30 @@ int cplatform_openat(int directory, const char *path, int flags, mode_t mode) {
 
 int cplatform_fcntl(int fd, int command, int argument) {
     return fcntl(fd, command, argument);
+}
+
+const int cplatform_o_direct = O_DIRECT;
+
+int cplatform_punch_hole(int fd, off_t offset, off_t length) {
+    return fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, length);
+}
+
+int cplatform_block_device_size(int fd, unsigned long long *bytes) {
+    uint64_t size = 0;
+    int result = ioctl(fd, BLKGETSIZE64, &size);
+    *bytes = size;
+    return result;
+}
+
+int cplatform_block_device_logical_block_size(int fd, int *bytes) {
+    return ioctl(fd, BLKSSZGET, bytes);
+}
+
+int cplatform_block_device_discard(int fd, unsigned long long offset, unsigned long long length) {
+    uint64_t range[2] = {offset, length};
+    return ioctl(fd, BLKDISCARD, range);
+}
+
+const char *cplatform_errno_name(int error) {
+    return strerrorname_np(error);
 }

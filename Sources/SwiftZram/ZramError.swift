@@ -22,8 +22,14 @@ public struct ZramError: Error, Hashable, Sendable, CustomStringConvertible {
         case notInitialized
         /// `EINVAL`: the request reaches past the end of the device.
         case outOfRange
-        /// `EIO`: stored data failed to decompress.
+        /// `EIO`: stored data failed to decompress, backing I/O failed, or writeback_limit is used up.
         case ioError
+        /// `ENOSPC`: the backing device has no free block left.
+        case noSpace
+        /// `ENODEV`: writeback without a backing device.
+        case noDevice
+        /// `EAGAIN`: another writeback or recompression is running.
+        case tryAgain
     }
 
     public var kind: Kind
@@ -42,6 +48,9 @@ public struct ZramError: Error, Hashable, Sendable, CustomStringConvertible {
         case .outOfMemory, .memoryLimitReached: ENOMEM
         case .notInitialized: ENXIO
         case .ioError: EIO
+        case .noSpace: ENOSPC
+        case .noDevice: ENODEV
+        case .tryAgain: EAGAIN
         }
     }
 
@@ -53,6 +62,9 @@ public struct ZramError: Error, Hashable, Sendable, CustomStringConvertible {
         case .outOfMemory, .memoryLimitReached: "ENOMEM"
         case .notInitialized: "ENXIO"
         case .ioError: "EIO"
+        case .noSpace: "ENOSPC"
+        case .noDevice: "ENODEV"
+        case .tryAgain: "EAGAIN"
         }
     }
 

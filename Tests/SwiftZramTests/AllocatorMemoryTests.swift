@@ -106,8 +106,8 @@ extension AllocatorTests {
 
         @Test func discardFallsBackWhenPagesAreLocked() throws {
             let arena = PageArena()
-            let acquired = arena.acquireSlot()
-            let slot = try #require(acquired)
+            let acquired = arena.acquireSlot(pages: 8)
+            let slot = try #require(acquired?.address)
             let length = 8 * 4096
             memset(slot, 0xA5, length)
             OSMemory.relockOnFault(slot, length)
@@ -117,7 +117,7 @@ extension AllocatorTests {
             // Locked pages refuse madvise(DONTNEED) with EINVAL: that is the case under test.
             let probe = madvise(slot, 4096, MADV_DONTNEED) == -1 && errno == EINVAL
             #expect(probe, "mlock2(MLOCK_ONFAULT) should make madvise fail (is RLIMIT_MEMLOCK too low?)")
-            arena.releaseSlot(slot, touchedPages: 8)
+            arena.releaseSlot(slot, pages: 8, residentPages: 8)
             #expect(mincore(slot, length, &vector) == 0)
             #expect(lockedResident == 8)
             #expect(vector.allSatisfy { $0 & 1 == 0 }, "discarded pages must not stay resident")

@@ -119,25 +119,36 @@ import Glibc
 import Synchronization
 
 @Suite struct CompressorThreadTests {
-    /// The compression queue's thread shows by name in `top -H` and `perf`, and reset ends it.
-    @Test func compressorThreadIsNamedAndEndsOnReset() throws {
-        let threadID = Atomic<Int>(0)
+    /// The compression queue's thread and the allocator's reserve thread show by name in
+    /// `top -H` and `perf`, both run `workerStart` (where znbd marks them I/O flushers),
+    /// and reset ends them.
+    @Test func compressorAndReserveThreadsAreNamedAndEndOnReset() throws {
+        let threadIDs = Mutex<[Int]>([])
         let device = ZramDevice(name: "zram0", streams: 1, queuePages: 16, workerStart: {
             // /proc/thread-self links to "PID/task/TID"
             var link = [CChar](repeating: 0, count: 64)
             let n = readlink("/proc/thread-self", &link, link.count - 1)
             let text = n > 0 ? String(decoding: link[..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) : ""
-            threadID.store(Int(text.split(separator: "/").last ?? "") ?? -1, ordering: .releasing)
+            let tid = Int(text.split(separator: "/").last ?? "") ?? -1
+            threadIDs.withLock { $0.append(tid) }
         })
         try device.setDiskSize(1 << 20)
         let page = [UInt8](repeating: 7, count: 2048) + [UInt8](repeating: 9, count: 2048)
         try page.withUnsafeBytes { try device.write($0, at: 0) }
-        #expect(device.memoryStatistics.origDataSize == 4096)  // drains the queue: the thread is in run()
-        let tid = threadID.load(ordering: .acquiring)
-        #expect(tid > 0)
-        let comm = try String(contentsOfFile: "/proc/self/task/\(tid)/comm", encoding: .utf8)
-        #expect(comm.trimmingCharacters(in: .newlines) == "zram-compress")
+        #expect(device.memoryStatistics.origDataSize == 4096)  // drains the queue: the compressor is in run()
+        // The store is made after both threads started; each ran workerStart first thing.
+        var tids: [Int] = []
+        for _ in 0..<4000 {
+            tids = threadIDs.withLock { $0 }
+            if tids.count == 2 { break }
+            usleep(5000)  // liveness only: up to 20 s for a started thread to run its first line
+        }
+        #expect(tids.count == 2 && tids.allSatisfy { $0 > 0 })
+        let names = try tids.map {
+            try String(contentsOfFile: "/proc/self/task/\($0)/comm", encoding: .utf8).trimmingCharacters(in: .newlines)
+        }
+        #expect(names.sorted() == ["zram-compress", "zram-reserve"])
         try device.reset()
-        #expect(access("/proc/self/task/\(tid)", F_OK) != 0)
+        for tid in tids { #expect(access("/proc/self/task/\(tid)", F_OK) != 0) }
     }
 }

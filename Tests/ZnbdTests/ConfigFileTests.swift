@@ -1,4 +1,5 @@
 import Foundation
+import SwiftZram
 import Testing
 
 @testable import ZnbdKit
@@ -161,12 +162,12 @@ import Testing
 
         let table = try ExternalCommand.require(ZnbdServer.binary, ["check-config", "--ram", "2G", "--bytes", good])
         let rows = table.stdout.split(separator: "\n").map { $0.split(separator: " ").map(String.init) }
-        #expect(rows.first == ["NAME", "DISKSIZE", "ALGORITHM", "LEVEL", "MEM-LIMIT", "TYPE", "PRIORITY/MOUNTPOINT"])
+        #expect(rows.first == ["NAME", "DISKSIZE", "ALGORITHM", "LEVEL", "MEM-LIMIT", "TYPE", "PRIORITY/MOUNTPOINT", "WRITEBACK"])
         #expect(rows.dropFirst().map { Array($0.prefix(2)) } == [
             ["zram0", "1073741824"], ["zram1", "268435456"], ["zram3", "536870912"], ["zram4", "1073741824"],
         ])
-        #expect(rows[1] == ["zram0", "1073741824", "zstd", "3", "-", "swap", "50"])
-        #expect(rows[3] == ["zram3", "536870912", "-", "-", "268435456", "xfs", "/var/scratch"])
+        #expect(rows[1] == ["zram0", "1073741824", "zstd", "3", "-", "swap", "50", "-"])
+        #expect(rows[3] == ["zram3", "536870912", "-", "-", "268435456", "xfs", "/var/scratch", "-"])
 
         let failed = try ExternalCommand.run(ZnbdServer.binary, ["check-config", bad])
         #expect(failed.status != 0)
@@ -201,5 +202,90 @@ import Testing
         #expect(refused.status != 0 && refused.stderr.contains("bad.conf:2: zram-size"), "\(refused)")
         let both = try ExternalCommand.run(ZnbdServer.binary, ["serve", "--config", file, "--size", "1G"], timeout: 30)
         #expect(both.status != 0 && both.stderr.contains("--config"), "\(both)")
+    }
+}
+
+/// `compression-algorithm = lz4 zstd(level=3)`: the primary, then recompression algorithms.
+@Suite struct RecompressionConfigTests {
+    @Test func theListGivesThePrimaryAndRecompressionPrioritiesInOrder() throws {
+        let text = "[zram0]\ncompression-algorithm = lz4  zstd(level=3)\tlz4hc(level=12) lzo-rle\n[zram1]\ncompression-algorithm = zstd\n"
+        let specs = try ZramConfig.parse(text).specs(ramBytes: 8 << 30)
+        #expect(specs[0].spec.algorithm == .lz4 && specs[0].spec.level == nil)
+        #expect(specs[0].spec.recompression == [
+            RecompressionChoice(algorithm: .zstd, level: 3), RecompressionChoice(algorithm: .lz4hc, level: 12),
+            RecompressionChoice(algorithm: .lzo),
+        ])
+        #expect(specs[1].spec.recompression.isEmpty)
+    }
+
+    @Test(arguments: [
+        ("[zram0]\ncompression-algorithm = lz4 zstd lz4hc lzo zstd\n", "at most one algorithm and 3"),
+        ("[zram0]\ncompression-algorithm = lz4 zstd(level=30)\n", "out of range"),
+        ("[zram0]\ncompression-algorithm = lz4 brotli\n", "unknown compression-algorithm 'brotli'"),
+        ("[zram0]\ncompression-algorithm = lz4 zstd(level=3\n", "missing ')'"),
+    ])
+    func badListsAreErrorsWithTheirLine(text: String, message: String) {
+        do {
+            _ = try ZramConfig.parse(text, file: "r.conf")
+            Issue.record("'\(text)' parsed")
+        } catch {
+            #expect(error.line == 2 && error.message.contains(message), "\(error)")
+        }
+    }
+
+    /// zram-generator#215: the secondary's parameters went to `recompress`, which starts a
+    /// recompression. They belong to `algorithm_params priority=N`.
+    @Test func parametersGoToAlgorithmParamsNeverToRecompress() throws {
+        let spec = try ZramConfig.parse("[zram0]\ncompression-algorithm = lz4 zstd(level=3) lz4hc\n").specs(ramBytes: 1 << 30)[0].spec
+        #expect(spec.recompressionWrites.map { "\($0.attribute)=\($0.value)" } == [
+            "recomp_algorithm=algo=zstd priority=1", "algorithm_params=priority=1 level=3",
+            "recomp_algorithm=algo=lz4hc priority=2",
+        ])
+        #expect(!spec.recompressionWrites.contains { $0.attribute == "recompress" })
+        // Applied to a device in zram's order, before disksize, they configure it and start nothing.
+        let device = ZramDevice(name: "zram-config", streams: 1, queuePages: 0)
+        try device.setAlgorithm(spec.algorithm ?? .lz4)
+        for (attribute, value) in spec.recompressionWrites { try device.writeAttribute(attribute, value) }
+        try device.setDiskSize(1 << 20)
+        #expect(try device.readAttribute("recomp_algorithm") == "#1: lzo lz4 lz4hc [zstd] \n#2: lzo lz4 [lz4hc] zstd \n")
+        #expect(device.recompressionParameters.map { $0?.level } == [3, 9, nil])
+        #expect(device.recompressionStatistics.pages == 0)
+    }
+
+    @Test func serveConfiguresRecompressionFromTheConfig() throws {
+        let directory = try ZnbdServer.makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let file = directory + "/znbd.conf"
+        try "[zram0]\nzram-size = 16\ncompression-algorithm = lz4 zstd(level=5)\n".write(toFile: file, atomically: true, encoding: .utf8)
+        let server = try ZnbdServer(["--config", file])
+        defer { server.stop() }
+        let read = try server.cli(["get", "zram0", "recomp_algorithm"])
+        #expect(read.stdout == "#1: lzo lz4 lz4hc [zstd] \n", "\(read)")
+        let check = try ExternalCommand.run(ZnbdServer.binary, ["check-config", file], timeout: 30)
+        #expect(check.stdout.contains("lz4 zstd(level=5)"), "\(check)")
+
+        // 4 MiB of real anonymous memory in, idle, recompressed, and out again unchanged.
+        let corpus = ProcessInfo.processInfo.environment["ZRAM_CORPUS"] ?? "/tmp/znbd-anon.bin"
+        let handle = try #require(FileHandle(forReadingAtPath: corpus), "no corpus at \(corpus): run scripts/capture-anon-corpus.sh")
+        try handle.seek(toOffset: 64 << 20)
+        let data = try #require(try handle.read(upToCount: 4 << 20))
+        try handle.close()
+        let input = directory + "/in.bin", output = directory + "/out.bin"
+        try data.write(to: URL(fileURLWithPath: input))
+        try ExternalCommand.require("nbdcopy", [input, server.uri("zram0")])
+        #expect(try server.cli(["set", "zram0", "idle", "all"]).succeeded)
+        let idle = try #require(Int(try server.cli(["get", "zram0", "idle"]).stdout.dropLast()))
+        #expect(idle > 0)
+        let busy = try server.cli(["set", "zram0", "recomp_algorithm", "algo=lz4hc priority=2"])
+        #expect(busy.status != 0 && busy.stderr.contains("EBUSY"), "\(busy)")
+        #expect(try server.cli(["set", "zram0", "recompress", "type=idle"]).succeeded)
+        let json = try server.cli(["status", "--json"])
+        let status = try JSONDecoder().decode(ServerStatus.self, from: Data(json.stdout.utf8))
+        let zram0 = try #require(status.devices.first)
+        #expect(zram0.idle_pages == 0, "recompression clears the idle marks")
+        #expect((zram0.recompression?["pages"] ?? 0) > 0 && (zram0.recompression?["saved_bytes"] ?? 0) > 0, "\(json)")
+        try ExternalCommand.require("nbdcopy", [server.uri("zram0"), output])
+        let back = try Data(contentsOf: URL(fileURLWithPath: output))
+        #expect(back.count == 16 << 20 && back.prefix(data.count) == data, "the device reads back what was written")
     }
 }

@@ -93,6 +93,7 @@ struct ControlProtocolTests {
         case "EPROTO": EPROTO
         case "ENOENT": ENOENT
         case "ECONNREFUSED": ECONNREFUSED
+        case "EAGAIN": EAGAIN
         default: -1
         }
     }

@@ -14,7 +14,7 @@ mkdir -p /dev/pts /dev/virtio-ports /run /tmp /mnt /root
 mount -t tmpfs -o size=16m tmpfs /run
 
 # shellcheck disable=SC1091
-. /etc/vmtest.conf   # EXPORT, VM_TIMEOUT, SEED, HOG_MIB, HOG2_MIB, NPORTS, ZNBD_PASS, HOG3_MIB
+. /etc/vmtest.conf   # EXPORT, VM_TIMEOUT, SEED, HOG_MIB, HOG2_MIB, NPORTS, ZNBD_PASS, HOG3_MIB, HOG3_RATIO
 
 uptime_s() { cut -d' ' -f1 /proc/uptime; }
 stage() { echo "VM-STAGE: $* (t=$(uptime_s)s)"; }
@@ -289,7 +289,10 @@ if [ "${ZNBD_PASS:-0}" = 1 ]; then
     # kept small because this server is a debug build under emulation.
     LIMIT3=$(( (AVAIL_MIB - RESERVE_MIB) / 2 ))
     [ "$LIMIT3" -ge 48 ] || fail "too little guest memory for pass 3 (available ${AVAIL_MIB} MiB)"
-    [ "${HOG3_MIB:-0}" -gt 0 ] || HOG3_MIB=$(( LIMIT3 * 3 / 2 ))
+    # HOG3_RATIO (N/D, default 3/2): the hog over its limit.  At 5/2 the
+    # overflow is larger than what is left of the guest's memory.
+    RATIO3=${HOG3_RATIO:-3/2}
+    [ "${HOG3_MIB:-0}" -gt 0 ] || HOG3_MIB=$(( LIMIT3 * ${RATIO3%/*} / ${RATIO3#*/} ))
     SWAP3_MIB=$(( HOG3_MIB + 64 ))
     echo "+ znbd swapon --attach nbd --devices 1 --size ${SWAP3_MIB}M --priority 100"
     "$ZNBD" swapon --attach nbd --devices 1 --size "${SWAP3_MIB}M" --priority 100 > /run/swapon.out 2>&1
@@ -307,7 +310,7 @@ if [ "${ZNBD_PASS:-0}" = 1 ]; then
     [ "$(awk '$1 == "VmLck:" { print $2 }' /proc/"$ZPID"/status)" -gt 0 ] || fail "the guest's znbd server is not mlocked"
     [ "$(cat /proc/"$ZPID"/oom_score_adj)" = -1000 ] || fail "the guest's znbd server is not OOM-exempt"
 
-    stage "pass 3: memory pressure: hog ${HOG3_MIB} MiB, cgroup limit ${LIMIT3} MiB (available ${AVAIL_MIB}), swap ${SWAP3_MIB} MiB served in the guest"
+    stage "pass 3: memory pressure: hog ${HOG3_MIB} MiB (ratio ${RATIO3}), cgroup limit ${LIMIT3} MiB (available ${AVAIL_MIB}), swap ${SWAP3_MIB} MiB served in the guest"
     IN0=$(vmstat pswpin); OUT0=$(vmstat pswpout)
     hog "$HOG3_MIB" "$LIMIT3" $((SEED + 2))
     IN1=$(vmstat pswpin); OUT1=$(vmstat pswpout)

@@ -28,6 +28,9 @@
 #               --attach nbd` / `znbd swapoff`); it and its Swift libraries go
 #               on a read-only virtio disk.  Unset: no pass 3.
 #   VM_HOG3_MIB size of the pass-3 memory hog (default: see init.sh)
+#   VM_HOG3_RATIO  pass-3/4 hog as a fraction of their cgroup limit, N/D
+#               (default 3/2; 5/2 ran the guest out of memory), used when
+#               VM_HOG3_MIB is unset
 #   VM_SEED     memhog seed (default 1130; printed)
 #   VM_KERNEL_PKG  kernel package (default: what linux-image-amd64 depends on)
 #   VM_KEEP     if set, keep the work directory (initramfs, console log)
@@ -48,6 +51,7 @@ VM_CACHE=${VM_CACHE:-/var/cache/znbd-vm}
 VM_MEM=${VM_MEM:-384}
 VM_SMP=${VM_SMP:-2}
 VM_HOG_MIB=${VM_HOG_MIB:-0}
+VM_HOG3_RATIO=${VM_HOG3_RATIO:-3/2}
 SEED=${VM_SEED:-1130}
 NPORTS=2
 
@@ -55,6 +59,7 @@ now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 log() { echo "vm-test: $*"; }
 die() { echo "vm-test: ERROR: $*" >&2; exit 1; }
+[[ "$VM_HOG3_RATIO" =~ ^[1-9][0-9]*/[1-9][0-9]*$ ]] || die "VM_HOG3_RATIO must be N/D (e.g. 5/2), not '$VM_HOG3_RATIO'"
 
 T_START=$(now)
 
@@ -248,6 +253,7 @@ install -m 755 "$HERE/init.sh" "$R/init"
     printf 'NPORTS=%d\n' "$NPORTS"
     printf 'ZNBD_PASS=%d\n' "$([ -n "$ZNBD_DISK" ] && echo 1 || echo 0)"
     printf 'HOG3_MIB=%d\n' "${VM_HOG3_MIB:-0}"
+    printf 'HOG3_RATIO=%q\n' "$VM_HOG3_RATIO"
 } > "$R/etc/vmtest.conf"
 
 (cd "$R" && find . -print0 | cpio --null -o -H newc -R 0:0 --quiet) | gzip -1 > "$WORK/initrd.gz"

@@ -1,6 +1,6 @@
 // Linux calls that Swift cannot make cleanly: variadic functions (prctl, open with a
-// mode, fcntl with an argument) and constants that need _GNU_SOURCE (MLOCK_ONFAULT,
-// MCL_ONFAULT, PR_SET_IO_FLUSHER, POSIX_SPAWN_SETSID). Each wrapper returns what the
+// mode, fcntl with an argument, ioctl) and constants that need _GNU_SOURCE (MLOCK_ONFAULT,
+// MCL_ONFAULT, PR_SET_IO_FLUSHER, POSIX_SPAWN_SETSID, O_DIRECT, FALLOC_FL_PUNCH_HOLE). Each wrapper returns what the
 // libc call returns and leaves errno set on failure.
 #ifndef CPLATFORM_H
 #define CPLATFORM_H
@@ -22,6 +22,10 @@ int cplatform_mlock_on_fault(const void *address, size_t length);
 /// mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT).
 int cplatform_mlockall_on_fault(void);
 
+/// madvise(address, length, MADV_DONTNEED_LOCKED): drops pages even when they are
+/// locked, leaving the range locked (Linux 5.18+; EINVAL before).
+int cplatform_madvise_dontneed_locked(void *address, size_t length);
+
 /// posix_spawnattr_setflags values (POSIX_SPAWN_SETSID needs _GNU_SOURCE).
 extern const short cplatform_posix_spawn_setsigmask;
 extern const short cplatform_posix_spawn_setsigdef;
@@ -35,5 +39,24 @@ int cplatform_openat(int directory, const char *path, int flags, mode_t mode);
 
 /// fcntl(fd, command, argument) for the integer-argument commands.
 int cplatform_fcntl(int fd, int command, int argument);
+
+/// O_DIRECT, for fcntl(F_SETFL): I/O that bypasses the page cache.
+extern const int cplatform_o_direct;
+
+/// fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, length): frees the
+/// range's blocks; the file keeps its size and the range reads back as zeros.
+int cplatform_punch_hole(int fd, off_t offset, off_t length);
+
+/// ioctl(fd, BLKGETSIZE64): a block device's size in bytes.
+int cplatform_block_device_size(int fd, unsigned long long *bytes);
+
+/// ioctl(fd, BLKSSZGET): a block device's logical block size (the O_DIRECT alignment).
+int cplatform_block_device_logical_block_size(int fd, int *bytes);
+
+/// ioctl(fd, BLKDISCARD, {offset, length}): tells the device the range is unused.
+int cplatform_block_device_discard(int fd, unsigned long long offset, unsigned long long length);
+
+/// strerrorname_np(error): the errno's symbolic name ("ENOSPC"), or NULL when unknown.
+const char *cplatform_errno_name(int error);
 
 #endif

@@ -7,12 +7,25 @@ import Synchronization
 /// 32 KiB slots (8 pages, the longest zspage chain), one per zspage.
 ///
 /// An object never straddles two mappings, so readers get one plain
-/// pointer. Only the pages a zspage touches become resident; a released
-/// slot's pages go back to the OS at once. Chunks stay reserved (address
-/// space only, no memory) until the arena is destroyed.
+/// pointer. Chunks stay reserved (address space only, no memory) until the
+/// arena is destroyed.
 ///
-/// The lock guards only the slot lists: it is taken when a zspage is
-/// created or freed, never on the store/read path otherwise.
+/// Without a reserve (``ReservePolicy``), a zspage's pages fault in as objects
+/// reach them and a released slot's pages go back to the OS at once, on the
+/// calling thread. With one, the request path neither calls the OS nor faults
+/// in steady state: a new zspage takes a slot whose pages are already resident
+/// (and locked, under `mlockall(MCL_ONFAULT)`), and a freed zspage's slot goes
+/// back to that reserve as it is. The maintenance pass (``maintain()``, run by
+/// the ``ReserveMaintainer`` thread) refills it, gives back what is above its
+/// high water mark, and sorts out slots that were never fully faulted in.
+/// Every `mmap`, `madvise`, `mlock2` and first touch then happens there, so a
+/// request thread never waits for the memory-map lock behind a thread stuck
+/// in reclaim. If the reserve runs dry, the request path falls back to a
+/// fresh slot that faults in as it fills (counted in
+/// ``ArenaCounters/unreservedSlots``).
+///
+/// The lock guards only the slot lists and is never held across a system
+/// call or a page fault.
 struct PageArena: ~Copyable, Sendable {
     /// Bytes of one zspage slot (8 pages).
     static let slotBytes = SizeClassTable.maximumPagesPerZspage * SizeClassTable.pageSize
@@ -21,37 +34,101 @@ struct PageArena: ~Copyable, Sendable {
     static let slotsPerChunk = chunkBytes / slotBytes
 
     private let state: Mutex<ArenaState>
-    /// Set once `madvise` reported locked memory; see ``OSMemory/discard(_:_:locked:)``.
-    private let memoryLocked = Atomic<Bool>(false)
+    /// How locked pages are discarded; see ``OSMemory/discard(_:_:mode:)``.
+    private let discardMode = Atomic<OSMemory.DiscardMode>(.plain)
     /// Bytes this arena has mapped and not yet unmapped; outlives the arena.
     let ledger: MappingLedger
+    let counters = ArenaCounters()
+    /// nil: no reserve.
+    let policy: ReservePolicy?
+    /// Wakes the maintenance thread; nil without a reserve.
+    let signal: ReserveSignal?
 
-    init() {
+    init(reserve policy: ReservePolicy? = nil) {
         let ledger = MappingLedger()
         self.ledger = ledger
+        self.policy = policy
+        signal = policy == nil ? nil : ReserveSignal()
         state = Mutex(ArenaState(ledger: ledger))
     }
 
-    /// A slot whose pages are all non-resident zeros.
+    /// A slot for a zspage of `pages` pages.
     ///
-    /// - Returns: the slot's address, or nil if the OS refused memory.
-    /// - Complexity: O(1) (amortised; one `mmap` per 2048 slots).
-    func acquireSlot() -> UnsafeMutableRawPointer? {
-        let address = state.withLock { $0.acquire() }
-        return UnsafeMutableRawPointer(bitPattern: address)
+    /// - Returns: the slot's address and how many of its first pages are resident
+    ///   already (`pages` when it came from the reserve, else 0: its pages are
+    ///   zeros that fault in on first touch), or nil if the OS refused memory.
+    /// - Complexity: O(1) (amortised; one `mmap` per 2048 fresh slots).
+    func acquireSlot(pages: Int) -> (address: UnsafeMutableRawPointer, residentPages: Int)? {
+        if let policy, let signal {
+            let (slot, refill) = state.withLock { $0.takeReady(pages: pages, lowPages: policy.lowPages) }
+            if refill { signal.request() }
+            if slot != 0 { return (UnsafeMutableRawPointer(bitPattern: slot).unsafelyUnwrapped, pages) }
+            counters.unreservedSlots.add(1, ordering: .relaxed)
+        }
+        guard let slot = freshSlot(onRequestPath: true) else { return nil }
+        return (slot, 0)
     }
 
-    /// Discards the first `pages` pages of `slot` and makes it reusable.
-    func releaseSlot(_ slot: UnsafeMutableRawPointer, touchedPages pages: Int) {
-        if pages > 0 {
-            OSMemory.discard(slot, pages * SizeClassTable.pageSize, locked: memoryLocked)
-        }
+    /// Makes `slot` reusable. Its first `residentPages` pages are resident, and the
+    /// zspage it held was `pages` long.
+    ///
+    /// With a reserve, a fully resident slot joins the reserve (its stale bytes are
+    /// overwritten as objects are stored) and others wait for maintenance: no
+    /// system call. Without one, its pages go back to the OS now.
+    func releaseSlot(_ slot: UnsafeMutableRawPointer, pages: Int, residentPages: Int) {
         let address = UInt(bitPattern: slot)
-        state.withLock { $0.push(address) }
+        if let policy, let signal {
+            switch state.withLock({ $0.putBack(address, pages: pages, residentPages: residentPages, highPages: policy.highPages) }) {
+            case .kept: return
+            case .keptNeedsMaintenance:
+                signal.request()
+                return
+            case .noRoom: break  // the lists could not grow: give the pages back here
+            }
+        }
+        if residentPages > 0 {
+            counters.requestPathDiscards.add(1, ordering: .relaxed)
+            OSMemory.discard(slot, residentPages * SizeClassTable.pageSize, mode: discardMode)
+        }
+        state.withLock { $0.pushFree(address) }
+    }
+
+    /// Makes a retired zspage's slot reusable.
+    func release(_ zspage: ReleasedZspage) {
+        releaseSlot(zspage.slotAddress, pages: zspage.pages, residentPages: zspage.residentPages)
+    }
+
+    /// A never-used or discarded slot (all its pages non-resident zeros); maps a new
+    /// chunk, outside the lock, when none is left.
+    private func freshSlot(onRequestPath: Bool) -> UnsafeMutableRawPointer? {
+        while true {
+            let slot = state.withLock { $0.takeFresh() }
+            if slot != 0 { return UnsafeMutableRawPointer(bitPattern: slot) }
+            guard let chunk = OSMemory.reserve(Self.chunkBytes) else { return nil }
+            if onRequestPath {
+                counters.requestPathMappings.add(1, ordering: .relaxed)
+            } else {
+                counters.maintenanceMappings.add(1, ordering: .relaxed)
+            }
+            switch state.withLock({ $0.addChunk(UInt(bitPattern: chunk)) }) {
+            case .added: ledger.mapped(Self.chunkBytes)
+            case .notNeeded: OSMemory.unreserve(chunk, Self.chunkBytes)  // another thread added one meanwhile
+            case .noRoom:
+                OSMemory.unreserve(chunk, Self.chunkBytes)
+                return nil
+            }
+        }
     }
 
     /// Bytes of address space reserved (not memory used).
     var reservedBytes: Int { state.withLock { $0.chunkCount } * Self.chunkBytes }
+
+    /// Resident pages held in the reserve and waiting for maintenance: memory the
+    /// arena holds that no zspage counts.
+    var reservePages: Int { state.withLock { $0.reservePages } }
+
+    /// Reserve pages of zspage length `pages`.
+    func readyPages(length pages: Int) -> Int { state.withLock { $0.readyCount(pages: pages) } * pages }
 
     /// Pages of this arena's mappings resident in memory now (`mincore`): what the
     /// arena costs the process, measured on its own address ranges only.
@@ -70,6 +147,64 @@ struct PageArena: ~Copyable, Sendable {
             return resident
         }
     }
+
+    // MARK: Maintenance
+
+    /// What one ``maintain()`` pass did, in pages.
+    struct MaintenanceWork: Equatable {
+        var populated = 0
+        var discarded = 0
+    }
+
+    /// One maintenance pass: completes or gives back the slots waiting for it, then,
+    /// per zspage length, gives back what is above the high water mark and refills
+    /// what is below the low one (lengths in use only), both to the target.
+    /// Takes the lock only between system calls. A no-op without a reserve.
+    @discardableResult
+    func maintain() -> MaintenanceWork {
+        guard let policy else { return MaintenanceWork() }
+        var work = MaintenanceWork()
+        while let waiting = state.withLock({ $0.popWaiting(highPages: policy.highPages) }) {
+            if waiting.keep {
+                OSMemory.populate(waiting.slot, from: waiting.residentPages, pages: waiting.pages)
+                work.populated += waiting.pages - waiting.residentPages
+                pushReadyOrGiveBack(waiting.slot, pages: waiting.pages, work: &work)
+            } else {
+                giveBack(waiting.slot, residentPages: waiting.residentPages, work: &work)
+            }
+        }
+        for pages in 1...SizeClassTable.maximumPagesPerZspage {
+            let excess = state.withLock { $0.excessSlots(pages: pages, policy: policy) }
+            for _ in 0..<excess {
+                let slot = state.withLock { $0.popReady(pages: pages) }
+                guard slot != 0 else { break }
+                giveBack(UnsafeMutableRawPointer(bitPattern: slot).unsafelyUnwrapped, residentPages: pages, work: &work)
+            }
+            let deficit = state.withLock { $0.missingSlots(pages: pages, policy: policy) }
+            for _ in 0..<deficit {
+                guard let slot = freshSlot(onRequestPath: false) else { break }
+                OSMemory.populate(slot, pages: pages)
+                work.populated += pages
+                pushReadyOrGiveBack(slot, pages: pages, work: &work)
+            }
+        }
+        counters.maintenancePopulatedPages.add(work.populated, ordering: .relaxed)
+        counters.maintenanceDiscardedPages.add(work.discarded, ordering: .relaxed)
+        return work
+    }
+
+    private func pushReadyOrGiveBack(_ slot: UnsafeMutableRawPointer, pages: Int, work: inout MaintenanceWork) {
+        let pushed = state.withLock { $0.pushReady(UInt(bitPattern: slot), pages: pages) }
+        if !pushed { giveBack(slot, residentPages: pages, work: &work) }
+    }
+
+    private func giveBack(_ slot: UnsafeMutableRawPointer, residentPages: Int, work: inout MaintenanceWork) {
+        if residentPages > 0 {
+            OSMemory.discard(slot, residentPages * SizeClassTable.pageSize, mode: discardMode)
+            work.discarded += residentPages
+        }
+        state.withLock { $0.pushFree(UInt(bitPattern: slot)) }
+    }
 }
 
 /// The bytes an arena has mapped, kept in an object of its own so that a test can
@@ -82,85 +217,4 @@ final class MappingLedger: Sendable {
 
     func mapped(_ count: Int) { bytes.add(count, ordering: .relaxed) }
     func unmapped(_ count: Int) { bytes.subtract(count, ordering: .relaxed) }
-}
-
-/// The arena's lock-protected lists: chunk bases and free slots.
-struct ArenaState: ~Copyable {
-    private let ledger: MappingLedger
-    private var chunks = GrowableStack()
-    private var freeSlots = GrowableStack()
-    /// Next never-used slot of the newest chunk, and the chunk's end.
-    private var bumpNext: UInt = 0
-    private var bumpEnd: UInt = 0
-
-    init(ledger: MappingLedger) { self.ledger = ledger }
-
-    var chunkCount: Int { chunks.count }
-
-    /// The base address of chunk `index`.
-    func chunk(_ index: Int) -> UInt { chunks[index] }
-
-    mutating func acquire() -> UInt {
-        if let slot = freeSlots.pop() { return slot }
-        if bumpNext == bumpEnd {
-            guard let chunk = OSMemory.reserve(PageArena.chunkBytes) else { return 0 }
-            guard chunks.push(UInt(bitPattern: chunk)) else {
-                OSMemory.unreserve(chunk, PageArena.chunkBytes)
-                return 0
-            }
-            ledger.mapped(PageArena.chunkBytes)
-            bumpNext = UInt(bitPattern: chunk)
-            bumpEnd = bumpNext + UInt(PageArena.chunkBytes)
-        }
-        defer { bumpNext += UInt(PageArena.slotBytes) }
-        return bumpNext
-    }
-
-    mutating func push(_ slot: UInt) {
-        // If even this tiny list cannot grow the slot is simply never reused
-        // (its pages were already returned).
-        _ = freeSlots.push(slot)
-    }
-
-    deinit {
-        for index in 0..<chunks.count {
-            OSMemory.unreserve(UnsafeMutableRawPointer(bitPattern: chunks[index]).unsafelyUnwrapped, PageArena.chunkBytes)
-            ledger.unmapped(PageArena.chunkBytes)
-        }
-    }
-}
-
-/// A malloc-backed stack of words, doubled when full.
-struct GrowableStack: ~Copyable {
-    private var storage: UnsafeMutablePointer<UInt>?
-    private var capacity = 0
-    private(set) var count = 0
-
-    init() {}
-
-    mutating func push(_ value: UInt) -> Bool {
-        if count == capacity {
-            let newCapacity = max(64, capacity * 2)
-            guard let raw = realloc(storage.map { UnsafeMutableRawPointer($0) }, newCapacity * MemoryLayout<UInt>.stride)
-            else { return false }
-            storage = raw.bindMemory(to: UInt.self, capacity: newCapacity)
-            capacity = newCapacity
-        }
-        storage.unsafelyUnwrapped[count] = value
-        count += 1
-        return true
-    }
-
-    mutating func pop() -> UInt? {
-        guard count > 0 else { return nil }
-        count -= 1
-        return storage.unsafelyUnwrapped[count]
-    }
-
-    subscript(index: Int) -> UInt {
-        precondition(index >= 0 && index < count, "stack index out of range")
-        return storage.unsafelyUnwrapped[index]
-    }
-
-    deinit { free(storage) }
 }

@@ -2,7 +2,12 @@
 /// outside the class lock.
 struct ReleasedZspage {
     var slot: UInt
+    /// Pages objects reached (what the zspage counted).
     var touchedPages: Int
+    /// Pages resident in the slot: the touched ones, or all when the slot came from the reserve.
+    var residentPages: Int
+    /// The zspage's length.
+    var pages: Int
 
     var slotAddress: UnsafeMutableRawPointer { UnsafeMutableRawPointer(bitPattern: slot).unsafelyUnwrapped }
 }
@@ -184,7 +189,7 @@ struct SizeClassState: ~Copyable {
             guard owners.reserve(zspages: Int(zspageHighWater) + 1) else { return nil }
             id = zspageHighWater
         }
-        guard let slot = arena.acquireSlot() else { return nil }
+        guard let (slot, resident) = arena.acquireSlot(pages: pagesPerZspage) else { return nil }
         if id == zspageFreeHead {
             zspageFreeHead = zspages[Int(id)].next
         } else {
@@ -193,7 +198,7 @@ struct SizeClassState: ~Copyable {
         zspages[Int(id)] = ZsPageDescriptor(
             base: UInt(bitPattern: slot), previous: ZsPageDescriptor.none, next: ZsPageDescriptor.none,
             inUse: 0, bump: 0, freeHead: UInt16(FreeObjectLink.endOfList), pins: 0, touchedPages: 0,
-            group: UInt8(FullnessGroup.empty))
+            faultedPages: UInt8(resident), group: UInt8(FullnessGroup.empty))
         link(id, group: FullnessGroup.empty)
         zspageCount += 1
         return id
@@ -202,7 +207,10 @@ struct SizeClassState: ~Copyable {
     private mutating func retireZspage(_ zspage: UInt32) -> ReleasedZspage {
         unlink(zspage)
         let descriptor = zspages.pointer(Int(zspage))
-        let released = ReleasedZspage(slot: descriptor.pointee.base, touchedPages: Int(descriptor.pointee.touchedPages))
+        let touched = Int(descriptor.pointee.touchedPages)
+        let released = ReleasedZspage(
+            slot: descriptor.pointee.base, touchedPages: touched,
+            residentPages: max(touched, Int(descriptor.pointee.faultedPages)), pages: pagesPerZspage)
         pagesHeld -= released.touchedPages
         zspageCount -= 1
         descriptor.pointee.base = 0

@@ -20,8 +20,12 @@ struct ZsPageDescriptor: BitwiseCopyable {
     var freeHead: UInt16
     /// Readers inside `withObject` on this zspage; compaction skips it meanwhile.
     var pins: UInt16
-    /// Pages made resident so far (a prefix of the slot).
+    /// Pages objects have reached so far (a prefix of the slot): what the zspage
+    /// counts in ``ZsPool/memoryUsed``.
     var touchedPages: UInt8
+    /// Pages that were already resident when the zspage took its slot from the
+    /// arena's reserve (all of them, or 0).
+    var faultedPages: UInt8
     /// The ``FullnessGroup`` list this zspage is on.
     var group: UInt8
 

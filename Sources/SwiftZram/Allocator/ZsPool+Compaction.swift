@@ -23,7 +23,7 @@ extension ZsPool {
         var taken = 0
         while cursor < classes.count, taken < steps {
             if !classes.base[cursor].info.isHuge, let released = compactStep(cursor) {
-                arena.releaseSlot(released.slotAddress, touchedPages: released.touchedPages)
+                arena.release(released)
                 freedPages += released.touchedPages
                 taken += 1
             } else {

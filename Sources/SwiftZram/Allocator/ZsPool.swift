@@ -9,8 +9,11 @@ import Synchronization
 /// or freed). Handles are indirect, so compaction can move objects.
 ///
 /// ``memoryUsed`` counts the pages that zspages have actually touched: a
-/// zspage's pages become resident one by one as objects reach them, and all
-/// of them go back to the OS when it is freed.
+/// zspage's pages are counted one by one as objects reach them, and all of
+/// them stop counting when it is freed. With a reserve (``ReservePolicy``) the
+/// pool also holds already-faulted pages that no zspage has touched yet:
+/// ``reservePages``, bounded by the policy and not in ``memoryUsed``, so
+/// mem_used_total keeps the kernel's meaning (memory holding compressed data).
 ///
 /// Objects have no in-object header: a zspage holds payload bytes only.
 /// Metadata lives on the malloc heap and is not counted, as in the kernel:
@@ -30,14 +33,23 @@ public final class ZsPool: Sendable {
     public static let hugeThreshold: Int = SizeClassTable.hugeThreshold
 
     let classes: SizeClassStorage
-    let arena = PageArena()
+    let arena: PageArena
     /// Resident pages of all zspages (mem_used_total / 4096).
     let pagesHeld = Atomic<Int>(0)
     /// Running total of pages freed by compaction.
     let pagesCompactedTotal = Atomic<Int>(0)
 
-    public init() {
+    /// A pool without a reserve: zspage pages fault in as objects reach them and go
+    /// back to the OS as soon as their zspage is freed, on the calling thread.
+    public convenience init() { self.init(reserve: nil) }
+
+    /// - Parameter reserve: keep already-faulted zspage memory ready so that stores,
+    ///   frees and compaction make no memory system call and take no page fault in
+    ///   steady state; someone must then run ``maintainReserve()`` when asked (a
+    ///   ``ReserveMaintainer`` thread). nil: no reserve.
+    public init(reserve: ReservePolicy?) {
         classes = SizeClassStorage()
+        arena = PageArena(reserve: reserve)
     }
 
     deinit {
@@ -142,9 +154,9 @@ public final class ZsPool: Sendable {
             pagesHeld.wrappingAdd(state.pagesHeld - before, ordering: .relaxed)
             return (freed, compacted)
         }
-        if let freed { arena.releaseSlot(freed.slotAddress, touchedPages: freed.touchedPages) }
+        if let freed { arena.release(freed) }
         if let compacted {
-            arena.releaseSlot(compacted.slotAddress, touchedPages: compacted.touchedPages)
+            arena.release(compacted)
             pagesCompactedTotal.wrappingAdd(compacted.touchedPages, ordering: .relaxed)
         }
     }
@@ -152,6 +164,21 @@ public final class ZsPool: Sendable {
     /// Bytes of OS pages the pool holds right now (zram's mem_used_total) =
     /// pages held × 4096. Cheap (an atomic load).
     public var memoryUsed: Int { pagesHeld.load(ordering: .relaxed) * SizeClassTable.pageSize }
+
+    /// Already-faulted pages the pool holds beyond ``memoryUsed``: its reserve of free
+    /// zspage slots and slots waiting for maintenance (untouched tails of live
+    /// zspages that came from the reserve are not included). 0 without a reserve.
+    public var reservePages: Int { arena.reservePages }
+
+    /// Refills and gives back the reserve (see ``ReservePolicy``): the only place,
+    /// with a reserve, where the pool maps, discards or faults in memory in steady
+    /// state. Runs on whichever thread calls it; safe beside stores and frees.
+    /// - Returns: pages faulted in and pages given back by this pass.
+    @discardableResult
+    public func maintainReserve() -> (populated: Int, discarded: Int) {
+        let work = arena.maintain()
+        return (work.populated, work.discarded)
+    }
 
     /// Running total of pages freed by compaction (zram's pages_compacted).
     public var pagesCompacted: Int { pagesCompactedTotal.load(ordering: .relaxed) }

@@ -54,8 +54,9 @@ struct CompressorWorker: Sendable {
             let encoded = refused ? nil : compressors.withStream { stream in try? encoder.encode(raw, stream: stream, limit: 0) }
             if let encoded {
                 entry.pointee.payload = encoded.payload
-                let idle = state.rawValue & PageState.idleBit
-                entry.unlock(setting: PageState(rawValue: encoded.state.rawValue | idle))
+                // The page keeps what its write and any `idle` since gave it: its idle mark and access time.
+                let kept = state.rawValue & (PageState.idleBit | PageState.accessTimeMask)
+                entry.unlock(setting: PageState(rawValue: encoded.state.rawValue | kept))
                 counters.record(encoded.state)
                 counters.forget(state)
                 return

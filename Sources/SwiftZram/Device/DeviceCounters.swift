@@ -21,6 +21,10 @@ final class DeviceCounters: Sendable {
     let invalidIO = Atomic<Int>(0)
     let notifyFree = Atomic<Int>(0)
 
+    /// Pages a recompression stored smaller, and the compressed bytes that saved (running totals).
+    let recompressedPages = Atomic<Int>(0)
+    let recompressionSavedBytes = Atomic<Int>(0)
+
     /// Pages read and written (zram's num_reads / num_writes).
     let pagesRead = Atomic<Int>(0)
     let pagesWritten = Atomic<Int>(0)
@@ -45,7 +49,7 @@ final class DeviceCounters: Sendable {
     @inline(__always)
     func record(_ state: PageState) {
         count(state, 1)
-        if state.isHuge { hugePagesSince.wrappingAdd(1, ordering: .relaxed) }
+        if state.isHuge && !state.isWrittenBack { hugePagesSince.wrappingAdd(1, ordering: .relaxed) }
     }
 
     /// Adds `sign` (±1) pages of `state` to the counters that describe current contents.
@@ -53,7 +57,9 @@ final class DeviceCounters: Sendable {
     private func count(_ state: PageState, _ sign: Int) {
         guard state.isStored else { return }
         storedPages.wrappingAdd(sign, ordering: .relaxed)
-        if state.isSame {
+        if state.isWrittenBack {
+            return  // in the backing store: no memory, no compressed bytes, not huge (as the kernel counts)
+        } else if state.isSame {
             samePages.wrappingAdd(sign, ordering: .relaxed)
         } else if state.isQueued {
             queuedPages.wrappingAdd(sign, ordering: .relaxed)

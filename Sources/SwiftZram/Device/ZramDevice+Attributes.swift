@@ -8,18 +8,19 @@ extension ZramDevice {
     /// Attributes `readAttribute(_:)` knows.
     public static let readableAttributes = [
         "disksize", "initstate", "comp_algorithm", "mem_limit", "mem_used_max",
-        "mm_stat", "io_stat", "bd_stat", "streams", "idle",
-    ]
+        "mm_stat", "io_stat", "bd_stat", "streams", "idle", "recomp_algorithm",
+    ] + writebackReadableAttributes
 
     /// Attributes `writeAttribute(_:_:)` knows.
     public static let writableAttributes = [
         "disksize", "comp_algorithm", "algorithm_params", "mem_limit", "mem_used_max",
-        "reset", "compact", "idle", "streams",
-    ]
+        "reset", "compact", "idle", "streams", "recomp_algorithm", "recompress",
+    ] + writebackWritableAttributes
 
     /// Reads an attribute as `cat /sys/block/zramN/ATTRIBUTE` would print it (with the newline).
     /// - Throws: `EINVAL` for an unknown or write-only attribute.
     public func readAttribute(_ name: String) throws(ZramError) -> String {
+        if let text = readWritebackAttribute(name) { return text }
         switch name {
         case "disksize": return "\(diskSize)\n"
         case "initstate": return isInitialized ? "1\n" : "0\n"
@@ -30,9 +31,9 @@ extension ZramDevice {
         case "mem_used_max": return "\(memoryStatistics.memUsedMax)\n"
         case "mm_stat": return memoryStatistics.kernelText
         case "io_stat": return ioStatistics.kernelText
-        case "bd_stat": return kernelStatLine([0, 0, 0])  // no backing device yet
         case "streams": return "\(streamCount)\n"
         case "idle": return "\(idlePages)\n"
+        case "recomp_algorithm": return recompressionAlgorithmText
         case _ where Self.writableAttributes.contains(name):
             throw .invalid("\(name) is write-only")
         default:
@@ -45,6 +46,7 @@ extension ZramDevice {
     /// - Throws: `EBUSY` for what cannot change now, `EINVAL` for bad values or unknown attributes.
     public func writeAttribute(_ name: String, _ rawValue: String) throws(ZramError) {
         let value = String(rawValue.trimmingWhitespace())
+        if try writeWritebackAttribute(name, value) { return }
         switch name {
         case "disksize":
             guard let bytes = memparse(value) else { throw .invalid("disksize '\(value)' is not a size") }
@@ -71,9 +73,13 @@ extension ZramDevice {
             guard isInitialized else { throw ZramError(.notInitialized, "\(self.name) has no disksize yet") }
             compact()
         case "idle":
-            guard value == "all" else { throw .invalid("idle only accepts 'all'") }
+            let selection = try IdleSelection(parsing: value)
             guard isInitialized else { throw ZramError(.notInitialized, "\(self.name) has no disksize yet") }
-            markAllIdle()
+            markIdle(selection)
+        case "recomp_algorithm":
+            try writeRecompressionAlgorithm(value)
+        case "recompress":
+            try recompress(RecompressionRequest(parsing: value))
         case "streams":
             guard let count = Int(value) else { throw .invalid("streams takes a number") }
             try setStreamCount(count)
@@ -84,10 +90,13 @@ extension ZramDevice {
         }
     }
 
-    /// Parses `level=N dict=PATH` (and `algo=NAME` naming the current algorithm, as the kernel allows).
+    /// Parses `level=N dict=PATH`, for the primary algorithm or the one `priority=N` or
+    /// `algo=NAME` selects (algo wins, as in the kernel; it looks the primary up first).
     private func writeAlgorithmParameters(_ text: String) throws(ZramError) {
         var level: Int?
         var dictionaryPath: String?
+        var priority = 0
+        var named: CompressionAlgorithm?
         for token in text.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }) {
             guard let equals = token.firstIndex(of: "=") else { throw .invalid("algorithm_params expects key=value, got '\(token)'") }
             let key = token[..<equals]
@@ -100,11 +109,13 @@ extension ZramDevice {
                 guard !value.isEmpty else { throw .invalid("dict needs a path") }
                 dictionaryPath = value
             case "algo":
-                guard value == algorithm.rawValue else {
-                    throw .invalid("algorithm_params for '\(value)' but the device uses \(algorithm)")
-                }
+                guard let parsed = CompressionAlgorithm(named: value) else { throw .invalid("unknown algorithm '\(value)'") }
+                named = parsed
             case "priority":
-                guard value == "0" else { throw .invalid("only the primary algorithm (priority=0) exists") }
+                guard let parsed = Int(value), (0...RecompressorPools.highestPriority).contains(parsed) else {
+                    throw .invalid("priority '\(value)' is not 0...\(RecompressorPools.highestPriority)")
+                }
+                priority = parsed
             default:
                 throw .invalid("unknown algorithm parameter '\(key)'")
             }
@@ -113,6 +124,16 @@ extension ZramDevice {
         if let dictionaryPath {
             dictionary = try DictionaryFile.read(dictionaryPath)
         }
-        try setAlgorithmParameters(level: level, dictionary: dictionary, dictionaryPath: dictionaryPath)
+        if let named {
+            guard let found = named == algorithm ? 0 : lifecycle.withShared({ settings.recompression.priority(of: named) }) else {
+                throw .invalid("algorithm_params for '\(named)', which is neither comp_algorithm nor a recomp_algorithm")
+            }
+            priority = found
+        }
+        if priority == 0 {
+            try setAlgorithmParameters(level: level, dictionary: dictionary, dictionaryPath: dictionaryPath)
+        } else {
+            try setRecompressionParameters(priority: priority, level: level, dictionary: dictionary, dictionaryPath: dictionaryPath)
+        }
     }
 }

@@ -21,11 +21,20 @@ extension ZramDevice {
     /// - Returns: the batches run.
     @discardableResult
     func markAllIdle(batchChunks: Int, afterEachBatch: () -> Void = {}) -> Int {
+        markIdle(batchChunks: batchChunks, afterEachBatch: afterEachBatch) { _ in nil }
+    }
+
+    /// Marks pages idle in batches; `cutoff` gives, per batch, the access time before which
+    /// a page counts as idle (nil: every page).
+    /// - Returns: the batches run.
+    @discardableResult
+    func markIdle(batchChunks: Int, afterEachBatch: () -> Void = {}, cutoff: (ZramStore) -> UInt64?) -> Int {
         var page = 0
         return scanInBatches(afterEachBatch: afterEachBatch) { store in
-            forEachChunk(of: store, from: &page, limit: batchChunks) { firstPage, _ in
+            let before = cutoff(store)
+            return forEachChunk(of: store, from: &page, limit: batchChunks) { firstPage, _ in
                 for index in firstPage..<min(firstPage + PageTable.pagesPerChunk, store.table.pageCount) {
-                    store.markIdle(index)
+                    store.markIdle(index, accessedBefore: before)
                 }
             }
         }
@@ -60,7 +69,7 @@ extension ZramDevice {
 
     /// Calls `body` for up to `limit` allocated chunks from page `page` on, and moves `page` past them.
     /// - Returns: whether chunks may remain.
-    private func forEachChunk(
+    func forEachChunk(
         of store: ZramStore, from page: inout Int, limit: Int,
         _ body: (Int, UnsafeMutablePointer<PageSlot>) -> Void
     ) -> Bool {

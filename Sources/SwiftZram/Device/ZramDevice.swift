@@ -26,11 +26,19 @@ public final class ZramDevice: @unchecked Sendable {
     /// `store` for the I/O path, read without a retain/release pair: `store` owns it,
     /// and both change only under `lifecycle` held exclusively.
     private unowned(unsafe) var ioStore: ZramStore?
-    private var settings: Settings
-    private var counters = DeviceCounters()
+    var settings: Settings
+    var counters = DeviceCounters()
     /// Changes whenever `store` is replaced, so a scan that dropped the lock can tell.
     private var generation = 0
     private let openCount = Atomic<Int>(0)
+    /// Opens what `backing_dev` names.
+    let backingOpener: BackingStoreOpener
+    /// writeback_limit(_enable) and writeback_batch_size.
+    let writebackControls = WritebackControls()
+    /// Set while a writeback or recompression runs: another one fails with EAGAIN (zram's pp_in_progress).
+    let postProcessing = Atomic<Bool>(false)
+    /// The access-time clock every initialisation uses; nil for the system's (tests set a manual one).
+    let manualClock: AccessClock?
 
     /// Configuration that applies at the next initialisation.
     struct Settings {
@@ -40,6 +48,10 @@ public final class ZramDevice: @unchecked Sendable {
         var dictionaryPath: String?
         var streams: Int
         var queuePages: Int
+        /// The open `backing_dev`, if set; prepared and handed to the store at disksize.
+        var backingStore: (any BackingStore)?
+        /// recomp_algorithm and its algorithm_params, by priority.
+        var recompression = RecompressionSettings()
     }
 
     /// Compression queue slots a device gets: 256 pages (1 MiB) of writes accepted before compression.
@@ -57,23 +69,44 @@ public final class ZramDevice: @unchecked Sendable {
     ///   - streams: compression streams, 1...64; defaults to the CPU count.
     ///   - queuePages: compression queue slots (a power of two), pages a write may leave for the
     ///     device's compressor thread so that it returns before compression; 0 compresses inline.
-    ///   - workerStart: runs first on the compressor thread (e.g. to mark it an I/O flusher).
-    public init(
+    ///   - workerStart: runs first on the device's own threads: compressor, reserve and
+    ///     request helpers (e.g. to mark them I/O flushers).
+    ///   - backingOpener: opens what `backing_dev` names (a path, or a URI another module knows).
+    public convenience init(
         name: String, streams: Int = ZramDevice.defaultStreamCount, queuePages: Int = ZramDevice.defaultQueuePages,
-        workerStart: (@Sendable () -> Void)? = nil
+        workerStart: (@Sendable () -> Void)? = nil, backingOpener: @escaping BackingStoreOpener = ZramDevice.openBackingFile
+    ) {
+        self.init(
+            name: name, streams: streams, queuePages: queuePages, workerStart: workerStart, manualClock: nil,
+            backingOpener: backingOpener)
+    }
+
+    /// - Parameter manualClock: the access-time clock to use instead of the system's (tests).
+    init(
+        name: String, streams: Int = ZramDevice.defaultStreamCount, queuePages: Int = ZramDevice.defaultQueuePages,
+        workerStart: (@Sendable () -> Void)? = nil, manualClock: AccessClock?,
+        backingOpener: @escaping BackingStoreOpener = ZramDevice.openBackingFile
     ) {
         precondition(queuePages >= 0 && queuePages & (queuePages - 1) == 0, "queuePages must be 0 or a power of two")
         self.name = name
         self.settings = Settings(streams: min(64, max(1, streams)), queuePages: queuePages)
         self.workerStart = workerStart
+        self.backingOpener = backingOpener
+        self.manualClock = manualClock
     }
 
-    deinit { store?.shutdown() }
+    deinit {
+        store?.shutdown()
+        settings.backingStore?.close()
+    }
 
     // MARK: Reading the state
 
     /// initstate: whether disksize has been set.
     public var isInitialized: Bool { lifecycle.withShared { store != nil } }
+
+    /// Whether disksize has been set; only under `lifecycle`.
+    var isInitializedLocked: Bool { store != nil }
 
     /// disksize in bytes; 0 before initialisation.
     public var diskSize: UInt64 { lifecycle.withShared { store?.diskSize ?? 0 } }
@@ -158,9 +191,14 @@ public final class ZramDevice: @unchecked Sendable {
             let size = (bytes + UInt64(pageSize) - 1) & ~UInt64(pageSize - 1)
             let parameters = try CompressionParameters(
                 algorithm: settings.algorithm, level: settings.level, dictionary: settings.dictionary)
+            let backing = try settings.backingStore.map { backing throws(ZramError) in
+                try BackingTier.prepared(backing, diskSize: size)
+            }
             store = try ZramStore(
                 diskSize: size, compression: parameters, streams: settings.streams, counters: counters,
-                queuePages: settings.queuePages, workerStart: workerStart)
+                queuePages: settings.queuePages, workerStart: workerStart,
+                recompression: try settings.recompression.parameters(), clock: manualClock ?? AccessClock(),
+                backing: backing, relief: backing.map { _ in MemoryRelief(device: self) })
             generation += 1
         }
     }
@@ -190,6 +228,22 @@ public final class ZramDevice: @unchecked Sendable {
             settings.level = level
             settings.dictionary = dictionary
             settings.dictionaryPath = dictionary == nil ? nil : dictionaryPath
+        }
+    }
+
+    /// backing_dev: the name the backing store was opened with, nil when none is set.
+    public var backingDevice: String? { lifecycle.withShared { settings.backingStore?.name } }
+
+    /// Opens `name` as the backing store (zram's backing_dev), replacing one set before.
+    /// - Throws: `EBUSY` once initialised, else what the opener throws (the old store stays).
+    public func setBackingDevice(_ name: String) throws(ZramError) {
+        try lifecycle.withExclusive { () throws(ZramError) in
+            guard store == nil else {
+                throw .busy("\(self.name) is initialised: reset it before changing backing_dev")
+            }
+            let opened = try backingOpener(name)
+            settings.backingStore?.close()
+            settings.backingStore = opened
         }
     }
 
@@ -234,6 +288,8 @@ public final class ZramDevice: @unchecked Sendable {
             store = nil
             generation += 1
             counters = DeviceCounters()
+            // As the kernel's reset_bdev: the backing device is closed and backing_dev reads `none`.
+            settings.backingStore?.close()
             settings = Settings(streams: settings.streams, queuePages: settings.queuePages)
         }
     }

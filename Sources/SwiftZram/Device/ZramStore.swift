@@ -12,36 +12,61 @@ final class ZramStore: Sendable {
     let diskSize: UInt64
     let table: PageTable
     let compressors: CompressorPool
+    /// The recompression algorithms by priority (1...3), as `recomp_algorithm` set them.
+    let recompressors: RecompressorPools
+    /// Stamps each page's access time (for `idle` with an age).
+    let clock: AccessClock
     let encoder: PageEncoder
     var pool: ZsPool { encoder.pool }
     var counters: DeviceCounters { encoder.counters }
     /// Pages accepted but not yet compressed; nil when the queue is off.
     let queue: CompressionQueue?
     private let compressor: PosixThread?
+    /// Where writeback puts pages; nil without a backing_dev.
+    let backing: BackingTier?
+    /// Writes pages back when a write meets mem_limit (writeback_auto); nil without a backing_dev.
+    let relief: MemoryRelief?
     /// Threads that serve part of a large read; nil with one CPU or one stream.
     let helpers: RequestHelpers?
+    /// Keeps the pool's reserve, so writes and frees make no memory system call.
+    private let maintainer: ReserveMaintainer
 
     /// - Parameters:
     ///   - queuePages: compression queue slots (a power of two; 0 compresses every write inline).
-    ///   - workerStart: runs first on the compressor thread and the request helpers
+    ///   - workerStart: runs first on the compressor, reserve and request-helper threads
     ///     (e.g. to mark them I/O flushers).
     ///   - helperThreads: threads serving part of a large read beside its caller; by default
     ///     ``defaultHelperThreads(streams:)``.
     ///   - refusals: stores the compressor fails as if out of memory (tests only).
+    ///   - recompression: the parameters of priorities 1, 2 and 3 (nil where none is set).
+    ///   - clock: the access-time clock (a manual one in tests).
+    ///   - backing: the backing store writeback uses, if the device has one.
     init(
         diskSize: UInt64, compression: CompressionParameters, streams: Int, counters: DeviceCounters,
         queuePages: Int = 0, workerStart: (@Sendable () -> Void)? = nil, helperThreads: Int? = nil,
-        refusals: MemoryRefusals? = nil
+        refusals: MemoryRefusals? = nil, recompression: [CompressionParameters?] = [], clock: AccessClock = AccessClock(),
+        backing: BackingTier? = nil, relief: MemoryRelief? = nil
     ) throws(ZramError) {
         let compressors = try CompressorPool(parameters: compression, streams: streams)
+        let recompressors = try RecompressorPools(parameters: recompression, streams: streams)
         let table = try PageTable(pageCount: Int(diskSize / UInt64(pageSize)))
-        let encoder = PageEncoder(pool: ZsPool(), counters: counters)
+        let pool = ZsPool(reserve: .standard)
+        let encoder = PageEncoder(pool: pool, counters: counters)
         let queue = queuePages > 0 ? try CompressionQueue(capacity: queuePages) : nil
+        do {
+            maintainer = try ReserveMaintainer(pool: pool, start: workerStart)
+        } catch {
+            throw ZramError(.outOfMemory, "cannot start the reserve thread: \(error)")
+        }
         self.diskSize = diskSize
         self.compressors = compressors
+        self.recompressors = recompressors
+        self.clock = clock
         self.table = table
         self.encoder = encoder
         self.queue = queue
+        self.backing = backing
+        self.relief = relief
         // The compressor holds the parts it needs, not the store, so dropping the store stops it.
         // It has a stream of its own, so it never contends with writers for one.
         let workerStreams = try queue.map { _ throws(ZramError) in try CompressorPool(parameters: compression, streams: 1) }
@@ -65,12 +90,13 @@ final class ZramStore: Sendable {
 
     deinit { shutdown() }
 
-    /// Compresses what is queued and stops the compressor thread and the request helpers.
+    /// Compresses what is queued and stops the compressor, reserve and request-helper threads.
     /// Call when no request is in flight.
     func shutdown() {
         helpers?.stop()
         queue?.stop()
         compressor?.join()
+        maintainer.stop()
     }
 
     /// Request helpers a store gets: one per CPU beyond two, and no more than the streams
@@ -110,7 +136,11 @@ extension ZramStore {
     /// Releases what `state` and `payload` held. Call after the slot no longer points at it.
     @inline(__always)
     func release(_ state: PageState, payload: UInt64) {
-        if state.hasObject { pool.free(ObjectHandle(rawValue: payload)) }
+        if state.hasObject {
+            pool.free(ObjectHandle(rawValue: payload))
+        } else if state.isWrittenBack {
+            releaseWrittenBack(state, payload: payload)
+        }
         counters.forget(state)
     }
 
@@ -129,6 +159,9 @@ extension ZramStore {
                     destination.baseAddress!.copyMemory(from: object.baseAddress!, byteCount: pageSize)
                     return true
                 }
+                guard state.rawValue & PageState.priorityMask == 0 else {
+                    return recompressors.decompress(object, priority: state.priority, into: destination)
+                }
                 if let stream { return stream.decompress(object, into: destination) }
                 return compressors.withStream { $0.decompress(object, into: destination) }
             }
@@ -136,6 +169,8 @@ extension ZramStore {
                 counters.failedReads.wrappingAdd(1, ordering: .relaxed)
                 throw ZramError(.ioError, "stored page failed to decompress")
             }
+        } else if state.isWrittenBack {
+            try decodeWrittenBack(state, payload: payload, into: destination, stream: stream)
         } else if state.isQueued, let queue {
             destination.baseAddress!.copyMemory(from: queue.buffer(Int(payload)), byteCount: pageSize)
         } else if state.isLost {
@@ -170,16 +205,26 @@ extension ZramStore {
                 // The object the page held is left for the compressor to free.
                 let old = exchange(EncodedPage(state: .queued, payload: UInt64(slot)), in: entry)
                 queue.publish(sequence, .init(page: index, replacedObject: old.state.hasObject ? old.payload : 0))
+                if old.state.isWrittenBack { releaseWrittenBack(old.state, payload: old.payload) }
                 counters.notePeak(memoryUsed)
                 return
             }
         }
-        let encoded: EncodedPage
-        do {
-            encoded = try compressors.withStream { stream throws(ZramError) in try encode(page, stream: stream) }
-        } catch {
-            counters.failedWrites.wrappingAdd(1, ordering: .relaxed)
-            throw error
+        var encoded: EncodedPage
+        var reliefs = 0
+        while true {
+            do {
+                encoded = try compressors.withStream { stream throws(ZramError) in try encode(page, stream: stream) }
+                break
+            } catch {
+                // With writeback_auto, pages go to the backing store and the write tries again.
+                if error.kind == .memoryLimitReached, reliefs < Self.reliefsPerWrite, let relief, relief.makeRoom(in: self) {
+                    reliefs += 1
+                    continue
+                }
+                counters.failedWrites.wrappingAdd(1, ordering: .relaxed)
+                throw error
+            }
         }
         install(encoded, in: entry)
     }
@@ -209,7 +254,7 @@ extension ZramStore {
                 return try encode(UnsafeRawBufferPointer(page), stream: stream)
             }
             slot.pointee.payload = encoded.payload
-            slot.unlock(setting: encoded.state)
+            slot.unlock(setting: encoded.state.accessed(at: clock.now))
             counters.record(encoded.state)
             release(old, payload: oldPayload)
         } catch {
@@ -223,7 +268,11 @@ extension ZramStore {
     @inline(__always)
     func install(_ encoded: EncodedPage, in slot: UnsafeMutablePointer<PageSlot>) {
         let old = exchange(encoded, in: slot)
-        if old.state.hasObject { pool.free(ObjectHandle(rawValue: old.payload)) }
+        if old.state.hasObject {
+            pool.free(ObjectHandle(rawValue: old.payload))
+        } else if old.state.isWrittenBack {
+            releaseWrittenBack(old.state, payload: old.payload)
+        }
     }
 
     /// Puts an encoded page into the table and counts the change; the caller frees
@@ -235,7 +284,7 @@ extension ZramStore {
         let old = slot.lock()
         let oldPayload = slot.pointee.payload
         slot.pointee.payload = encoded.payload
-        slot.unlock(setting: encoded.state)
+        slot.unlock(setting: encoded.state.accessed(at: clock.now))
         counters.record(encoded.state)
         counters.forget(old)
         return (old, oldPayload)
@@ -248,10 +297,12 @@ extension ZramStore {
             return
         }
         let state = slot.lock()
-        defer { slot.unlock(setting: state.withoutIdle) }
+        defer { slot.unlock(setting: state.accessed(at: clock.now)) }
         let payload = slot.pointee.payload
         if state.isLost {
             throw lostPage()
+        } else if state.isWrittenBack {
+            try readWrittenBack(state, payload: payload, into: destination, at: offset)
         } else if state.isQueued, let queue {
             destination.baseAddress!.copyMemory(from: queue.buffer(Int(payload)) + offset, byteCount: destination.count)
         } else if state.isSame || !state.hasObject {
@@ -282,10 +333,18 @@ extension ZramStore {
         release(old, payload: oldPayload)
     }
 
-    /// Marks page `index` idle if it holds data (zram's `idle all`).
-    func markIdle(_ index: Int) {
+    /// Marks page `index` idle, as zram's `idle` does: with no cutoff (`idle all`) if it
+    /// holds data; with one, if its last access came before `cutoff` (seconds since
+    /// init), and clears the mark otherwise. Same-filled and written-back pages are
+    /// never marked: nothing post-processes them.
+    func markIdle(_ index: Int, accessedBefore cutoff: UInt64? = nil) {
         guard let slot = table.existingSlot(index) else { return }
         let state = slot.lock()
-        slot.unlock(setting: state.isStored ? PageState(rawValue: state.rawValue | PageState.idleBit) : state)
+        guard state.isStored, !state.isSame, !state.isWrittenBack else {
+            slot.unlock(setting: state)
+            return
+        }
+        let idle = cutoff.map { state.accessTime < $0 } ?? true
+        slot.unlock(setting: PageState(rawValue: idle ? state.rawValue | PageState.idleBit : state.rawValue & ~PageState.idleBit))
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import NBDBacking
 import SwiftZram
 
 /// A device configuration file in zram-generator's format:
@@ -19,10 +20,12 @@ import SwiftZram
 ///
 /// One `[zramN]` section per device; comments are whole lines starting with `#` or `;`. Keys: `zram-size` (an expression in MiB over
 /// `ram`, default `min(ram / 2, 4096)`), `compression-algorithm` (`NAME` or
-/// `NAME(level=N)`; `lzo-rle` means lzo), `swap-priority` (-1…32767, default 100),
+/// `NAME(level=N)`; `lzo-rle` means lzo; a space-separated list: the first is the primary,
+/// up to three more are recompression algorithms in priority order), `swap-priority` (-1…32767, default 100),
 /// `fs-type` (`swap` unless `mount-point` is set, then `ext4`), `mount-point`
 /// (absolute), `mem-limit` (a memparse size, `0`/`none` for no limit) and
-/// `options` (extra `swapon -o` / `mount -o` options). Every error names its line.
+/// `options` (extra `swapon -o` / `mount -o` options) and `writeback-device` (the device's
+/// `backing_dev`: an absolute path or an NBD URI). Every error names its line.
 public struct ZramConfig: Sendable, Equatable {
     public struct Device: Sendable, Equatable {
         public var name: String
@@ -33,11 +36,15 @@ public struct ZramConfig: Sendable, Equatable {
         var sizeLine: Int?
         public var algorithm: CompressionAlgorithm?
         public var level: Int?
+        /// The algorithms after the first in `compression-algorithm`: priorities 1, 2, 3.
+        public var recompression: [RecompressionChoice] = []
         public var swapPriority = 100
         public var fsType: String?
         public var mountPoint: String?
         public var memLimit: UInt64?
         public var options: String?
+        /// `backing_dev`, set before disksize.
+        public var writebackDevice: String?
 
         var effectiveFSType: String { fsType ?? (mountPoint == nil ? "swap" : "ext4") }
         var isSwap: Bool { effectiveFSType == "swap" }
@@ -51,7 +58,10 @@ public struct ZramConfig: Sendable, Equatable {
         public var description: String { "\(file):\(line): \(message)" }
     }
 
-    static let keys = ["zram-size", "compression-algorithm", "swap-priority", "fs-type", "mount-point", "mem-limit", "options"]
+    static let keys = [
+        "zram-size", "compression-algorithm", "swap-priority", "fs-type", "mount-point", "mem-limit", "options",
+        "writeback-device",
+    ]
 
     public var devices: [Device]
 
@@ -116,7 +126,9 @@ public struct ZramConfig: Sendable, Equatable {
                 device.sizeText = value
                 device.sizeLine = number
             case "compression-algorithm":
-                (device.algorithm, device.level) = try parseAlgorithm(value, fail: fail)
+                let list = try parseAlgorithmList(value, fail: fail)
+                (device.algorithm, device.level) = list[0]
+                device.recompression = list.dropFirst().map { RecompressionChoice(algorithm: $0.0, level: $0.1) }
             case "swap-priority":
                 guard let priority = Int(value), (-1...32767).contains(priority) else {
                     throw fail("swap-priority '\(value)' must be a whole number from -1 to 32767")
@@ -137,6 +149,8 @@ public struct ZramConfig: Sendable, Equatable {
                     guard let bytes = memparse(value) else { throw fail("mem-limit '\(value)' is not a size such as 512M") }
                     device.memLimit = bytes
                 }
+            case "writeback-device":
+                device.writebackDevice = try parseWritebackDevice(value, fail: fail)
             default:  // options
                 device.options = value
             }
@@ -148,6 +162,31 @@ public struct ZramConfig: Sendable, Equatable {
             }
         }
         return ZramConfig(devices: devices)
+    }
+
+    /// `lz4 zstd(level=3)`: algorithms separated by spaces (outside parentheses), at most
+    /// one primary and three recompression algorithms, as zram-generator.
+    private static func parseAlgorithmList(_ value: String, fail: (String) -> Error) throws(Error) -> [(CompressionAlgorithm, Int?)] {
+        var items: [String] = []
+        var current = ""
+        var depth = 0
+        for character in value {
+            if character == "(" { depth += 1 }
+            if character == ")" { depth -= 1 }
+            if character.isWhitespace && depth == 0 {
+                if !current.isEmpty { items.append(current) }
+                current = ""
+            } else {
+                current.append(character)
+            }
+        }
+        if !current.isEmpty { items.append(current) }
+        guard items.count <= 1 + ZramDevice.recompressionPriorities else {
+            throw fail("compression-algorithm '\(value)': at most one algorithm and \(ZramDevice.recompressionPriorities) recompression algorithms")
+        }
+        var result: [(CompressionAlgorithm, Int?)] = []
+        for item in items { result.append(try parseAlgorithm(item, fail: fail)) }
+        return result
     }
 
     /// `lz4`, `zstd(level=3)`; `lzo-rle` (zram's default name) is our lzo.
@@ -176,6 +215,20 @@ public struct ZramConfig: Sendable, Equatable {
         return (algorithm, level)
     }
 
+    /// An absolute path (a block device or a file) or an NBD URI, as `backing_dev` takes them.
+    private static func parseWritebackDevice(_ value: String, fail: (String) -> Error) throws(Error) -> String {
+        if NBDURI.isURI(value) {
+            guard NBDURI.isSupported(value) else {
+                throw fail("writeback-device '\(value)': supported NBD URIs start with \(NBDURI.schemes.joined(separator: ", "))")
+            }
+            return value
+        }
+        guard value.hasPrefix("/") else {
+            throw fail("writeback-device '\(value)' must be an absolute path or an NBD URI (nbd://...)")
+        }
+        return value
+    }
+
     /// Each device's size in bytes for a machine with `ramBytes` of memory (rounded down to
     /// whole pages). A size that evaluates to 0 means "no device", as in zram-generator.
     public func specs(ramBytes: UInt64, file: String = "<config>") throws(Error) -> [(name: String, spec: DeviceSpec)] {
@@ -195,7 +248,8 @@ public struct ZramConfig: Sendable, Equatable {
             result.append((device.name, DeviceSpec(
                 size: bytes, algorithm: device.algorithm, level: device.level, memLimit: device.memLimit,
                 swapPriority: device.swapPriority, fsType: device.effectiveFSType, mountPoint: device.mountPoint,
-                options: device.options)))
+                options: device.options, recompression: device.recompression,
+                writebackDevice: device.writebackDevice)))
         }
         return result
     }

@@ -33,6 +33,8 @@ public struct ControlError: Error, Equatable, Sendable, CustomStringConvertible 
         case noSocket = "ENOENT"
         /// `ECONNREFUSED`: a socket file with no server behind it.
         case connectionRefused = "ECONNREFUSED"
+        /// `EAGAIN`: another writeback or recompression is running; try again.
+        case tryAgain = "EAGAIN"
 
         /// The kind for a C errno; anything this surface does not name is EIO.
         public init(errno code: Int32) {
@@ -48,6 +50,7 @@ public struct ControlError: Error, Equatable, Sendable, CustomStringConvertible 
             case EPROTO: self = .protocolError
             case ENOENT: self = .noSocket
             case ECONNREFUSED: self = .connectionRefused
+            case EAGAIN: self = .tryAgain
             default: self = .ioError
             }
         }

@@ -48,13 +48,16 @@ extension ControlServer {
     public func status() -> ServerStatus {
         ServerStatus(devices: registry.all.map { export in
             let device = export.device
-            let mm = device.memoryStatistics, io = device.ioStatistics
+            let mm = device.memoryStatistics, io = device.ioStatistics, recompressed = device.recompressionStatistics
             return DeviceStatus(
                 name: device.name, disksize: device.diskSize, initstate: device.isInitialized ? 1 : 0,
                 comp_algorithm: device.algorithm.rawValue, streams: device.streamCount,
                 mm_stat: Dictionary(uniqueKeysWithValues: zip(MemoryStatistics.fieldNames, mm.fields)),
                 io_stat: Dictionary(uniqueKeysWithValues: zip(IOStatistics.fieldNames, io.fields)),
-                connections: device.openers)
+                connections: device.openers,
+                bd_stat: Dictionary(uniqueKeysWithValues: zip(BackingStatistics.fieldNames, device.backingStatistics.fields)),
+                backing_dev: device.backingDevice ?? "none", idle_pages: device.idlePages,
+                recompression: ["pages": recompressed.pages, "saved_bytes": recompressed.savedBytes])
         })
     }
 }

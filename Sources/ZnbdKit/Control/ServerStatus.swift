@@ -15,4 +15,13 @@ public struct DeviceStatus: Codable, Equatable, Sendable {
     public var mm_stat: [String: UInt64]
     public var io_stat: [String: UInt64]
     public var connections: Int
+    /// bd_stat's fields by name (bd_count, bd_reads, bd_writes; 4 KiB units).
+    public var bd_stat: [String: UInt64] = [:]
+    /// What backing_dev reads: the backing store's path or URI, or `none`.
+    public var backing_dev: String = "none"
+    /// Pages marked idle (zram's `idle`); nil from servers before it was reported.
+    public var idle_pages: Int? = nil
+    /// Recompression since init: `pages` stored smaller and compressed `saved_bytes`
+    /// (the kernel keeps no such counter); nil from servers before it was reported.
+    public var recompression: [String: UInt64]? = nil
 }

@@ -55,9 +55,9 @@ public final class ZramExport: BlockExport {
     /// (the write cannot be stored), a device without disksize is EIO.
     static func wireError(_ error: ZramError) -> BlockExportError {
         switch error.kind {
-        case .memoryLimitReached, .outOfMemory: .noSpace(error.message)
+        case .memoryLimitReached, .outOfMemory, .noSpace: .noSpace(error.message)
         case .outOfRange, .invalidArgument: .invalid(error.message)
-        case .notInitialized, .ioError, .busy: .io(error.message)
+        case .notInitialized, .ioError, .busy, .noDevice, .tryAgain: .io(error.message)
         }
     }
 }

@@ -69,6 +69,7 @@ public final class DeviceSetup {
         use.algorithm = spec.algorithm?.rawValue
         use.memLimit = spec.memLimit
         use.options = spec.options
+        use.writebackDevice = spec.writebackDevice
         state.swaps.append(use)
         try save()
         let index = state.swaps.count - 1
@@ -123,11 +124,14 @@ public final class DeviceSetup {
     }
 
     private func createAndAttach(_ spec: DeviceSpec, _ list: WritableKeyPath<SetupState, [SetupState.Use]>, _ index: Int) throws {
-        // zram's order: algorithm (with the hot-add) and its parameters, then the limit, then disksize.
+        // zram's order: algorithm (with the hot-add) and its parameters, the limit and the
+        // backing device, then disksize.
         let name = try client.hotAdd(algorithm: spec.algorithm)
         try update(list, index) { $0.device = name }
         if let level = spec.level { try set(name, "algorithm_params", "level=\(level)") }
+        for (attribute, value) in spec.recompressionWrites { try set(name, attribute, value) }
         if let memLimit = spec.memLimit { try set(name, "mem_limit", String(memLimit)) }
+        if let backing = spec.writebackDevice { try set(name, "backing_dev", backing) }
         try set(name, "disksize", String(spec.size))
         try failPoints.check(.hotAdd)
 

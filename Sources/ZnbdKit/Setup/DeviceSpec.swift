@@ -11,10 +11,15 @@ public struct DeviceSpec: Sendable, Equatable {
     public var mountPoint: String?
     /// Extra `swapon -o` or `mount -o` options.
     public var options: String?
+    /// Recompression algorithms for priorities 1, 2, 3 (the rest of `compression-algorithm`).
+    public var recompression: [RecompressionChoice] = []
+    /// `backing_dev` (a path or an NBD URI), set before disksize.
+    public var writebackDevice: String?
 
     public init(
         size: UInt64, algorithm: CompressionAlgorithm? = nil, level: Int? = nil, memLimit: UInt64? = nil,
-        swapPriority: Int = 100, fsType: String = "swap", mountPoint: String? = nil, options: String? = nil
+        swapPriority: Int = 100, fsType: String = "swap", mountPoint: String? = nil, options: String? = nil,
+        recompression: [RecompressionChoice] = [], writebackDevice: String? = nil
     ) {
         self.size = size
         self.algorithm = algorithm
@@ -24,5 +29,7 @@ public struct DeviceSpec: Sendable, Equatable {
         self.fsType = fsType
         self.mountPoint = mountPoint
         self.options = options
+        self.recompression = recompression
+        self.writebackDevice = writebackDevice
     }
 }

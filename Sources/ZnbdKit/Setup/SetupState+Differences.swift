@@ -22,6 +22,7 @@ extension SetupState {
             compare("algorithm", .some(use.algorithm), spec.algorithm?.rawValue) { $0 ?? "the server's default" }
             compare("mem-limit", .some(use.memLimit), spec.memLimit) { $0.map(HumanSize.format) ?? "none" }
             compare("options", .some(use.options), spec.options) { $0 ?? "none" }
+            compare("writeback-device", .some(use.writebackDevice), spec.writebackDevice) { $0 ?? "none" }
         }
         return differences
     }

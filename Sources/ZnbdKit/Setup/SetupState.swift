@@ -51,6 +51,7 @@ public struct SetupState: Codable, Sendable {
         var algorithm: String?
         var memLimit: UInt64?
         var options: String?
+        var writebackDevice: String?
         /// Mount: where, which file system, whether it is mounted, and whether we made the directory.
         public var mountPoint: String?
         public var fsType: String?

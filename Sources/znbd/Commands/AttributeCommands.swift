@@ -23,7 +23,14 @@ struct SetCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "set",
         abstract: "Write a device attribute, with zram's rules (EBUSY once initialised, EINVAL for bad values).",
-        discussion: "Writable: \(ZramAttributeNames.writable).")
+        discussion: """
+            Writable: \(ZramAttributeNames.writable).
+
+            Recompression, as the kernel's: before disksize, `set zram0 recomp_algorithm 'algo=zstd priority=1'` \
+            and `set zram0 algorithm_params 'priority=1 level=3'`; then `set zram0 idle 3600` (or `all`) marks \
+            pages not accessed for an hour, and `set zram0 recompress 'type=idle threshold=1024 max_pages=N'` \
+            recompresses them (type idle, huge or huge_idle; algo= or priority= pins one algorithm).
+            """)
 
     @Argument(help: "Device name, e.g. zram0.") var device: String
     @Argument(help: "Attribute name, e.g. mem_limit.") var attribute: String

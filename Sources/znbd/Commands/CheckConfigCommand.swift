@@ -18,17 +18,25 @@ struct CheckConfigCommand: ParsableCommand {
     @Flag(help: "Print sizes in bytes.")
     var bytes = false
 
+    /// The primary algorithm, then the recompression algorithms as the config spells them.
+    private func algorithms(_ spec: DeviceSpec) -> String {
+        ([spec.algorithm?.rawValue ?? "-"] + spec.recompression.map { choice in
+            choice.level.map { "\(choice.algorithm)(level=\($0))" } ?? choice.algorithm.rawValue
+        }).joined(separator: " ")
+    }
+
     func run() throws {
         let config = try ZramConfig.load(path: file)
         let specs = try config.specs(ramBytes: ram?.bytes ?? MachineMemory.totalBytes, file: file)
         func size(_ value: UInt64) -> String { bytes ? String(value) : HumanSize.format(value) }
         let rows = specs.map { name, spec in
-            [name, size(spec.size), spec.algorithm?.rawValue ?? "-", spec.level.map(String.init) ?? "-",
+            [name, size(spec.size), algorithms(spec), spec.level.map(String.init) ?? "-",
              spec.memLimit.map(size) ?? "-", spec.fsType,
-             spec.fsType == "swap" ? String(spec.swapPriority) : (spec.mountPoint ?? "-")]
+             spec.fsType == "swap" ? String(spec.swapPriority) : (spec.mountPoint ?? "-"),
+             spec.writebackDevice ?? "-"]
         }
         print(StatusTable.render(
-            header: ["NAME", "DISKSIZE", "ALGORITHM", "LEVEL", "MEM-LIMIT", "TYPE", "PRIORITY/MOUNTPOINT"], rows: rows,
-            raw: false, rightAligned: [false, true, false, true, true, false, false]))
+            header: ["NAME", "DISKSIZE", "ALGORITHM", "LEVEL", "MEM-LIMIT", "TYPE", "PRIORITY/MOUNTPOINT", "WRITEBACK"],
+            rows: rows, raw: false, rightAligned: [false, true, false, true, true, false, false, false]))
     }
 }

@@ -62,7 +62,7 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Control socket for status/get/set (mode 0600).")
     var control: String = ControlClient.defaultPath
 
-    @Option(help: "Devices from a zram-generator-style file ([zramN] sections) instead of --devices/--size.")
+    @Option(help: "Devices from a zram-generator-style file ([zramN] sections with zram-size, compression-algorithm, mem-limit, writeback-device) instead of --devices/--size.")
     var config: String?
 
     @Option(help: "Write the server's pid here once it serves; removed on exit.")
@@ -159,7 +159,7 @@ struct ServeCommand: ParsableCommand {
         // Compressor threads serve I/O too: mark them like the connection threads.
         let registry = DeviceRegistry(workerStart: { try? ProcessHardening.markCurrentThreadAsIOFlusher() })
         if let config {
-            // Each [zramN] section: its size, algorithm and mem-limit, else the command line's.
+            // Each [zramN] section: its size, algorithm, mem-limit and writeback device, else the command line's.
             let specs = try ZramConfig.load(path: config).specs(ramBytes: MachineMemory.totalBytes, file: config)
             for (name, spec) in specs {
                 try registry.add(named: name) { device throws(ZramError) in
@@ -168,7 +168,9 @@ struct ServeCommand: ParsableCommand {
                     if let level = spec.level ?? (spec.algorithm == nil ? level : nil) {
                         try device.setAlgorithmParameters(level: level, dictionary: nil)
                     }
+                    for (attribute, value) in spec.recompressionWrites { try device.writeAttribute(attribute, value) }
                     if let limit = spec.memLimit ?? memLimit?.bytes { try device.setMemoryLimit(limit) }
+                    if let backing = spec.writebackDevice { try device.writeAttribute("backing_dev", backing) }
                     try device.setDiskSize(spec.size)
                 }
             }

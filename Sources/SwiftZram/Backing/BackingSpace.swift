@@ -1,0 +1,27 @@
+/// Where written-back objects lie in a backing store, and which room is free.
+///
+/// A slot of a written-back page keeps only a byte offset (its payload) and the
+/// object's size (its state), so a layout is free to place objects as it likes:
+/// one 4 KiB block per page (``PageBlockSpace``, the kernel's layout), or, later,
+/// objects packed at byte granularity into shared blocks.
+///
+/// Calls come from many threads at once (writeback, and writes that free what
+/// they overwrite).
+protocol BackingSpace: AnyObject, Sendable {
+    /// Room for an object of `bytes` (1...4096).
+    /// - Returns: its byte offset in the store, or nil when the store is full.
+    func allocate(bytes: Int) -> UInt64?
+
+    /// Gives back the room of an object placed by ``allocate(bytes:)``.
+    /// - Returns: a range no object uses any more, for the store to discard; nil if none.
+    func free(at offset: UInt64, bytes: Int) -> BackingRange?
+
+    /// 4 KiB blocks of the store that hold objects now (bd_count).
+    var blocksInUse: Int { get }
+}
+
+/// A byte range of a backing store.
+struct BackingRange: Equatable {
+    var offset: UInt64
+    var length: UInt64
+}
