@@ -35,8 +35,8 @@ final class ZramStore: Sendable {
     ///   - queuePages: compression queue slots (a power of two; 0 compresses every write inline).
     ///   - workerStart: runs first on the compressor, reserve and request-helper threads
     ///     (e.g. to mark them I/O flushers).
-    ///   - helperThreads: threads serving part of a large read beside its caller;
-    ///     by default one per CPU beyond the first, and no more than the streams beyond the caller's.
+    ///   - helperThreads: threads serving part of a large read beside its caller; by default
+    ///     ``defaultHelperThreads(streams:)``.
     ///   - refusals: stores the compressor fails as if out of memory (tests only).
     ///   - recompression: the parameters of priorities 1, 2 and 3 (nil where none is set).
     ///   - clock: the access-time clock (a manual one in tests).
@@ -70,7 +70,7 @@ final class ZramStore: Sendable {
         // The compressor holds the parts it needs, not the store, so dropping the store stops it.
         // It has a stream of its own, so it never contends with writers for one.
         let workerStreams = try queue.map { _ throws(ZramError) in try CompressorPool(parameters: compression, streams: 1) }
-        let helperCount = helperThreads ?? (min(streams, Self.onlineProcessors) - 1)
+        let helperCount = helperThreads ?? Self.defaultHelperThreads(streams: streams)
         helpers = helperCount > 0 ? try RequestHelpers(count: helperCount, threadStart: workerStart) : nil
         guard let queue, let workerStreams else {
             compressor = nil
@@ -99,7 +99,14 @@ final class ZramStore: Sendable {
         maintainer.stop()
     }
 
-    private static var onlineProcessors: Int { max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN))) }
+    /// Request helpers a store gets: one per CPU beyond two, and no more than the streams
+    /// beyond the caller's. Two CPUs are left to the connection's thread and to the other
+    /// side of the request (the client, or the kernel's nbd or FUSE path), which is as
+    /// busy as the server during large I/O: on a 2-CPU host a helper found no free core
+    /// (see `RequestHelpers`).
+    static func defaultHelperThreads(streams: Int) -> Int {
+        max(0, min(streams - 1, sysconf(Int32(_SC_NPROCESSORS_ONLN)) - 2))
+    }
 
     /// Waits until every page written so far is compressed, so counters are exact.
     func drain() { queue?.drain() }
