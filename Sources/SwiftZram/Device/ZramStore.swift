@@ -28,6 +28,8 @@ final class ZramStore: Sendable {
     let helpers: RequestHelpers?
     /// Keeps the pool's reserve, so writes and frees make no memory system call.
     private let maintainer: ReserveMaintainer
+    /// What a write that reaches mem_limit calls with tiering on; nil without a backing store.
+    let tiering: StoreTiering?
 
     /// - Parameters:
     ///   - queuePages: compression queue slots (a power of two; 0 compresses every write inline).
@@ -39,11 +41,12 @@ final class ZramStore: Sendable {
     ///   - recompression: the parameters of priorities 1, 2 and 3 (nil where none is set).
     ///   - clock: the access-time clock (a manual one in tests).
     ///   - backing: the backing store writeback uses, if the device has one.
+    ///   - tiering: what makes room when a write reaches mem_limit (automatic tiering).
     init(
         diskSize: UInt64, compression: CompressionParameters, streams: Int, counters: DeviceCounters,
         queuePages: Int = 0, workerStart: (@Sendable () -> Void)? = nil, helperThreads: Int? = nil,
         refusals: MemoryRefusals? = nil, recompression: [CompressionParameters?] = [], clock: AccessClock = AccessClock(),
-        backing: BackingTier? = nil
+        backing: BackingTier? = nil, tiering: StoreTiering? = nil
     ) throws(ZramError) {
         let compressors = try CompressorPool(parameters: compression, streams: streams)
         let recompressors = try RecompressorPools(parameters: recompression, streams: streams)
@@ -64,6 +67,7 @@ final class ZramStore: Sendable {
         self.encoder = encoder
         self.queue = queue
         self.backing = backing
+        self.tiering = tiering
         // The compressor holds the parts it needs, not the store, so dropping the store stops it.
         // It has a stream of its own, so it never contends with writers for one.
         let workerStreams = try queue.map { _ throws(ZramError) in try CompressorPool(parameters: compression, streams: 1) }
@@ -204,8 +208,14 @@ extension ZramStore {
         do {
             encoded = try compressors.withStream { stream throws(ZramError) in try encode(page, stream: stream) }
         } catch {
-            counters.failedWrites.wrappingAdd(1, ordering: .relaxed)
-            throw error
+            do throws(ZramError) {
+                encoded = try retryMakingRoom(after: error) { () throws(ZramError) in
+                    try compressors.withStream { stream throws(ZramError) in try encode(page, stream: stream) }
+                }
+            } catch {
+                counters.failedWrites.wrappingAdd(1, ordering: .relaxed)
+                throw error
+            }
         }
         install(encoded, in: entry)
     }
@@ -225,6 +235,22 @@ extension ZramStore {
     /// Holds a stream for the read-modify-write: its work page holds the page meanwhile.
     func writePartialPage(_ index: Int, _ bytes: UnsafeRawBufferPointer, at offset: Int) throws(ZramError) {
         let slot = try writableSlot(index)
+        do {
+            try replacePart(of: slot, with: bytes, at: offset)
+        } catch {
+            do throws(ZramError) {
+                try retryMakingRoom(after: error) { () throws(ZramError) in try replacePart(of: slot, with: bytes, at: offset) }
+            } catch {
+                counters.failedWrites.wrappingAdd(1, ordering: .relaxed)
+                throw error
+            }
+        }
+    }
+
+    /// The read-modify-write of a partial page, under its lock; on failure the page is unchanged and unlocked.
+    private func replacePart(
+        of slot: UnsafeMutablePointer<PageSlot>, with bytes: UnsafeRawBufferPointer, at offset: Int
+    ) throws(ZramError) {
         let old = slot.lock()
         let oldPayload = slot.pointee.payload
         do {
@@ -240,7 +266,6 @@ extension ZramStore {
             release(old, payload: oldPayload)
         } catch {
             slot.unlock(setting: old)
-            counters.failedWrites.wrappingAdd(1, ordering: .relaxed)
             throw error
         }
     }
