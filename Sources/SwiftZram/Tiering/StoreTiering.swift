@@ -4,14 +4,24 @@ import Synchronization
 /// when it has a backing store: what a write that reaches mem_limit calls to make room.
 final class StoreTiering: Sendable {
     let controls: TieringControls
-    /// Writes a batch of cold pages back and compacts. Called with no page lock and
-    /// no stream held. - Returns: whether storing again may now succeed.
-    let makeRoom: @Sendable (ZramStore) -> Bool
+    /// Writes a batch of cold pages back and compacts. Called with no page lock and no stream held.
+    let makeRoom: @Sendable (ZramStore) -> RoomOutcome
     /// The writes' reclaim state: one reclaimer at a time (the device's post-processing
     /// flag already ensures it; the lock makes it checkable).
     let reclaim = Mutex(ReclaimState())
 
-    init(controls: TieringControls, makeRoom: @escaping @Sendable (ZramStore) -> Bool) {
+    /// What one call of ``makeRoom`` came to.
+    enum RoomOutcome {
+        /// Pages were written back: storing again may succeed.
+        case madeRoom
+        /// Another writeback, recompression or reclaim held the device past a short wait;
+        /// it may have freed memory.
+        case busy
+        /// Nothing could be written back.
+        case none
+    }
+
+    init(controls: TieringControls, makeRoom: @escaping @Sendable (ZramStore) -> RoomOutcome) {
         self.controls = controls
         self.makeRoom = makeRoom
     }
@@ -34,6 +44,8 @@ final class StoreTiering: Sendable {
 extension ZramStore {
     /// Rounds of making room one write tries.
     static let roomRounds = 8
+    /// Times one write finds the device busy with another post-processor before it gives up.
+    static let busyRounds = 64
 
     /// Runs `attempt` again after each round of making room while it fails at
     /// mem_limit. Rethrows `error` at once when it is another error or tiering is off.
@@ -42,8 +54,14 @@ extension ZramStore {
     func retryMakingRoom<R>(after error: ZramError, _ attempt: () throws(ZramError) -> R) throws(ZramError) -> R {
         guard error.kind == .memoryLimitReached, let tiering, tiering.controls.isEnabled else { throw error }
         var last = error
-        for _ in 0..<Self.roomRounds {
-            guard tiering.makeRoom(self) else { throw last }
+        var rounds = 0
+        var busy = 0
+        while rounds < Self.roomRounds && busy < Self.busyRounds {
+            switch tiering.makeRoom(self) {
+            case .madeRoom: rounds += 1
+            case .busy: busy += 1
+            case .none: throw last
+            }
             do throws(ZramError) {
                 let result = try attempt()
                 tiering.controls.savedWrites.add(1, ordering: .relaxed)

@@ -18,6 +18,18 @@ extension ZramDevice {
     /// tiering_stat.
     public var tieringStatistics: TieringStatistics { tiering.statistics }
 
+    /// The tiering knobs by attribute name and tiering_stat's fields by name (`znbd status --json`).
+    public var tieringStatus: [String: UInt64] {
+        var status = Dictionary(uniqueKeysWithValues: zip(TieringStatistics.fieldNames, tiering.statistics.fields))
+        status["tiering_enable"] = tiering.isEnabled ? 1 : 0
+        status["tiering_idle_age"] = tiering.idleAge.load(ordering: .relaxed)
+        status["tiering_writeback_age"] = tiering.writebackAge.load(ordering: .relaxed)
+        status["tiering_high_watermark"] = tiering.highWatermark.load(ordering: .relaxed)
+        status["tiering_interval"] = tiering.interval.load(ordering: .relaxed)
+        status["tiering_psi_threshold"] = tiering.psiThreshold.load(ordering: .relaxed)
+        return status
+    }
+
     // MARK: Making room for a write
 
     /// The post-processing flag, taken by a writer that reached mem_limit: waits a bounded
@@ -44,11 +56,9 @@ extension ZramDevice {
     /// Writes back one batch of the coldest pages for a write that reached mem_limit.
     /// Runs on the writer's thread, under the lifecycle lock held shared, with no page
     /// lock and no stream held. Never recursive: writing back allocates nothing in the pool.
-    /// - Returns: whether storing again may succeed (pages were written back, or another
-    ///   post-processor held the device and may have freed memory).
-    func makeRoom(in store: ZramStore) -> Bool {
-        guard let tieringState = store.tiering, store.backing != nil else { return false }
-        guard takePostProcessingBriefly() else { return true }
+    func makeRoom(in store: ZramStore) -> StoreTiering.RoomOutcome {
+        guard let tieringState = store.tiering, store.backing != nil else { return .none }
+        guard takePostProcessingBriefly() else { return .busy }
         defer { postProcessing.store(false, ordering: .releasing) }
         let written = tieringState.reclaim.withLock { state -> Int in
             if state.batch == nil { state.batch = try? WritebackBatch(capacity: StoreTiering.reclaimBatchPages) }
@@ -58,7 +68,7 @@ extension ZramDevice {
             ).written
         }
         tiering.reclaimWrittenBack.add(written, ordering: .relaxed)
-        return written > 0
+        return written > 0 ? .madeRoom : .none
     }
 
     // MARK: The policy
@@ -113,14 +123,17 @@ extension ZramDevice {
         let size = Int(writebackControls.batchSize.load(ordering: .relaxed))
         guard let batch = try? WritebackBatch(capacity: min(max(size, 1), Self.largestWritebackBatch)) else { return 0 }
         var queue = ColdPageQueue()
-        var cutoff: UInt64??
+        var cutoff: UInt64?
+        var first = true
         var written = 0
         scanInBatches { store in
-            if cutoff == nil {
+            if first, let age {
+                // Fixed at the first batch, so the pass's own length does not age pages.
                 let now = store.clock.now
-                cutoff = age.map { now > $0 ? now - $0 : 0 }
+                cutoff = now > age ? now - age : 0
             }
-            let before = cutoff!
+            first = false
+            let before = cutoff
             if before == 0 { return false }  // nothing can be that old yet
             if let target, store.memoryUsed <= target { return false }
             guard !postProcessing.exchange(true, ordering: .acquiring) else { return false }
