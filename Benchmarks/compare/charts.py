@@ -55,7 +55,7 @@ def kernel_path_chart(path, values, names, limits=None):
     limit (compress for writes, decompress for reads, all cores) drawn over each group."""
     plt = _pyplot()
     labels = list(values)
-    fig, ax = plt.subplots(figsize=(11, 5))
+    fig, ax = plt.subplots(figsize=(11, 5.5))
     width = 0.8 / len(names)
     for i, name in enumerate(names):
         ax.bar([x + i * width for x in range(len(labels))], [values[label][name] / 1000 for label in labels], width,
@@ -70,6 +70,6 @@ def kernel_path_chart(path, values, names, limits=None):
     ax.set_xticklabels(labels)
     ax.set_ylabel("thousand 4 KiB pages per second (log)")
     ax.set_title("Block device paths, fio libaio direct, median of rounds")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

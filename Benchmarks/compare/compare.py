@@ -39,7 +39,7 @@ def build_znbd():
     return os.path.join(ROOT, ".build", "release", "znbd")
 
 
-def throughput(binary, workdir, runs, runtime, size, rows=None):
+def throughput(binary, workdir, runs, runtime, size, about, rows=None):
     """label -> server -> list of runs, for the workloads named in rows (all when None)."""
     peers = [
         lambda: servers.Znbd(workdir, size, binary, "lz4"),
@@ -50,9 +50,8 @@ def throughput(binary, workdir, runs, runtime, size, rows=None):
     ]
     chosen = [w for w in workloads.WORKLOADS if rows is None or w[0] in rows]
     results = {}
-    loads = [machine.loadavg()]
-    for make in peers:
-        for run in range(runs):
+    for run in range(runs):  # runs interleaved across peers, so that a change in load hits them alike
+        for make in peers:
             with make() as server:
                 workloads.prefill(server.uri, size)
                 for label, rw, bs, qd in chosen:
@@ -62,9 +61,9 @@ def throughput(binary, workdir, runs, runtime, size, rows=None):
                     results.setdefault(label, {}).setdefault(server.name, []).append(r)
                     print(f"  {server.name:18} {label:18} run {run + 1}: {r['iops']:10.0f} IOPS "
                           f"{r['mbps']:8.1f} MB/s", file=sys.stderr)
-            loads.append(machine.loadavg())
+        machine.sample(about)
     names = [make().name for make in peers]
-    return names, results, loads
+    return names, results
 
 
 def median(values):
@@ -74,8 +73,7 @@ def median(values):
 def measure_throughput(binary, workdir, args, rows):
     """Measures and merges into throughput.json (with rows, the other rows are kept)."""
     about = machine.describe()
-    names, results, loads = throughput(binary, workdir, args.runs, args.runtime, int(args.size), rows)
-    about["loadavg"] = loads
+    names, results = throughput(binary, workdir, args.runs, args.runtime, int(args.size), about, rows)
     path = os.path.join(args.out, "throughput.json")
     data = {"rows": {}}
     if rows is not None and os.path.exists(path):
@@ -83,7 +81,8 @@ def measure_throughput(binary, workdir, args, rows):
             data = json.load(f)
     data["names"] = names
     for label, runs in results.items():
-        data["rows"][label] = {"machine": about, "runs": runs, "settings": {"runs": args.runs, "runtime_s": args.runtime}}
+        data["rows"][label] = {"machine": about, "runs": runs, "settings": {"runs": args.runs, "runtime_s": args.runtime,
+                                                                              "interleaved": True}}
     with open(path, "w") as f:
         json.dump(data, f, indent=2)
     return data
@@ -98,15 +97,17 @@ def render_throughput(data, chart=None):
     order = [w[0] for w in workloads.WORKLOADS if w[0] in data["rows"]]
     lines = ["## Throughput: fio ioengine=nbd, Unix socket, 60 % compressible data\n"]
     lines.append("`Benchmarks/compare/compare.py` (the report's `--peers`): every peer in the same run, each run a "
-                 "fresh server with the region written once first.\n")
+                 "fresh server with the 512 MiB region written once first.\n")
     seen = {}
     for label in order:
         m = data["rows"][label]["machine"]
         seen.setdefault((m["date"], m["commit"]), (m, data["rows"][label]["settings"], []))[2].append(label)
     for m, settings, labels in seen.values():
         which = "" if len(seen) == 1 else " (" + ", ".join(labels) + ")"
+        order_note = ("each round runs every peer in turn" if settings.get("interleaved")
+                      else "each peer's runs one after another")
         lines.append(f"- Measured{which}: {machine.summary(m)}; medians of {settings['runs']} runs × "
-                     f"{settings['runtime_s']} s.")
+                     f"{settings['runtime_s']} s, {order_note}.")
     lines.append("")
     lines.append("IOPS (median of runs); MB/s for 1M rows.\n")
     lines.append("| workload | " + " | ".join(names) + " | znbd / sparse | znbd / zstd | znbd / null |")
@@ -200,7 +201,7 @@ def run(args):
             section.take()
             about = machine.describe()
             rows_memory = memory.report(binary, workdir, ROOT)
-            about["loadavg"].append(machine.loadavg())
+            machine.sample(about)
             charts.memory_chart(os.path.join(args.out, "memory.png"),
                                 [(f"{store} {alg}", total or rss) for store, alg, _, _, total, rss in rows_memory])
             section.emit("![memory by store and algorithm](memory.png)\n")
@@ -213,7 +214,7 @@ def run(args):
             section.take()
             about = machine.describe()
             scale.report(binary, workdir)
-            about["loadavg"].append(machine.loadavg())
+            machine.sample(about)
             save_section(os.path.join(args.out, "scale.md"), section.take(), about)
 
 

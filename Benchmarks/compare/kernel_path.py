@@ -177,7 +177,7 @@ class NbdkitSparse(Path):
         return self.nbdfuse(f"nbd+unix:///?socket={socket}")
 
 
-def measure_all(paths, workloads, args, cwd):
+def measure_all(paths, workloads, args, cwd, about):
     """Every path set up at once, rounds interleaved (each round runs every path in turn),
     so that a change in the machine's load hits all paths alike."""
     devices = {}
@@ -186,7 +186,6 @@ def measure_all(paths, workloads, args, cwd):
             devices[path.name] = path.start()
             fio(devices[path.name], "write", "1M", 8, args.region, 0, cwd)  # fill: reads decompress real pages
         results = {label: {path.name: [] for path in paths} for label, *_ in workloads}
-        loads = [machine.loadavg()]
         for round in range(args.rounds):
             print(f"round {round + 1} of {args.rounds}", file=sys.stderr)
             for label, rw, bs, depth in workloads:
@@ -195,8 +194,8 @@ def measure_all(paths, workloads, args, cwd):
                     results[label][path.name].append(r)
                     print(f"  {label:18} {path.name:44} {r['iops']:10.0f} IOPS {r['mbps']:8.1f} MB/s",
                           file=sys.stderr)
-            loads.append(machine.loadavg())
-        return results, loads
+            machine.sample(about)
+        return results
     finally:
         for path in reversed(paths):
             path.stop()
@@ -234,13 +233,12 @@ def measure(args, rows=None):
     workloads = [w for w in WORKLOADS if rows is None or w[0] in rows]
     about = machine.describe()
     with tempfile.TemporaryDirectory(prefix="znbd-kernel-path-") as workdir:
-        results, loads = measure_all([kind(name, workdir, args.size) for name, kind in KINDS], workloads, args,
-                                     workdir)
+        results = measure_all([kind(name, workdir, args.size) for name, kind in KINDS], workloads, args, workdir,
+                              about)
         cache = None
         if rows is None:
             cache = {name: page_cache_growth(kind(name, os.path.join(workdir, "cache"), args.size), workdir)
                      for name, kind in KINDS[1:3]}
-    about["loadavg"] = loads
     path = os.path.join(args.out, "kernel_path.json")
     data = {"rows": {}}
     if rows is not None and os.path.exists(path):
@@ -281,6 +279,13 @@ def render(data, limits=None, chart=None):
         which = "" if len(machines) == 1 else " (" + ", ".join(labels) + ")"
         lines.append(f"- Measured{which}: {machine.summary(m)}.")
     lines.append("")
+    busiest = max(max(data["rows"][label]["machine"]["loadavg"]) for label in order)
+    cores = data["rows"][order[0]]["machine"]["cores"]
+    if busiest > cores:
+        lines.append(f"The load average reached {busiest:.0f} on {cores} cores. (a) compresses in fio's own submitting "
+                     "thread; (b)–(d) hand each request to server threads, which the scheduler gives their own "
+                     "shares of the cores. Under such a load a ratio to (a) says as much about the load as about the "
+                     "paths; the ratios between (b), (c) and (d), which all go through a server, hold better.\n")
     lines.append("IOPS; MB/s for the 1M rows (median of rounds):\n")
     lines.append("| workload | " + " | ".join(names) + " | (b)/(a) | (b)/(d) | (b)/(c) |")
     lines.append("|---|" + "---|" * (len(names) + 3))

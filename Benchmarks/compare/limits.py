@@ -24,7 +24,7 @@ def measure(workdir, passes=9):
     subprocess.run(["cc", "-O2", "-o", binary, os.path.join(HERE, "lz4_pages.c"), "-llz4"], check=True)
     about = machine.describe()
     out = subprocess.run([binary, pages_file(workdir), str(passes)], check=True, capture_output=True, text=True).stdout
-    about["loadavg"].append(machine.loadavg())
+    machine.sample(about)
     result = json.loads(out)
     pages = result["pages"]
     best_compress = min(p["compress_s"] for p in result["passes"])

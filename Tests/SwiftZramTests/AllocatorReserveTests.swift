@@ -177,6 +177,38 @@ extension AllocatorTests {
             return result
         }
 
+        /// A device's policy on compressed-page-like sizes: once maintenance has caught up,
+        /// the reserve holds at most `highPages` per zspage length, mem_used_total leaves
+        /// it out, and when everything is freed the reserve is all the pool keeps resident.
+        @Test func theStandardReserveStaysWithinItsPolicy() throws {
+            let policy = ReservePolicy.standard
+            let pool = ZsPool(reserve: policy)
+            var random = SplitMix64(seed: 8)
+            let source = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 16)
+            defer { source.deallocate() }
+            fillPattern(source, seed: 8)
+            var handles: [ObjectHandle] = []
+            for index in 0..<60_000 {
+                handles.append(try #require(pool.store(UnsafeRawBufferPointer(rebasing: source[..<random.compressedSize()]))))
+                if index % 64 == 0 { pool.maintainReserve() }
+            }
+            pool.maintainReserve()
+            let bound = SizeClassTable.maximumPagesPerZspage * policy.highPages
+            let (used, reserve) = (pool.memoryUsed / 4096, pool.reservePages)
+            let resident = pool.arena.residentPages() ?? -1
+            #expect(used == pool.pagesFromStatistics, "mem_used_total counts zspage pages only")
+            #expect(reserve <= bound)
+            #expect(resident >= used + reserve)
+            handles.shuffle(using: &random)
+            for handle in handles { pool.free(handle) }
+            pool.maintainReserve()
+            let residentAfter = pool.arena.residentPages() ?? -1
+            print("standard reserve: \(used) pages used, reserve \(reserve), resident \(resident); after freeing all: reserve \(pool.reservePages), resident \(residentAfter)")
+            #expect(pool.memoryUsed == 0)
+            #expect(pool.reservePages <= bound)
+            #expect(residentAfter == pool.reservePages, "all the pool keeps is its reserve")
+        }
+
         /// The maintenance thread refills a reserve the request path asked for, and stops.
         @Test func theMaintenanceThreadRefillsWhenAsked() throws {
             let pool = ZsPool(reserve: Self.policy)

@@ -75,6 +75,25 @@ import Testing
         #expect(saved == stat.comprDataSize - device.memoryStatistics.comprDataSize)
     }
 
+    @Test func partialWritesAndReadsOfRecompressedPagesUseTheirPrioritysAlgorithm() throws {
+        let device = try ZramDevice.makeRecompressing(.lzo, secondaries: [(.lz4hc, nil), (.zstd, 3)])
+        var pages = try Self.filled(device, corpusCount: 32, sixtyCount: 8, lowEntropyCount: 8, noiseCount: 0)
+        try device.recompress(RecompressionRequest(parsing: "priority=1 max_pages=16"))
+        try device.recompress(RecompressionRequest(parsing: "priority=2"))
+        let priorities = try (0..<pages.count).map { try device.pageState($0).priority }
+        #expect(priorities.contains(1) && priorities.contains(2), "seed \(Self.seed): \(priorities)")
+        var rng = SplitMix64(seed: Self.seed ^ 0x77)
+        for index in pages.indices where priorities[index] != 0 {
+            let offset = Int(rng.next() % 4000)
+            let patch = (0..<64).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+            try device.write(patch, at: UInt64(index * pageSize + offset))
+            pages[index].replaceSubrange(offset..<(offset + 64), with: patch)
+            #expect(try device.pageState(index).priority == 0, "a rewritten page is the primary's again")
+        }
+        try Self.expectReadBack(device, pages)
+        try device.expectCountersExact("partial writes")
+    }
+
     @Test func thresholdSkipsSmallObjectsAndResultsMustGoBelowIt() throws {
         let device = try ZramDevice.makeRecompressing(.lz4, secondaries: [(.zstd, 3)])
         let pages = try Self.filled(device)
@@ -249,8 +268,10 @@ import Testing
         let batches = Atomic<Int>(0)
         let report = try device.recompress(RecompressionRequest(), afterEachBatch: {
             // After the scan and one batch of work, a reset comes in and waits for the batch.
+            // The batch returns only once the reset waits for the lock, so the run must stop there.
             if batches.add(1, ordering: .relaxed).newValue == 3 {
                 resetter.withLock { $0 = PosixThreadBox(startThread { try? device.reset() }) }
+                #expect(DeviceScanTests.wait { device.lifecycle.hasWaitingWriter }, "reset never waited for the lock")
             }
         })
         resetter.withLock { $0?.thread.join() }

@@ -430,3 +430,64 @@ final class TestFlag: Sendable {
 final class LatestPages: Sendable {
     let pages = Mutex<[Int: [UInt8]]>([:])
 }
+
+/// `writeback_auto 1`: at mem_limit, writes move pages to the backing store instead
+/// of failing; off (the default), the device fails them as the kernel does.
+@Suite struct AutomaticWritebackTests {
+    static func writeFourTimesTheLimit(_ device: ZramDevice, seed: UInt64) throws -> (model: [[UInt8]], failures: Int) {
+        var rng = SplitMix64(seed: seed)
+        var model: [[UInt8]] = []
+        var failures = 0
+        for index in 0..<1024 {
+            let page = WritebackData.fioPage(using: &rng)
+            do {
+                try device.write(page, at: UInt64(index * pageSize))
+                model.append(page)
+            } catch {
+                #expect((error as? ZramError)?.kind == .memoryLimitReached, "\(error)")
+                failures += 1
+                model.append([UInt8](repeating: 0, count: pageSize))
+            }
+            #expect(device.memoryStatistics.memUsedTotal <= 1 << 20, "page \(index) (seed \(seed))")
+        }
+        return (model, failures)
+    }
+
+    @Test func offByDefaultTheLimitFailsWritesAsTheKernel() throws {
+        let device = try ZramDevice.makeBacked(by: TestBackingStore(), diskSize: 4 << 20, queuePages: 0)
+        #expect(try device.readAttribute("writeback_auto") == "0\n")
+        try device.writeAttribute("mem_limit", "1M")
+        let (model, failures) = try Self.writeFourTimesTheLimit(device, seed: 60)
+        #expect(failures > 0)
+        #expect(device.bd == [0, 0, 0])
+        try WritebackTests.verify(device, model, seed: 60)
+    }
+
+    @Test(arguments: [0, ZramDevice.defaultQueuePages])
+    func onWritesMovePagesInsteadOfFailing(queuePages: Int) throws {
+        let seed: UInt64 = 61
+        let store = TestBackingStore()
+        let device = try ZramDevice.makeBacked(by: store, diskSize: 4 << 20, queuePages: queuePages)
+        try device.writeAttribute("writeback_auto", "1")
+        #expect(throwsKind(.invalidArgument) { try device.writeAttribute("writeback_auto", "2") })
+        try device.writeAttribute("mem_limit", "1M")
+        let (model, failures) = try Self.writeFourTimesTheLimit(device, seed: seed)
+        #expect(failures == 0, "seed \(seed)")
+        #expect(device.bd[0] > 0)
+        #expect(device.memoryStatistics.origDataSize == 1024 * 4096)
+        try WritebackTests.verify(device, model, seed: seed)
+        #expect(try WritebackTests.writtenBackSlots(device, pages: 1024) == Int(device.bd[0]))
+    }
+
+    @Test func theLimitBoundsAutomaticWriteback() throws {
+        let device = try ZramDevice.makeBacked(by: TestBackingStore(), diskSize: 4 << 20, queuePages: 0)
+        try device.writeAttribute("writeback_auto", "1")
+        try device.writeAttribute("writeback_limit_enable", "1")
+        try device.writeAttribute("writeback_limit", "40")
+        try device.writeAttribute("mem_limit", "1M")
+        let (model, failures) = try Self.writeFourTimesTheLimit(device, seed: 62)
+        #expect(failures > 0)
+        #expect(device.bd[0] == 40)
+        try WritebackTests.verify(device, model, seed: 62)
+    }
+}

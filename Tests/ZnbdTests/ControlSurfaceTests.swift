@@ -79,6 +79,34 @@ import Testing
         #expect(try server.cli(["get", "zram0", "initstate"]).stdout == "1\n")
     }
 
+    /// backing_dev, writeback and bd_stat through `znbd set/get` and `status --json`.
+    @Test func writebackThroughTheControlSurface() throws {
+        let server = try ZnbdServer(["--size", "16M"])
+        defer { server.stop() }
+        let backing = server.directory + "/backing.img"
+        #expect(try server.cli(["get", "zram0", "backing_dev"]).stdout == "none\n")
+        let busy = try server.cli(["set", "zram0", "backing_dev", backing])
+        #expect(busy.status != 0 && busy.stderr.contains("EBUSY"), "set before disksize only: \(busy)")
+        let noDevice = try server.cli(["set", "zram0", "writeback", "idle"])
+        #expect(noDevice.status != 0 && noDevice.stderr.contains("ENODEV"), "\(noDevice)")
+        #expect(try server.cli(["set", "zram0", "reset", "1"]).succeeded)
+        #expect(try server.cli(["set", "zram0", "backing_dev", backing]).succeeded)
+        #expect(try server.cli(["set", "zram0", "disksize", "16M"]).succeeded)
+        let data = server.directory + "/noise.bin"
+        try ExternalCommand.require("bash", ["-c", "head -c 1M /dev/urandom > \(data)"])
+        try ExternalCommand.require("nbdcopy", [data, server.uri()])
+        #expect(try server.cli(["set", "zram0", "writeback", "huge"]).succeeded)
+        #expect(try server.cli(["get", "zram0", "bd_stat"]).stdout == "     256        0      256\n")
+        let json = try server.cli(["status", "--json"])
+        let status = try JSONDecoder().decode(ServerStatus.self, from: Data(json.stdout.utf8))
+        let zram0 = try #require(status.devices.first)
+        #expect(zram0.backing_dev == backing)
+        #expect(zram0.bd_stat == ["bd_count": 256, "bd_reads": 0, "bd_writes": 256])
+        #expect(zram0.mm_stat["huge_pages"] == 0 && zram0.mm_stat["orig_data_size"] == 1 << 20)
+        try ExternalCommand.require("nbdcopy", [server.uri(), server.directory + "/back.bin"])
+        try ExternalCommand.require("cmp", ["-n", "1048576", data, server.directory + "/back.bin"])
+    }
+
     @Test func hotAddAndRemoveExports() throws {
         let server = try ZnbdServer(["--size", "16M"])
         defer { server.stop() }

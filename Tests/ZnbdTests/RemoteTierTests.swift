@@ -40,6 +40,7 @@ import Testing
         let port = try TLSTests.freePort()
         let server = try ZnbdServer([
             "--size", "64M", "--tcp", "\(port)", "--tls", "require", "--tls-psk", credentials.psk,
+            "--tls-certificates", credentials.server,
         ])
         defer { server.stop() }
 
@@ -62,6 +63,11 @@ import Testing
         #expect(afterTrim[0..<4096] == original[0..<4096])
         #expect(afterTrim[4096..<12288].allSatisfy { $0 == 0 })
         #expect(afterTrim[12288...] == original[12288...])
+
+        // x509 instead of a PSK: the same export through libnbd's tls-certificates.
+        let x509 = try NBDBackingStore.open("nbds://127.0.0.1:\(port)/zram0?tls-certificates=\(credentials.client)")
+        #expect(try Self.read(from: x509, count: 4 * 4096, at: 1 << 20) == Self.pages(4, seed: 1))
+        x509.close()
 
         // The server refuses plaintext and a wrong key; the store says EIO and nothing crashes.
         #expect(Self.openError("nbd://127.0.0.1:\(port)/zram0")?.kind == .ioError)

@@ -7,6 +7,11 @@ final class WritebackControls: Sendable {
     let limitEnabled = Atomic<Bool>(false)
     let limit = Atomic<UInt64>(0)
     let batchSize = Atomic<UInt32>(WritebackControls.defaultBatchSize)
+    /// writeback_auto: a full-page write that would pass mem_limit writes pages back
+    /// first (``MemoryRelief``). Off by default, as the kernel has no such thing.
+    let autoEnabled = Atomic<Bool>(false)
+    /// Pages automatic writeback moved (they also count in bd_writes).
+    let pagesMovedAutomatically = Atomic<Int>(0)
 
     /// The kernel's default writeback_batch_size.
     static let defaultBatchSize: UInt32 = 32

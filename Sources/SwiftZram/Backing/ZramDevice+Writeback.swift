@@ -13,9 +13,10 @@ extension ZramDevice {
     /// buffer holds a copy of each (4 MiB at this size).
     static let largestWritebackBatch = 1024
 
-    /// The opener a device gets by default. Until a file store is built in, it refuses every name.
+    /// The opener a device gets by default: a block device or a regular file (created sparse).
+    /// ZnbdKit's devices also open NBD URIs.
     public static let openBackingFile: BackingStoreOpener = { name throws(ZramError) in
-        throw ZramError(.invalidArgument, "cannot open backing_dev '\(name)': this build has no backing store for paths")
+        try FileBackingStore.open(name)
     }
 
     /// bd_stat: zeros before initialisation or without a backing store.
@@ -93,7 +94,8 @@ extension ZramDevice {
         return index
     }
 
-    /// Runs the scans in order, one batch per hold of the lifecycle lock.
+    /// Runs the scans in order, one batch per hold of the lifecycle lock, and stops
+    /// if the device is reset (or reset and initialised again) between two batches.
     private func runWriteback(_ scans: [WritebackScan]) throws(ZramError) -> Int {
         let size = Int(writebackControls.batchSize.load(ordering: .relaxed))
         let batch = try WritebackBatch(capacity: min(max(size, 1), Self.largestWritebackBatch))
@@ -101,17 +103,23 @@ extension ZramDevice {
         var written = 0
         var failure: ZramError?
         var stop: WritebackStop?
-        for scan in scans where stop == nil {
-            var cursor = scan.pages.lowerBound
-            scanInBatches { store in
-                store.drain()  // queued pages become objects, which writeback can take
-                let picked = store.pickWriteback(
-                    scan.filter, pages: scan.pages, cursor: &cursor, batch: batch, controls: controls)
-                if let error = store.writeBatch(batch) { failure = error }
-                written += store.installBatch(batch, controls: controls)
-                stop = picked.stop
-                return stop == nil && !picked.finished
+        var scanIndex = 0
+        var cursor = scans.first?.pages.lowerBound ?? 0
+        scanInBatches { store in
+            store.drain()  // queued pages become objects, which writeback can take
+            let scan = scans[scanIndex]
+            let picked = store.pickWriteback(
+                scan.filter, pages: scan.pages, cursor: &cursor, batch: batch, controls: controls)
+            if let error = store.writeBatch(batch) { failure = error }
+            written += store.installBatch(batch, controls: controls)
+            stop = picked.stop
+            guard stop == nil else { return false }
+            if picked.finished {
+                scanIndex += 1
+                guard scanIndex < scans.count else { return false }
+                cursor = scans[scanIndex].pages.lowerBound
             }
+            return true
         }
         switch stop {
         case .limitReached: throw ZramError(.ioError, "writeback_limit is used up (\(written) pages written)")
@@ -126,8 +134,12 @@ extension ZramDevice {
 // MARK: - Attributes
 
 extension ZramDevice {
-    static let writebackReadableAttributes = ["backing_dev", "writeback_limit", "writeback_limit_enable", "writeback_batch_size"]
-    static let writebackWritableAttributes = ["backing_dev", "writeback", "writeback_limit", "writeback_limit_enable", "writeback_batch_size"]
+    static let writebackReadableAttributes = [
+        "backing_dev", "writeback_limit", "writeback_limit_enable", "writeback_batch_size", "writeback_auto",
+    ]
+    static let writebackWritableAttributes = [
+        "backing_dev", "writeback", "writeback_limit", "writeback_limit_enable", "writeback_batch_size", "writeback_auto",
+    ]
 
     /// The text of a writeback attribute, nil for other attributes.
     func readWritebackAttribute(_ name: String) -> String? {
@@ -137,6 +149,7 @@ extension ZramDevice {
         case "writeback_limit": return "\(writebackControls.limit.load(ordering: .relaxed))\n"
         case "writeback_limit_enable": return writebackControls.limitEnabled.load(ordering: .relaxed) ? "1\n" : "0\n"
         case "writeback_batch_size": return "\(writebackControls.batchSize.load(ordering: .relaxed))\n"
+        case "writeback_auto": return writebackControls.autoEnabled.load(ordering: .relaxed) ? "1\n" : "0\n"
         default: return nil
         }
     }
@@ -158,6 +171,9 @@ extension ZramDevice {
         case "writeback_batch_size":
             guard let size = UInt32(value), size > 0 else { throw .invalid("writeback_batch_size takes a number above 0") }
             writebackControls.batchSize.store(size, ordering: .relaxed)
+        case "writeback_auto":
+            guard value == "0" || value == "1" else { throw .invalid("writeback_auto takes 0 or 1") }
+            writebackControls.autoEnabled.store(value == "1", ordering: .relaxed)
         default:
             return false
         }

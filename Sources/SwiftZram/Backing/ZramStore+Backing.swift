@@ -12,65 +12,69 @@
 /// touching the same page wait, and the page lock sleeps after a short spin.
 extension ZramStore {
     /// Decodes a written-back page into `destination` (4096 bytes).
+    /// - Parameter stream: the caller's stream; without one, a stream is taken for the read.
     /// - Throws: `EIO` (counted in failed_reads) when the store fails or the object does not decompress.
     func decodeWrittenBack(
         _ state: PageState, payload: UInt64, into destination: UnsafeMutableRawBufferPointer,
         stream: CompressionStream?
     ) throws(ZramError) {
-        let size = state.objectSize
-        do throws(ZramError) {
-            guard let backing else { throw ZramError(.ioError, "the page was written back but the device has no backing store") }
-            if size == pageSize {
-                try backing.readPage(into: destination, at: payload)
-                return
+        if let stream {
+            try decodeWrittenBack(state, at: payload, into: destination, stream: stream)
+        } else {
+            try compressors.withStream { stream throws(ZramError) in
+                try decodeWrittenBack(state, at: payload, into: destination, stream: stream)
             }
-            if let stream {
-                try decompressWrittenBack(state, at: payload, into: destination, stream: stream, backing: backing)
-            } else {
-                try compressors.withStream { stream throws(ZramError) in
-                    try decompressWrittenBack(state, at: payload, into: destination, stream: stream, backing: backing)
-                }
-            }
-        } catch {
-            counters.failedReads.wrappingAdd(1, ordering: .relaxed)
-            throw error
         }
     }
 
-    /// Reads `destination.count` bytes at `offset` of a written-back page: straight from
-    /// the store when the object is raw, else through a stream's work page.
+    /// Reads `destination.count` bytes at `offset` of a written-back page.
     func readWrittenBack(
         _ state: PageState, payload: UInt64, into destination: UnsafeMutableRawBufferPointer, at offset: Int
     ) throws(ZramError) {
-        if state.objectSize == pageSize, let backing {
-            do throws(ZramError) {
-                try backing.readPage(into: destination, at: payload + UInt64(offset))
-            } catch {
-                counters.failedReads.wrappingAdd(1, ordering: .relaxed)
-                throw error
-            }
-            return
-        }
         try compressors.withStream { stream throws(ZramError) in
-            try decodeWrittenBack(state, payload: payload, into: stream.workPage, stream: stream)
-            destination.baseAddress!.copyMemory(from: stream.workPage.baseAddress! + offset, byteCount: destination.count)
+            if state.objectSize == pageSize {
+                try readBlocks(of: state, at: payload, into: stream)
+                destination.baseAddress!.copyMemory(from: stream.output + offset, byteCount: destination.count)
+            } else {
+                try decodeWrittenBack(state, at: payload, into: stream.workPage, stream: stream)
+                destination.baseAddress!.copyMemory(from: stream.workPage.baseAddress! + offset, byteCount: destination.count)
+            }
         }
     }
 
-    /// Reads the object into the stream's output buffer and decompresses it from there,
-    /// with the algorithm of the priority that compressed it.
-    private func decompressWrittenBack(
-        _ state: PageState, at offset: UInt64, into destination: UnsafeMutableRawBufferPointer,
-        stream: CompressionStream, backing: BackingTier
+    private func decodeWrittenBack(
+        _ state: PageState, at offset: UInt64, into destination: UnsafeMutableRawBufferPointer, stream: CompressionStream
     ) throws(ZramError) {
-        let object = UnsafeMutableRawBufferPointer(start: stream.output, count: state.objectSize)
-        try backing.readPage(into: object, at: offset)
+        try readBlocks(of: state, at: offset, into: stream)
+        let size = state.objectSize
+        if size == pageSize {
+            destination.baseAddress!.copyMemory(from: stream.output, byteCount: pageSize)
+            return
+        }
+        let object = UnsafeRawBufferPointer(start: stream.output, count: size)
         let priority = state.priority
         let decompressed = priority == 0
-            ? stream.decompress(UnsafeRawBufferPointer(object), into: destination)
-            : recompressors.decompress(UnsafeRawBufferPointer(object), priority: priority, into: destination)
+            ? stream.decompress(object, into: destination)
+            : recompressors.decompress(object, priority: priority, into: destination)
         guard decompressed else {
+            counters.failedReads.wrappingAdd(1, ordering: .relaxed)
             throw ZramError(.ioError, "a written-back page failed to decompress")
+        }
+    }
+
+    /// Reads the whole blocks that hold the object into the stream's output buffer
+    /// (page-aligned and two pages long), so a store that bypasses the page cache
+    /// gets the aligned request it needs.
+    private func readBlocks(of state: PageState, at offset: UInt64, into stream: CompressionStream) throws(ZramError) {
+        let first = offset & ~UInt64(pageSize - 1)
+        let end = (offset + UInt64(state.objectSize) + UInt64(pageSize - 1)) & ~UInt64(pageSize - 1)
+        do throws(ZramError) {
+            guard let backing else { throw ZramError(.ioError, "the page was written back but the device has no backing store") }
+            guard offset == first else { throw ZramError(.ioError, "written-back object at \(offset) is not at a block") }
+            try backing.readPage(into: UnsafeMutableRawBufferPointer(start: stream.output, count: Int(end - first)), at: first)
+        } catch {
+            counters.failedReads.wrappingAdd(1, ordering: .relaxed)
+            throw error
         }
     }
 

@@ -87,7 +87,8 @@ extension CompressionStream {
     static func make(
         parameters: CompressionParameters, dictionary: CompressionDictionary.Handles?
     ) throws(ZramError) -> CompressionStream {
-        guard let buffers = allocateAligned(pageSize + outputCapacity) else {
+        // Page-aligned, so writeback can read a backing store with O_DIRECT straight into them.
+        guard let buffers = allocateAligned(pageSize + outputCapacity, alignment: pageSize) else {
             throw ZramError(.outOfMemory, "cannot allocate a compression stream's buffers")
         }
         let level = Int32(parameters.level)

@@ -160,19 +160,19 @@ final class CompressionQueue: @unchecked Sendable {
         let sequence = tail.load(ordering: .relaxed)
         let ready = ready(slot(ofSequence: sequence))
         if !ready.pointee.load(ordering: .acquiring) {
-            let start = Self.monotonicNanoseconds()
+            let start = MonotonicClock.nanoseconds()
             let deadline = start + pollCredit
             var polls = 0
             while !ready.pointee.load(ordering: .acquiring) {
                 polls &+= 1
                 guard polls & 63 == 0 else { continue }
-                let now = Self.monotonicNanoseconds()
+                let now = MonotonicClock.nanoseconds()
                 guard now >= deadline else { continue }
                 pollCredit = 0
                 guard sleep(untilReady: ready, sequence: sequence) else { return nil }
                 break
             }
-            if pollCredit > 0 { pollCredit -= min(pollCredit, Self.monotonicNanoseconds() - start) }
+            if pollCredit > 0 { pollCredit -= min(pollCredit, MonotonicClock.nanoseconds() - start) }
         }
         pollCredit = min(Self.pollCreditMax, pollCredit + Self.pollCreditPerPage)
         return (sequence, entries[slot(ofSequence: sequence)])
@@ -224,12 +224,6 @@ final class CompressionQueue: @unchecked Sendable {
     func stop() {
         stopping.store(true, ordering: .sequentiallyConsistent)
         broadcast()
-    }
-
-    private static func monotonicNanoseconds() -> UInt64 {
-        var now = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &now)
-        return UInt64(now.tv_sec) &* 1_000_000_000 &+ UInt64(now.tv_nsec)
     }
 
     private func broadcast() {

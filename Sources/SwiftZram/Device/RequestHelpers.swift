@@ -4,8 +4,11 @@ import Glibc
 import Platform
 import Synchronization
 
-/// Threads that serve part of a large request beside the thread that asked for it,
+/// Threads that serve part of a large read beside the thread that asked for it,
 /// so that a 1 MiB read decompresses on every core instead of one.
+///
+/// Writes need no helpers: a large write fills the compression queue and then
+/// compresses inline, so its thread and the compressor thread already share it.
 ///
 /// One request at a time: the caller that wins `busy` posts a job (a byte range of
 /// one request, cut into chunks of ``chunkPages`` pages), then claims chunks itself
@@ -37,12 +40,10 @@ final class RequestHelpers: @unchecked Sendable {
     /// The name of helper `index` in `top -H`, `ps -L` and `perf`.
     static func threadName(_ index: Int) -> String { "zram-split-\(index)" }
 
-    enum Operation { case read, write }
-
     /// One request's range: `buffer` holds the bytes of `offset..<offset + length`.
     private struct Job {
-        unowned(unsafe) var store: ZramStore?
-        var operation: Operation = .read
+        /// Unretained: the caller holds the store until every chunk is done.
+        var store: Unmanaged<ZramStore>?
         var buffer: UnsafeMutableRawPointer?
         var offset: UInt64 = 0
         var length = 0
@@ -58,6 +59,8 @@ final class RequestHelpers: @unchecked Sendable {
     /// The most chunks one job can have; longer requests are posted as several jobs.
     static let maximumChunks = Int(fieldMask)
     private let chunksDone = Atomic<Int>(0)
+    /// Set while the caller sleeps until its chunks are done.
+    private let callerAsleep = Atomic<Bool>(false)
     private let failed = Atomic<Bool>(false)
     private let firstError = Mutex<ZramError?>(nil)
     private let stopping = Atomic<Bool>(false)
@@ -65,6 +68,7 @@ final class RequestHelpers: @unchecked Sendable {
     private let sleepers = Atomic<Int>(0)
     private let lock: UnsafeMutablePointer<pthread_mutex_t>
     private let posted: UnsafeMutablePointer<pthread_cond_t>
+    private let finished: UnsafeMutablePointer<pthread_cond_t>
     private let threads: Mutex<[PosixThread]>
 
     /// Starts `count` helper threads.
@@ -76,8 +80,10 @@ final class RequestHelpers: @unchecked Sendable {
         job.initialize(to: Job())
         lock = .allocate(capacity: 1)
         posted = .allocate(capacity: 1)
+        finished = .allocate(capacity: 1)
         pthread_mutex_init(lock, nil)
         pthread_cond_init(posted, nil)
+        pthread_cond_init(finished, nil)
         threads = Mutex([])
         var started: [PosixThread] = []
         for index in 1...count {
@@ -97,8 +103,10 @@ final class RequestHelpers: @unchecked Sendable {
     }
 
     deinit {
+        pthread_cond_destroy(finished)
         pthread_cond_destroy(posted)
         pthread_mutex_destroy(lock)
+        finished.deallocate()
         posted.deallocate()
         lock.deallocate()
         job.deinitialize(count: 1)
@@ -120,12 +128,12 @@ final class RequestHelpers: @unchecked Sendable {
 
     // MARK: The caller
 
-    /// Serves `operation` on `offset..<offset + length` of `store` with the helpers.
+    /// Reads `offset..<offset + length` of `store` into `buffer` with the helpers.
     /// - Returns: false, having done nothing, when the helpers serve another request.
-    /// - Throws: the first error a page of the range met; other pages may have been served.
+    /// - Throws: the first error a page of the range met; other pages may have been read.
     @inline(never)
-    func serve(
-        _ operation: Operation, of store: ZramStore, buffer: UnsafeMutableRawPointer, offset: UInt64, length: Int
+    func read(
+        from store: ZramStore, into buffer: UnsafeMutableRawPointer, offset: UInt64, length: Int
     ) throws(ZramError) -> Bool {
         guard !busy.exchange(true, ordering: .acquiring) else { return false }
         defer { busy.store(false, ordering: .releasing) }
@@ -134,13 +142,18 @@ final class RequestHelpers: @unchecked Sendable {
         while done < length, !failed.load(ordering: .relaxed) {
             let count = min(windowBytes, length - done)
             let start = offset + UInt64(done)
-            job.pointee = Job(store: store, operation: operation, buffer: buffer + done, offset: start, length: count)
+            job.pointee = Job(store: Unmanaged.passUnretained(store), buffer: buffer + done, offset: start, length: count)
             let chunks = Self.chunks(offset: start, length: count)
             post(chunks: chunks)
             while claimAndServe() {}
             // Helpers finish the chunks they claimed; each is a few pages.
             var backoff = Backoff()
-            while chunksDone.load(ordering: .acquiring) < chunks { backoff.pause() }
+            while chunksDone.load(ordering: .acquiring) < chunks {
+                guard backoff.spinOrYield() else {
+                    sleep(untilDone: chunks)
+                    break
+                }
+            }
             done += count
         }
         job.pointee.store = nil
@@ -159,6 +172,20 @@ final class RequestHelpers: @unchecked Sendable {
         let first = offset / chunkBytes
         let last = (offset + UInt64(length) - 1) / chunkBytes
         return Int(last - first) + 1
+    }
+
+    /// Sleeps until `chunks` chunks are done; the helper that finishes one wakes it.
+    @inline(never)
+    private func sleep(untilDone chunks: Int) {
+        pthread_mutex_lock(lock)
+        defer { pthread_mutex_unlock(lock) }
+        while true {
+            // Sequentially consistent with the helpers' count and look at `callerAsleep`.
+            callerAsleep.store(true, ordering: .sequentiallyConsistent)
+            if chunksDone.load(ordering: .sequentiallyConsistent) >= chunks { break }
+            pthread_cond_wait(finished, lock)
+        }
+        callerAsleep.store(false, ordering: .relaxed)
     }
 
     private func post(chunks: Int) {
@@ -206,16 +233,20 @@ final class RequestHelpers: @unchecked Sendable {
             let start = max(job.offset, (job.offset / chunkBytes + UInt64(index)) * chunkBytes)
             let stop = min(end, start - start % chunkBytes + chunkBytes)
             let bytes = UnsafeMutableRawBufferPointer(start: buffer + Int(start - job.offset), count: Int(stop - start))
-            do {
-                switch job.operation {
-                case .read: try store.readPieces(into: bytes, at: start)
-                case .write: try store.writePieces(UnsafeRawBufferPointer(bytes), at: start)
+            store._withUnsafeGuaranteedRef { store in
+                do throws(ZramError) {
+                    try store.readPieces(into: bytes, at: start)
+                } catch {
+                    record(error)
                 }
-            } catch {
-                record(error)
             }
         }
-        chunksDone.add(1, ordering: .releasing)
+        chunksDone.add(1, ordering: .sequentiallyConsistent)
+        if callerAsleep.load(ordering: .sequentiallyConsistent) {
+            pthread_mutex_lock(lock)
+            pthread_cond_signal(finished)
+            pthread_mutex_unlock(lock)
+        }
     }
 
     @inline(never)
@@ -228,21 +259,39 @@ final class RequestHelpers: @unchecked Sendable {
 
     // MARK: The helpers
 
+    /// Polling budget, as the compressor's (see `CompressionQueue.pollCreditPerPage`):
+    /// each chunk served earns a helper this long to poll for the next job before it
+    /// sleeps, so a stream of large requests finds it awake, and a lone one costs
+    /// little more than the time spent serving it.
+    static let pollCreditPerChunk: UInt64 = 5_000
+    static let pollCreditMax: UInt64 = 200_000
+
     private func run() {
-        while waitForChunk() {
-            while claimAndServe() {}
+        var pollCredit: UInt64 = 0
+        while waitForChunk(pollCredit: &pollCredit) {
+            while claimAndServe() {
+                pollCredit = min(Self.pollCreditMax, pollCredit + Self.pollCreditPerChunk)
+            }
         }
     }
 
-    /// Waits until a posted job has a chunk left: spins briefly (requests of a
-    /// stream come close together), then sleeps.
+    /// Waits until a posted job has a chunk left: polls while `pollCredit` lasts
+    /// (spending it), then sleeps.
     /// - Returns: false once stopping.
-    private func waitForChunk() -> Bool {
-        var backoff = Backoff()
-        while backoff.spinOrYield() {
+    private func waitForChunk(pollCredit: inout UInt64) -> Bool {
+        let start = MonotonicClock.nanoseconds()
+        var polls = 0
+        while true {
             if stopping.load(ordering: .relaxed) { return false }
-            if Self.hasChunkLeft(cursor.load(ordering: .relaxed)) { return true }
+            if Self.hasChunkLeft(cursor.load(ordering: .relaxed)) {
+                pollCredit -= min(pollCredit, MonotonicClock.nanoseconds() - start)
+                return true
+            }
+            polls &+= 1
+            guard polls & 63 == 0 else { continue }
+            if MonotonicClock.nanoseconds() - start >= pollCredit { break }
         }
+        pollCredit = 0
         pthread_mutex_lock(lock)
         defer { pthread_mutex_unlock(lock) }
         // Counted before the last look at `cursor`: a post either comes after that look

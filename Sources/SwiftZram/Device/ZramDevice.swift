@@ -203,7 +203,7 @@ public final class ZramDevice: @unchecked Sendable {
                 diskSize: size, compression: parameters, streams: settings.streams, counters: counters,
                 queuePages: settings.queuePages, workerStart: workerStart,
                 recompression: try settings.recompression.parameters(), clock: manualClock ?? AccessClock(),
-                backing: backing, tiering: backing.map { _ in storeTiering() })
+                backing: backing, relief: backing.map { _ in MemoryRelief(device: self) })
             generation += 1
         }
         startTieringWorkerIfEnabled()

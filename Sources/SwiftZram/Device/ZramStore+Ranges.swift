@@ -21,7 +21,7 @@ extension ZramStore {
     /// Reads the range; a large one is split between this thread and the request helpers.
     func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws(ZramError) {
         if buffer.count >= RequestHelpers.minimumBytes, let helpers,
-            try helpers.serve(.read, of: self, buffer: buffer.baseAddress!, offset: offset, length: buffer.count)
+            try helpers.read(from: self, into: buffer.baseAddress!, offset: offset, length: buffer.count)
         {
         } else {
             try readPieces(into: buffer, at: offset)
@@ -38,12 +38,6 @@ extension ZramStore {
     }
 
     func write(_ data: UnsafeRawBufferPointer, at offset: UInt64) throws(ZramError) {
-        try writePieces(data, at: offset)
-        counters.pagesWritten.wrappingAdd(pagesTouched(offset: offset, length: data.count), ordering: .relaxed)
-    }
-
-    /// Writes the range page by page on this thread (not counted in pagesWritten).
-    func writePieces(_ data: UnsafeRawBufferPointer, at offset: UInt64) throws(ZramError) {
         try forEachPage(offset: offset, length: data.count) { index, inPage, at, count throws(ZramError) in
             let piece = UnsafeRawBufferPointer(rebasing: data[at..<(at + count)])
             if count == pageSize {
@@ -52,6 +46,7 @@ extension ZramStore {
                 try writePartialPage(index, piece, at: inPage)
             }
         }
+        counters.pagesWritten.wrappingAdd(pagesTouched(offset: offset, length: data.count), ordering: .relaxed)
     }
 
     /// Zeroes `length` bytes at `offset` of page `index` through read-modify-write.

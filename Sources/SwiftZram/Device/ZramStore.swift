@@ -24,29 +24,29 @@ final class ZramStore: Sendable {
     private let compressor: PosixThread?
     /// Where writeback puts pages; nil without a backing_dev.
     let backing: BackingTier?
-    /// Threads that serve part of a large request; nil with one CPU or one stream.
+    /// Writes pages back when a write meets mem_limit (writeback_auto); nil without a backing_dev.
+    let relief: MemoryRelief?
+    /// Threads that serve part of a large read; nil with one CPU or one stream.
     let helpers: RequestHelpers?
     /// Keeps the pool's reserve, so writes and frees make no memory system call.
     private let maintainer: ReserveMaintainer
-    /// What a write that reaches mem_limit calls with tiering on; nil without a backing store.
-    let tiering: StoreTiering?
 
     /// - Parameters:
     ///   - queuePages: compression queue slots (a power of two; 0 compresses every write inline).
     ///   - workerStart: runs first on the compressor, reserve and request-helper threads
     ///     (e.g. to mark them I/O flushers).
-    ///   - helperThreads: threads serving part of a large request beside its caller;
+    ///   - helperThreads: threads serving part of a large read beside its caller;
     ///     by default one per CPU beyond the first, and no more than the streams beyond the caller's.
     ///   - refusals: stores the compressor fails as if out of memory (tests only).
     ///   - recompression: the parameters of priorities 1, 2 and 3 (nil where none is set).
     ///   - clock: the access-time clock (a manual one in tests).
     ///   - backing: the backing store writeback uses, if the device has one.
-    ///   - tiering: what makes room when a write reaches mem_limit (automatic tiering).
+    ///   - relief: what makes room when a write reaches mem_limit (writeback_auto, tiering_enable).
     init(
         diskSize: UInt64, compression: CompressionParameters, streams: Int, counters: DeviceCounters,
         queuePages: Int = 0, workerStart: (@Sendable () -> Void)? = nil, helperThreads: Int? = nil,
         refusals: MemoryRefusals? = nil, recompression: [CompressionParameters?] = [], clock: AccessClock = AccessClock(),
-        backing: BackingTier? = nil, tiering: StoreTiering? = nil
+        backing: BackingTier? = nil, relief: MemoryRelief? = nil
     ) throws(ZramError) {
         let compressors = try CompressorPool(parameters: compression, streams: streams)
         let recompressors = try RecompressorPools(parameters: recompression, streams: streams)
@@ -67,7 +67,7 @@ final class ZramStore: Sendable {
         self.encoder = encoder
         self.queue = queue
         self.backing = backing
-        self.tiering = tiering
+        self.relief = relief
         // The compressor holds the parts it needs, not the store, so dropping the store stops it.
         // It has a stream of its own, so it never contends with writers for one.
         let workerStreams = try queue.map { _ throws(ZramError) in try CompressorPool(parameters: compression, streams: 1) }

@@ -28,7 +28,8 @@ final class TieringControls: Sendable {
     let passes = Atomic<Int>(0)
     let policyWrittenBack = Atomic<Int>(0)
     let policyRecompressed = Atomic<Int>(0)
-    let reclaimWrittenBack = Atomic<Int>(0)
+    /// Writes that reached mem_limit and were stored after ``MemoryRelief`` made room
+    /// (pages it moved count in WritebackControls' pagesMovedAutomatically).
     let savedWrites = Atomic<Int>(0)
 
     static let defaultIdleAge: UInt64 = 300
@@ -37,13 +38,13 @@ final class TieringControls: Sendable {
 
     var isEnabled: Bool { enabled.load(ordering: .relaxed) }
 
-    /// tiering_stat now.
-    var statistics: TieringStatistics {
+    /// tiering_stat now; `movedAtLimit` is what writes at mem_limit wrote back.
+    func statistics(movedAtLimit: Int) -> TieringStatistics {
         TieringStatistics(
             passes: UInt64(passes.load(ordering: .relaxed)),
             policyWrittenBack: UInt64(policyWrittenBack.load(ordering: .relaxed)),
             policyRecompressed: UInt64(policyRecompressed.load(ordering: .relaxed)),
-            reclaimWrittenBack: UInt64(reclaimWrittenBack.load(ordering: .relaxed)),
+            reclaimWrittenBack: UInt64(movedAtLimit),
             savedWrites: UInt64(savedWrites.load(ordering: .relaxed)))
     }
 }
@@ -56,7 +57,8 @@ public struct TieringStatistics: Sendable, Hashable, Codable {
     public var policyWrittenBack: UInt64 = 0
     /// Pages the policy's recompression stored smaller.
     public var policyRecompressed: UInt64 = 0
-    /// Pages written back by writes that reached mem_limit, to make room for themselves.
+    /// Pages written back by writes that reached mem_limit, to make room for themselves
+    /// (with `writeback_auto` or `tiering_enable`).
     public var reclaimWrittenBack: UInt64 = 0
     /// Writes that reached mem_limit and were stored after making room, instead of failing.
     public var savedWrites: UInt64 = 0

@@ -1,6 +1,6 @@
 /// Automatic tiering, beyond the kernel: with `tiering_enable` set, a device with a
 /// backing_dev writes its coldest pages back when a write reaches mem_limit (as zswap
-/// does) instead of failing it, and a policy thread ages, recompresses and writes
+/// does; ``MemoryRelief``, also on with `writeback_auto`) instead of failing it, and a policy thread ages, recompresses and writes
 /// back cold pages on its own, keeping mem_used_total under a watermark and reacting
 /// to host memory pressure. Off, the device behaves exactly as the kernel's zram.
 extension ZramDevice {
@@ -16,11 +16,13 @@ extension ZramDevice {
     static let pressureTargetEighths = 7
 
     /// tiering_stat.
-    public var tieringStatistics: TieringStatistics { tiering.statistics }
+    public var tieringStatistics: TieringStatistics {
+        tiering.statistics(movedAtLimit: writebackControls.pagesMovedAutomatically.load(ordering: .relaxed))
+    }
 
     /// The tiering knobs by attribute name and tiering_stat's fields by name (`znbd status --json`).
     public var tieringStatus: [String: UInt64] {
-        var status = Dictionary(uniqueKeysWithValues: zip(TieringStatistics.fieldNames, tiering.statistics.fields))
+        var status = Dictionary(uniqueKeysWithValues: zip(TieringStatistics.fieldNames, tieringStatistics.fields))
         status["tiering_enable"] = tiering.isEnabled ? 1 : 0
         status["tiering_idle_age"] = tiering.idleAge.load(ordering: .relaxed)
         status["tiering_writeback_age"] = tiering.writebackAge.load(ordering: .relaxed)
@@ -28,47 +30,6 @@ extension ZramDevice {
         status["tiering_interval"] = tiering.interval.load(ordering: .relaxed)
         status["tiering_psi_threshold"] = tiering.psiThreshold.load(ordering: .relaxed)
         return status
-    }
-
-    // MARK: Making room for a write
-
-    /// The post-processing flag, taken by a writer that reached mem_limit: waits a bounded
-    /// time for a writeback, recompression or policy batch to finish, never indefinitely
-    /// (the holder may itself wait for the lifecycle lock behind a pending reset).
-    private func takePostProcessingBriefly() -> Bool {
-        var backoff = Backoff()
-        while postProcessing.exchange(true, ordering: .acquiring) {
-            guard backoff.sleeps < Self.reclaimWaitSleeps else { return false }
-            backoff.pause()
-        }
-        return true
-    }
-
-    /// Sleeps (of 1 µs up to 200 µs each) a writer waits for the post-processing flag.
-    static let reclaimWaitSleeps = 24
-
-    /// The tiering side of a store initialised with a backing store.
-    func storeTiering() -> StoreTiering {
-        // unowned(unsafe): a store is used only under the device's lifecycle lock, while the device lives.
-        StoreTiering(controls: tiering, makeRoom: { [unowned(unsafe) self] store in self.makeRoom(in: store) })
-    }
-
-    /// Writes back one batch of the coldest pages for a write that reached mem_limit.
-    /// Runs on the writer's thread, under the lifecycle lock held shared, with no page
-    /// lock and no stream held. Never recursive: writing back allocates nothing in the pool.
-    func makeRoom(in store: ZramStore) -> StoreTiering.RoomOutcome {
-        guard let tieringState = store.tiering, store.backing != nil else { return .none }
-        guard takePostProcessingBriefly() else { return .busy }
-        defer { postProcessing.store(false, ordering: .releasing) }
-        let written = tieringState.reclaim.withLock { state -> Int in
-            if state.batch == nil { state.batch = try? WritebackBatch(capacity: StoreTiering.reclaimBatchPages) }
-            guard let batch = state.batch else { return 0 }
-            return store.writeBackColdBatch(
-                queue: &state.queue, accessedBefore: nil, batch: batch, controls: writebackControls
-            ).written
-        }
-        tiering.reclaimWrittenBack.add(written, ordering: .relaxed)
-        return written > 0 ? .madeRoom : .none
     }
 
     // MARK: The policy
@@ -190,7 +151,7 @@ extension ZramDevice {
         case "tiering_high_watermark": return "\(tiering.highWatermark.load(ordering: .relaxed))\n"
         case "tiering_interval": return "\(tiering.interval.load(ordering: .relaxed))\n"
         case "tiering_psi_threshold": return "\(tiering.psiThreshold.load(ordering: .relaxed))\n"
-        case "tiering_stat": return tiering.statistics.kernelText
+        case "tiering_stat": return tieringStatistics.kernelText
         default: return nil
         }
     }

@@ -38,7 +38,7 @@ public final class DeviceRegistry: Sendable {
     @discardableResult
     public func add(named name: String, configure: (ZramDevice) throws(ZramError) -> Void) throws(ControlError) -> ZramExport {
         guard export(named: name) == nil else { throw .busy("\(name) already exists") }
-        let device = ZramDevice(name: name, workerStart: workerStart)
+        let device = ZramDevice(name: name, workerStart: workerStart, backingOpener: BackingStores.opener)
         do { try configure(device) } catch { throw ControlError(error) }
         let export = ZramExport(device: device)
         guard exports.add(export) else { throw .busy("\(name) was added concurrently; try again") }
