@@ -1,8 +1,8 @@
 /// Automatic tiering, beyond the kernel: with `tiering_enable` set, a device with a
 /// backing_dev writes its coldest pages back when a write reaches mem_limit (as zswap
-/// does; ``MemoryRelief``, also on with `writeback_auto`) instead of failing it, and a policy thread ages, recompresses and writes
-/// back cold pages on its own, keeping mem_used_total under a watermark and reacting
-/// to host memory pressure. Off, the device behaves exactly as the kernel's zram.
+/// does; ``MemoryRelief``, also on with `writeback_auto`) instead of failing it, and a
+/// policy thread ages, recompresses and writes back cold pages on its own, keeping
+/// mem_used_total under a watermark and reacting to host memory pressure. Off, the device behaves exactly as the kernel's zram.
 extension ZramDevice {
     /// What one policy pass did.
     struct TieringPassReport: Equatable {
@@ -103,6 +103,8 @@ extension ZramDevice {
             written += done.written
             return done.written > 0 && done.stop == nil
         }
+        // Each batch compacts a little; what writeback emptied beyond that goes back now.
+        if let target, written > 0, memoryStatistics.memUsedTotal > UInt64(target) { compact() }
         return written
     }
 
