@@ -203,6 +203,66 @@ import Testing
         try device.expectCountersExact("seed \(seed)")
     }
 
+    @Test func writesAtTheLimitTakeIdlePagesBeforeOlderPagesThatAreNotIdle() throws {
+        let seed: UInt64 = 0x1D1E
+        let clock = AccessClock(manual: true)
+        let device = try ZramDevice.makeTiered(store: TestBackingStore(), tiering: true, clock: clock)
+        let model = try TieringData.fio60.pages(450, seed: seed)
+        _ = writeAll(device, Array(model[0..<200]))  // at 0 s
+        clock.advance(bySeconds: 100)
+        _ = writeAll(device, Array(model[200..<400]), from: 200)  // at 100 s
+        // Pages 300-399 marked idle (as a manual `idle` leaves them), the older 0-299 not.
+        try device.withInitializedStore { store in
+            for index in 300..<400 {
+                let slot = store.table.existingSlot(index)!
+                let state = slot.lock()
+                slot.unlock(setting: PageState(rawValue: state.rawValue | PageState.idleBit))
+            }
+        }
+        try device.writeAttribute("writeback_limit_enable", "1")
+        try device.writeAttribute("writeback_limit", "64")
+        try device.writeAttribute("mem_limit", "\(device.memoryStatistics.memUsedTotal)")
+        _ = writeAll(device, Array(model[400...]), from: 400)
+        let writtenBack = try device.writtenBackPages(0..<450)
+        #expect(writtenBack == Array(300..<364), "idle pages first, in page order: \(writtenBack.prefix(8)) (seed \(seed))")
+    }
+
+    @Test func writesAtTheLimitRaceManualWritebackWithoutDeadlockOrLoss() throws {
+        let seed: UInt64 = 0xD3AD
+        let device = try ZramDevice.makeTiered(store: TestBackingStore(), tiering: true, memLimit: 512 << 10)
+        let model = try TieringData.fio60.pages(1500, seed: seed)
+        let done = TestFlag()
+        let unexpected = ThreadOutcome()
+        let manual = startThread { [device] in
+            unexpected.run { () throws(ZramError) in
+                var rounds = 0
+                while !done.isRaised && rounds < 100_000 {
+                    rounds += 1
+                    do throws(ZramError) {
+                        try device.writeAttribute("writeback", rounds % 2 == 0 ? "huge" : "incompressible")
+                    } catch {
+                        guard error.kind == .tryAgain else { throw error }  // EAGAIN: a write was making room
+                    }
+                }
+            }
+        }
+        let failures = writeAll(device, model)
+        _ = done.raise()
+        manual.join()
+        #expect(unexpected.error.withLock { $0 } == nil)
+        #expect(failures.allSatisfy { $0 == .memoryLimitReached }, "seed \(seed): \(Set(failures.map { "\($0)" }))")
+        var expected = model
+        if !failures.isEmpty {
+            // A write that found the device busy for its whole wait failed as the kernel's would; find which.
+            for index in 0..<model.count where try device.read(count: pageSize, at: UInt64(index * pageSize)) != model[index] {
+                expected[index] = [UInt8](repeating: 0, count: pageSize)
+            }
+            #expect(expected.filter { $0.allSatisfy { $0 == 0 } }.count == failures.count, "only failed writes are missing")
+        }
+        try Self.verify(device, expected, seed: seed, "after racing manual writeback")
+        print("TieringTests race: \(failures.count) of \(model.count) writes failed while writeback commands ran")
+    }
+
     @Test func aPassWritesBackPagesColdForTheWritebackAge() throws {
         let seed: UInt64 = 0xA6E
         let clock = AccessClock(manual: true)
