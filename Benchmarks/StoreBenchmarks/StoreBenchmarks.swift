@@ -19,4 +19,7 @@ let benchmarks: @Sendable () -> Void = {
 
     // Store/load benchmarks: the same pages through a whole device.
     deviceBenchmarks()
+
+    // A file backing store's page writes and reads (writeback's I/O).
+    backingStoreBenchmarks()
 }

@@ -1,3 +1,4 @@
+import Foundation
 import Platform
 import Synchronization
 import Testing
@@ -92,6 +93,22 @@ import Testing
         }
         try Self.expectReadBack(device, pages)
         try device.expectCountersExact("partial writes")
+    }
+
+    @Test func aRecompressionAlgorithmTakesItsOwnDictionary() throws {
+        let scratch = try DeviceDictionaryFileTests.Scratch()
+        defer { scratch.remove() }
+        let path = scratch.file("dict")
+        #expect(FileManager.default.createFile(atPath: path, contents: Data(CompressionDictionaryTests.dictionary)))
+        let device = ZramDevice(name: "zram-recomp-dict", streams: 2, queuePages: 0)
+        try device.writeAttribute("recomp_algorithm", "algo=zstd priority=1")
+        try device.writeAttribute("algorithm_params", "algo=zstd level=3 dict=\(path)")
+        #expect(device.recompressionParameters[0]?.dictionary == CompressionDictionaryTests.dictionary)
+        #expect(device.compressionParameters.dictionary == nil, "the primary's parameters are untouched")
+        try device.setDiskSize(4 << 20)
+        let pages = try Self.filled(device, corpusCount: 48, sixtyCount: 8, lowEntropyCount: 8, noiseCount: 0)
+        #expect(try device.recompress(RecompressionRequest()).recompressed > 0)
+        try Self.expectReadBack(device, pages)
     }
 
     @Test func thresholdSkipsSmallObjectsAndResultsMustGoBelowIt() throws {

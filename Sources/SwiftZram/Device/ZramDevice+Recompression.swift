@@ -156,7 +156,7 @@ extension ZramDevice {
     /// Recompresses pages as zram's `recompress` does: candidates are chosen first, then
     /// tried largest first (by 64-byte buckets), in batches that hold the lifecycle lock
     /// shared, so I/O goes on and a reset waits for one batch at most.
-    /// - Throws: `ENXIO` before initialisation, `EAGAIN` while another recompression runs,
+    /// - Throws: `ENXIO` before initialisation, `EAGAIN` while another recompression or a writeback runs,
     ///   `EINVAL` if no recompression algorithm fits the request, `EIO`/`ENOMEM` from a page.
     @discardableResult
     public func recompress(_ request: RecompressionRequest) throws(ZramError) -> RecompressionReport {
@@ -171,7 +171,7 @@ extension ZramDevice {
     ) throws(ZramError) -> RecompressionReport {
         guard isInitialized else { throw ZramError(.notInitialized, "\(name) has no disksize yet") }
         guard !postProcessing.exchange(true, ordering: .acquiring) else {
-            throw ZramError(.tryAgain, "a recompression is already running on \(name)")
+            throw ZramError(.tryAgain, "a recompression or writeback is already running on \(name)")
         }
         defer { postProcessing.store(false, ordering: .releasing) }
         var plan = try recompressionPlan(for: request)
