@@ -41,6 +41,7 @@ final class ZramStore: Sendable {
     ///   - recompression: the parameters of priorities 1, 2 and 3 (nil where none is set).
     ///   - clock: the access-time clock (a manual one in tests).
     ///   - backing: the backing store writeback uses, if the device has one.
+    ///   - relief: what makes room when a write reaches mem_limit (writeback_auto, tiering_enable).
     init(
         diskSize: UInt64, compression: CompressionParameters, streams: Int, counters: DeviceCounters,
         queuePages: Int = 0, workerStart: (@Sendable () -> Void)? = nil, helperThreads: Int? = nil,
@@ -210,18 +211,15 @@ extension ZramStore {
                 return
             }
         }
-        var encoded: EncodedPage
-        var reliefs = 0
-        while true {
-            do {
-                encoded = try compressors.withStream { stream throws(ZramError) in try encode(page, stream: stream) }
-                break
-            } catch {
-                // With writeback_auto, pages go to the backing store and the write tries again.
-                if error.kind == .memoryLimitReached, reliefs < Self.reliefsPerWrite, let relief, relief.makeRoom(in: self) {
-                    reliefs += 1
-                    continue
+        let encoded: EncodedPage
+        do {
+            encoded = try compressors.withStream { stream throws(ZramError) in try encode(page, stream: stream) }
+        } catch {
+            do throws(ZramError) {
+                encoded = try retryMakingRoom(after: error) { () throws(ZramError) in
+                    try compressors.withStream { stream throws(ZramError) in try encode(page, stream: stream) }
                 }
+            } catch {
                 counters.failedWrites.wrappingAdd(1, ordering: .relaxed)
                 throw error
             }
@@ -244,6 +242,22 @@ extension ZramStore {
     /// Holds a stream for the read-modify-write: its work page holds the page meanwhile.
     func writePartialPage(_ index: Int, _ bytes: UnsafeRawBufferPointer, at offset: Int) throws(ZramError) {
         let slot = try writableSlot(index)
+        do {
+            try replacePart(of: slot, with: bytes, at: offset)
+        } catch {
+            do throws(ZramError) {
+                try retryMakingRoom(after: error) { () throws(ZramError) in try replacePart(of: slot, with: bytes, at: offset) }
+            } catch {
+                counters.failedWrites.wrappingAdd(1, ordering: .relaxed)
+                throw error
+            }
+        }
+    }
+
+    /// The read-modify-write of a partial page, under its lock; on failure the page is unchanged and unlocked.
+    private func replacePart(
+        of slot: UnsafeMutablePointer<PageSlot>, with bytes: UnsafeRawBufferPointer, at offset: Int
+    ) throws(ZramError) {
         let old = slot.lock()
         let oldPayload = slot.pointee.payload
         do {
@@ -259,7 +273,6 @@ extension ZramStore {
             release(old, payload: oldPayload)
         } catch {
             slot.unlock(setting: old)
-            counters.failedWrites.wrappingAdd(1, ordering: .relaxed)
             throw error
         }
     }
