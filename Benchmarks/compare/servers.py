@@ -94,10 +94,13 @@ class Znbd(Server):
 
     def start(self):
         log = open(os.path.join(self.dir, "log"), "w")
+        # A session of its own, as nbdkit and nbd-server get by daemonising: with the
+        # kernel's autogroup scheduling a session shares CPU as one group, so on a busy
+        # host znbd would otherwise split fio's share while the peers have their own.
         self.proc = subprocess.Popen(
             [self.binary, "serve", "--unix", self.socket, "--control", self.control, "--size", str(self.size),
              "--algorithm", self.algorithm, "--no-mlock"] + self.extra,
-            stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+            stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
         self.pid = self.proc.pid
         _wait_for(self.control, self.proc)
 

@@ -64,7 +64,13 @@ import Testing
         #expect(inner[...] == data[100..<(length - 100)], "seed \(seed)")
     }
 
-    @Test func theDevicesDefaultsSplitLargeRequestsToo() throws {
+    @Test func defaultHelpersLeaveTwoCPUsAndOneStreamToTheCaller() {
+        let cpus = sysconf(Int32(_SC_NPROCESSORS_ONLN))
+        #expect(ZramStore.defaultHelperThreads(streams: 64) == max(0, min(63, cpus - 2)))
+        #expect(ZramStore.defaultHelperThreads(streams: 1) == 0)
+    }
+
+    @Test func largeRequestsThroughTheDevicesDefaults() throws {
         let seed: UInt64 = 0xD1CE
         let device = try ZramDevice.make(diskSize: 8 << 20)
         let data = Self.data(count: 3 << 20, seed: seed)

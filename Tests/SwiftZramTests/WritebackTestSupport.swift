@@ -92,10 +92,11 @@ extension ZramDevice {
     /// A device with `store` as its backing_dev, initialised to `diskSize`.
     static func makeBacked(
         by store: TestBackingStore, _ algorithm: CompressionAlgorithm = .lz4, diskSize: UInt64 = 4 << 20,
-        queuePages: Int = ZramDevice.defaultQueuePages
+        queuePages: Int = ZramDevice.defaultQueuePages, layout: String = "page"
     ) throws -> ZramDevice {
         let device = ZramDevice(name: "zram-wb", streams: 2, queuePages: queuePages, backingOpener: { _ in store })
         try device.setAlgorithm(algorithm)
+        try device.writeAttribute("writeback_layout", layout)
         try device.writeAttribute("backing_dev", store.name)
         try device.setDiskSize(diskSize)
         return device

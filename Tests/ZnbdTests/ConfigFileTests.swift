@@ -289,3 +289,29 @@ import Testing
         #expect(back.count == 16 << 20 && back.prefix(data.count) == data, "the device reads back what was written")
     }
 }
+
+/// `tiering = on` and `tiering-high-watermark = SIZE` (beyond zram-generator).
+@Suite struct TieringConfigTests {
+    @Test func tieringKeysGiveTheAttributeWrites() throws {
+        let text = "[zram0]\nwriteback-device = /var/lib/znbd/zram0.img\ntiering = on\ntiering-high-watermark = 768M\n[zram1]\ntiering-high-watermark = 1G\n"
+        let specs = try ZramConfig.parse(text).specs(ramBytes: 8 << 30)
+        #expect(specs[0].spec.tiering && specs[0].spec.tieringHighWatermark == 768 << 20)
+        #expect(specs[0].spec.tieringWrites.map { "\($0.attribute)=\($0.value)" } == [
+            "tiering_high_watermark=805306368", "tiering_enable=1",
+        ])
+        #expect(specs[1].spec.tieringWrites.isEmpty, "off by default: the kernel's behaviour")
+    }
+
+    @Test(arguments: [
+        ("[zram0]\ntiering = maybe\n", "tiering 'maybe'"),
+        ("[zram0]\ntiering-high-watermark = lots\n", "tiering-high-watermark 'lots'"),
+    ])
+    func badValuesAreErrorsWithTheirLine(text: String, message: String) {
+        do {
+            _ = try ZramConfig.parse(text, file: "t.conf")
+            Issue.record("'\(text)' parsed")
+        } catch {
+            #expect(error.line == 2 && error.message.contains(message), "\(error)")
+        }
+    }
+}

@@ -107,6 +107,24 @@ import Testing
         try ExternalCommand.require("cmp", ["-n", "1048576", data, server.directory + "/back.bin"])
     }
 
+    /// The tiering knobs through `znbd set/get`, and `status --json`'s `tiering`.
+    @Test func tieringKnobsThroughTheControlSurface() throws {
+        let server = try ZnbdServer(["--size", "16M"])
+        defer { server.stop() }
+        #expect(try server.cli(["get", "zram0", "tiering_enable"]).stdout == "0\n")
+        #expect(try server.cli(["set", "zram0", "tiering_high_watermark", "8M"]).succeeded)
+        #expect(try server.cli(["set", "zram0", "tiering_interval", "3600"]).succeeded)
+        #expect(try server.cli(["set", "zram0", "tiering_enable", "1"]).succeeded)
+        let bad = try server.cli(["set", "zram0", "tiering_psi_threshold", "101"])
+        #expect(bad.status != 0 && bad.stderr.contains("EINVAL"), "\(bad)")
+        #expect(try server.cli(["get", "zram0", "tiering_stat"]).stdout.split(separator: " ").count == 5)
+        let json = try server.cli(["status", "--json"])
+        let status = try JSONDecoder().decode(ServerStatus.self, from: Data(json.stdout.utf8))
+        let tiering = try #require(status.devices.first?.tiering)
+        #expect(tiering["tiering_enable"] == 1 && tiering["tiering_high_watermark"] == 8 << 20)
+        #expect(tiering["tiering_psi_threshold"] == 0 && tiering["saved_writes"] == 0)
+    }
+
     @Test func hotAddAndRemoveExports() throws {
         let server = try ZnbdServer(["--size", "16M"])
         defer { server.stop() }

@@ -25,7 +25,7 @@ import Synchronization
 /// ``ArenaCounters/unreservedSlots``).
 ///
 /// The lock guards only the slot lists and is never held across a system
-/// call or a page fault.
+/// call or a page fault (except by the diagnostic ``residentPages()``).
 struct PageArena: ~Copyable, Sendable {
     /// Bytes of one zspage slot (8 pages).
     static let slotBytes = SizeClassTable.maximumPagesPerZspage * SizeClassTable.pageSize

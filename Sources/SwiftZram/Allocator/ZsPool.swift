@@ -34,7 +34,7 @@ public final class ZsPool: Sendable {
 
     let classes: SizeClassStorage
     let arena: PageArena
-    /// Resident pages of all zspages (mem_used_total / 4096).
+    /// Touched pages of all zspages (mem_used_total / 4096).
     let pagesHeld = Atomic<Int>(0)
     /// Running total of pages freed by compaction.
     let pagesCompactedTotal = Atomic<Int>(0)

@@ -16,8 +16,17 @@ protocol BackingSpace: AnyObject, Sendable {
     /// - Returns: a range no object uses any more, for the store to discard; nil if none.
     func free(at offset: UInt64, bytes: Int) -> BackingRange?
 
+    /// Ends a writeback batch's allocations: a layout that shares blocks between
+    /// objects starts the next batch in a fresh block, because a batch writes whole
+    /// blocks and holds no image of the blocks earlier batches wrote.
+    func sealBatch()
+
     /// 4 KiB blocks of the store that hold objects now (bd_count).
     var blocksInUse: Int { get }
+
+    /// Objects in the store now, and their bytes.
+    var objects: Int { get }
+    var objectBytes: Int { get }
 }
 
 /// A byte range of a backing store.

@@ -61,10 +61,21 @@ public struct BackingStatistics: Sendable, Hashable, Codable {
 }
 
 extension BackingTier {
-    /// Prepares `store` for a device of `diskSize` bytes and lays out its room one page per block.
-    /// - Throws: what the store's `prepare` throws (`ENOSPC`, `EINVAL`), `ENOMEM` for the bitmap.
-    static func prepared(_ store: any BackingStore, diskSize: UInt64) throws(ZramError) -> BackingTier {
+    /// Prepares `store` for a device of `diskSize` bytes and lays out its room one page
+    /// per block (the kernel's layout) or `packed`.
+    /// - Throws: what the store's `prepare` throws (`ENOSPC`, `EINVAL`), `ENOMEM` for the block maps.
+    static func prepared(_ store: any BackingStore, diskSize: UInt64, packed: Bool) throws(ZramError) -> BackingTier {
         try store.prepare(capacity: diskSize)
-        return BackingTier(store: store, space: try PageBlockSpace(capacity: store.capacity))
+        let space: any BackingSpace =
+            packed ? try PackedBlockSpace(capacity: store.capacity) : try PageBlockSpace(capacity: store.capacity)
+        return BackingTier(store: store, space: space)
+    }
+
+    /// `bd_layout_stat`: objects in the store, their bytes, the bytes of the blocks
+    /// holding them, and the bytes saved against one block per page.
+    var layoutStatistics: [UInt64] {
+        let objects = UInt64(space.objects)
+        let blocks = UInt64(space.blocksInUse)
+        return [objects, UInt64(space.objectBytes), blocks * UInt64(pageSize), (objects - min(objects, blocks)) * UInt64(pageSize)]
     }
 }

@@ -15,6 +15,7 @@ final class PageBlockSpace: BackingSpace {
     let blockCount: Int
     private let bitmap: Mutex<BlockBitmap>
     private let used = Atomic<Int>(0)
+    private let storedBytes = Atomic<Int>(0)
 
     /// - Parameter capacity: usable bytes of the store; a partial block at the end is not used.
     /// - Throws: `ENOMEM` if the system refuses the bitmap.
@@ -31,6 +32,7 @@ final class PageBlockSpace: BackingSpace {
         precondition(bytes >= 1 && bytes <= pageSize, "object size \(bytes) outside 1...\(pageSize)")
         guard let block = bitmap.withLock({ $0.take() }) else { return nil }
         used.add(1, ordering: .relaxed)
+        storedBytes.add(bytes, ordering: .relaxed)
         return UInt64(block) * UInt64(pageSize)
     }
 
@@ -39,10 +41,15 @@ final class PageBlockSpace: BackingSpace {
         precondition(offset % UInt64(pageSize) == 0 && block < blockCount, "offset \(offset) is not a block of this store")
         bitmap.withLock { $0.give(block) }
         used.subtract(1, ordering: .relaxed)
+        storedBytes.subtract(bytes, ordering: .relaxed)
         return BackingRange(offset: offset, length: UInt64(pageSize))
     }
 
+    func sealBatch() {}
+
     var blocksInUse: Int { used.load(ordering: .relaxed) }
+    var objects: Int { used.load(ordering: .relaxed) }
+    var objectBytes: Int { storedBytes.load(ordering: .relaxed) }
 }
 
 /// One bit per block, set while the block is in use.

@@ -10,6 +10,9 @@ final class WritebackControls: Sendable {
     /// writeback_auto: a full-page write that would pass mem_limit writes pages back
     /// first (``MemoryRelief``). Off by default, as the kernel has no such thing.
     let autoEnabled = Atomic<Bool>(false)
+    /// writeback_layout: objects packed into shared blocks instead of a block per page
+    /// (``PackedBlockSpace``). Applies at the next disksize.
+    let packedLayout = Atomic<Bool>(false)
     /// Pages automatic writeback moved (they also count in bd_writes).
     let pagesMovedAutomatically = Atomic<Int>(0)
 

@@ -136,9 +136,11 @@ extension ZramDevice {
 extension ZramDevice {
     static let writebackReadableAttributes = [
         "backing_dev", "writeback_limit", "writeback_limit_enable", "writeback_batch_size", "writeback_auto",
+        "writeback_layout", "bd_layout_stat",
     ]
     static let writebackWritableAttributes = [
         "backing_dev", "writeback", "writeback_limit", "writeback_limit_enable", "writeback_batch_size", "writeback_auto",
+        "writeback_layout",
     ]
 
     /// The text of a writeback attribute, nil for other attributes.
@@ -150,6 +152,10 @@ extension ZramDevice {
         case "writeback_limit_enable": return writebackControls.limitEnabled.load(ordering: .relaxed) ? "1\n" : "0\n"
         case "writeback_batch_size": return "\(writebackControls.batchSize.load(ordering: .relaxed))\n"
         case "writeback_auto": return writebackControls.autoEnabled.load(ordering: .relaxed) ? "1\n" : "0\n"
+        case "writeback_layout": return writebackControls.packedLayout.load(ordering: .relaxed) ? "page [packed]\n" : "[page] packed\n"
+        case "bd_layout_stat":
+            let fields = try? withInitializedStore { store throws(ZramError) in store.backing?.layoutStatistics }
+            return kernelStatLine((fields ?? nil) ?? [0, 0, 0, 0])
         default: return nil
         }
     }
@@ -171,6 +177,10 @@ extension ZramDevice {
         case "writeback_batch_size":
             guard let size = UInt32(value), size > 0 else { throw .invalid("writeback_batch_size takes a number above 0") }
             writebackControls.batchSize.store(size, ordering: .relaxed)
+        case "writeback_layout":
+            guard value == "page" || value == "packed" else { throw .invalid("writeback_layout takes page or packed") }
+            guard !isInitialized else { throw .busy("\(self.name) is initialised: reset it before changing writeback_layout") }
+            writebackControls.packedLayout.store(value == "packed", ordering: .relaxed)
         case "writeback_auto":
             guard value == "0" || value == "1" else { throw .invalid("writeback_auto takes 0 or 1") }
             writebackControls.autoEnabled.store(value == "1", ordering: .relaxed)

@@ -33,8 +33,8 @@ extension ZramStore {
     ) throws(ZramError) {
         try compressors.withStream { stream throws(ZramError) in
             if state.objectSize == pageSize {
-                try readBlocks(of: state, at: payload, into: stream)
-                destination.baseAddress!.copyMemory(from: stream.output + offset, byteCount: destination.count)
+                let object = try readBlocks(of: state, at: payload, into: stream)
+                destination.baseAddress!.copyMemory(from: object + offset, byteCount: destination.count)
             } else {
                 try decodeWrittenBack(state, at: payload, into: stream.workPage, stream: stream)
                 destination.baseAddress!.copyMemory(from: stream.workPage.baseAddress! + offset, byteCount: destination.count)
@@ -45,13 +45,13 @@ extension ZramStore {
     private func decodeWrittenBack(
         _ state: PageState, at offset: UInt64, into destination: UnsafeMutableRawBufferPointer, stream: CompressionStream
     ) throws(ZramError) {
-        try readBlocks(of: state, at: offset, into: stream)
+        let start = try readBlocks(of: state, at: offset, into: stream)
         let size = state.objectSize
         if size == pageSize {
-            destination.baseAddress!.copyMemory(from: stream.output, byteCount: pageSize)
+            destination.baseAddress!.copyMemory(from: start, byteCount: pageSize)
             return
         }
-        let object = UnsafeRawBufferPointer(start: stream.output, count: size)
+        let object = UnsafeRawBufferPointer(start: start, count: size)
         let priority = state.priority
         let decompressed = priority == 0
             ? stream.decompress(object, into: destination)
@@ -62,16 +62,19 @@ extension ZramStore {
         }
     }
 
-    /// Reads the whole blocks that hold the object into the stream's output buffer
-    /// (page-aligned and two pages long), so a store that bypasses the page cache
-    /// gets the aligned request it needs.
-    private func readBlocks(of state: PageState, at offset: UInt64, into stream: CompressionStream) throws(ZramError) {
+    /// Reads the whole blocks that hold the object (one, or two if it straddled them)
+    /// into the stream's output buffer (page-aligned and two pages long), so a store
+    /// that bypasses the page cache gets the aligned request it needs.
+    /// - Returns: where the object starts in the buffer.
+    private func readBlocks(
+        of state: PageState, at offset: UInt64, into stream: CompressionStream
+    ) throws(ZramError) -> UnsafeMutableRawPointer {
         let first = offset & ~UInt64(pageSize - 1)
         let end = (offset + UInt64(state.objectSize) + UInt64(pageSize - 1)) & ~UInt64(pageSize - 1)
         do throws(ZramError) {
             guard let backing else { throw ZramError(.ioError, "the page was written back but the device has no backing store") }
-            guard offset == first else { throw ZramError(.ioError, "written-back object at \(offset) is not at a block") }
             try backing.readPage(into: UnsafeMutableRawBufferPointer(start: stream.output, count: Int(end - first)), at: first)
+            return stream.output + Int(offset - first)
         } catch {
             counters.failedReads.wrappingAdd(1, ordering: .relaxed)
             throw error

@@ -30,8 +30,9 @@ struct WritebackFilter: OptionSet, Hashable {
     }
 }
 
-/// Memory for one writeback call: a buffer of `capacity` pages that holds the
-/// copied objects of one batch, and the batch's entries. Allocated once per call.
+/// Memory for one writeback call: a buffer of `capacity` pages that holds the images
+/// of the blocks one batch writes (its copied objects placed where the layout put
+/// them), and the batch's entries. Allocated once per call.
 final class WritebackBatch {
     struct Entry {
         var page: Int
@@ -41,12 +42,21 @@ final class WritebackBatch {
         var location: UInt64
         /// What the page took of writeback_limit.
         var charge: WritebackControls.Charge
+        /// The index in `blocks` of the block that holds the copy.
+        var block: Int
+    }
+
+    /// A block the batch writes: its index in the store, and whether its write succeeded.
+    /// Its image is page `blocks` index of the buffer.
+    struct Block {
+        var index: UInt64
         var written = false
     }
 
     let capacity: Int
     let buffer: UnsafeMutableRawPointer
     var entries: [Entry] = []
+    var blocks: [Block] = []
 
     /// - Throws: `ENOMEM` if the system refuses the buffer.
     init(capacity: Int) throws(ZramError) {
@@ -57,6 +67,21 @@ final class WritebackBatch {
         self.capacity = capacity
         buffer = memory
         entries.reserveCapacity(capacity)
+        blocks.reserveCapacity(capacity)
+    }
+
+    /// The buffer page imaging the block at `location`, adding (and zeroing) it if the
+    /// batch has no image of it yet. A layout fills blocks in order, so only the last
+    /// block can be shared with the next object.
+    func image(of location: UInt64) -> (block: Int, bytes: UnsafeMutableRawPointer) {
+        let index = location / UInt64(pageSize)
+        if let last = blocks.last, last.index == index {
+            return (blocks.count - 1, page(blocks.count - 1) + Int(location % UInt64(pageSize)))
+        }
+        blocks.append(Block(index: index))
+        let image = page(blocks.count - 1)
+        image.initializeMemory(as: UInt8.self, repeating: 0, count: pageSize)
+        return (blocks.count - 1, image + Int(location % UInt64(pageSize)))
     }
 
     deinit { free(buffer) }
@@ -89,6 +114,7 @@ extension ZramStore {
         controls: WritebackControls
     ) -> (stop: WritebackStop?, finished: Bool) {
         guard let backing else { return (nil, true) }
+        defer { backing.space.sealBatch() }
         while batch.entries.count < batch.capacity {
             guard cursor < pages.upperBound, let chunk = table.nextChunk(atOrAfter: cursor),
                 chunk.firstPage < pages.upperBound
@@ -119,40 +145,37 @@ extension ZramStore {
                 cursor = index
                 return (.noSpace, false)
             }
-            let copy = batch.page(batch.entries.count)
+            let (block, copy) = batch.image(of: location)
             pool.withObject(ObjectHandle(rawValue: slot.pointee.payload), size: size) { object in
                 copy.copyMemory(from: object.baseAddress!, byteCount: size)
             }
-            if size < pageSize { (copy + size).initializeMemory(as: UInt8.self, repeating: 0, count: pageSize - size) }
             slot.unlock(setting: PageState(rawValue: state.rawValue | PageState.postProcessBit))
-            batch.entries.append(.init(page: index, state: state, location: location, charge: charge))
+            batch.entries.append(.init(page: index, state: state, location: location, charge: charge, block: block))
         }
         return (nil, cursor >= pages.upperBound)
     }
 
-    /// Writes the batch's copies to the store. Adjacent blocks go as one write.
-    /// - Returns: the last store error, if any write failed (those entries stay unwritten).
+    /// Writes the batch's block images to the store, adjacent blocks as one write.
+    /// Each page whose copy reached the store counts in bd_writes.
+    /// - Returns: the last store error, if any write failed (those blocks stay unwritten).
     func writeBatch(_ batch: WritebackBatch) -> ZramError? {
         guard let backing else { return nil }
         var failure: ZramError?
         var start = 0
-        while start < batch.entries.count {
+        while start < batch.blocks.count {
             var end = start + 1
-            while end < batch.entries.count,
-                batch.entries[end].location == batch.entries[end - 1].location + UInt64(pageSize)
-            {
-                end += 1
-            }
+            while end < batch.blocks.count, batch.blocks[end].index == batch.blocks[end - 1].index + 1 { end += 1 }
             let bytes = UnsafeRawBufferPointer(start: batch.page(start), count: (end - start) * pageSize)
             do {
-                try backing.store.write(bytes, at: batch.entries[start].location)
-                for entry in start..<end { batch.entries[entry].written = true }
-                backing.pagesWritten.wrappingAdd(end - start, ordering: .relaxed)
+                try backing.store.write(bytes, at: batch.blocks[start].index * UInt64(pageSize))
+                for block in start..<end { batch.blocks[block].written = true }
             } catch {
                 failure = error
             }
             start = end
         }
+        let written = batch.entries.count(where: { batch.blocks[$0.block].written })
+        backing.pagesWritten.wrappingAdd(written, ordering: .relaxed)
         return failure
     }
 
@@ -164,7 +187,7 @@ extension ZramStore {
         for entry in batch.entries {
             guard let slot = table.existingSlot(entry.page) else { continue }
             let current = slot.lock()
-            guard entry.written, current.isPostProcessing else {
+            guard batch.blocks[entry.block].written, current.isPostProcessing else {
                 if current.isPostProcessing {
                     slot.unlock(setting: PageState(rawValue: current.rawValue & ~PageState.postProcessBit))
                 } else {
@@ -186,6 +209,7 @@ extension ZramStore {
             installed += 1
         }
         batch.entries.removeAll(keepingCapacity: true)
+        batch.blocks.removeAll(keepingCapacity: true)
         return installed
     }
 }

@@ -10,6 +10,12 @@ import Synchronization
 /// Writes need no helpers: a large write fills the compression queue and then
 /// compresses inline, so its thread and the compressor thread already share it.
 ///
+/// Helpers pay only where a core is free. During a 1 MiB read the client receiving
+/// the data and the connection's thread sending it keep two cores busy, so a store
+/// starts helpers only for the CPUs beyond two (`ZramStore.defaultHelperThreads`):
+/// on a 2-CPU host a helper made large reads no faster when the host was otherwise
+/// idle, and slower when other work competed (it waited for a preempted helper).
+///
 /// One request at a time: the caller that wins `busy` posts a job (a byte range of
 /// one request, cut into chunks of ``chunkPages`` pages), then claims chunks itself
 /// as the helpers do, and waits until every chunk is done. A caller that finds the
@@ -193,9 +199,11 @@ final class RequestHelpers: @unchecked Sendable {
         let generation = (cursor.load(ordering: .relaxed) >> (2 * Self.fieldBits)) &+ 1
         cursor.store(generation << (2 * Self.fieldBits) | UInt64(chunks) << Self.fieldBits, ordering: .sequentiallyConsistent)
         if sleepers.load(ordering: .sequentiallyConsistent) > 0 {
+            // Taking the lock once orders this post with a helper between its last look
+            // and its wait; waking after unlocking spares it a wait for the lock.
             pthread_mutex_lock(lock)
-            pthread_cond_broadcast(posted)
             pthread_mutex_unlock(lock)
+            pthread_cond_broadcast(posted)
         }
     }
 
@@ -276,7 +284,9 @@ final class RequestHelpers: @unchecked Sendable {
     }
 
     /// Waits until a posted job has a chunk left: polls while `pollCredit` lasts
-    /// (spending it), then sleeps.
+    /// (spending it), then sleeps. Each poll yields the CPU, so on a host with more
+    /// runnable threads than cores the poller gives way to the threads doing work
+    /// (the client and the connection's own thread among them).
     /// - Returns: false once stopping.
     private func waitForChunk(pollCredit: inout UInt64) -> Bool {
         let start = MonotonicClock.nanoseconds()
@@ -287,8 +297,9 @@ final class RequestHelpers: @unchecked Sendable {
                 pollCredit -= min(pollCredit, MonotonicClock.nanoseconds() - start)
                 return true
             }
+            sched_yield()
             polls &+= 1
-            guard polls & 63 == 0 else { continue }
+            guard polls & 7 == 0 else { continue }
             if MonotonicClock.nanoseconds() - start >= pollCredit { break }
         }
         pollCredit = 0

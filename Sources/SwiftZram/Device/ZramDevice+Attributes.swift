@@ -9,18 +9,18 @@ extension ZramDevice {
     public static let readableAttributes = [
         "disksize", "initstate", "comp_algorithm", "mem_limit", "mem_used_max",
         "mm_stat", "io_stat", "bd_stat", "streams", "idle", "recomp_algorithm",
-    ] + writebackReadableAttributes
+    ] + writebackReadableAttributes + tieringReadableAttributes
 
     /// Attributes `writeAttribute(_:_:)` knows.
     public static let writableAttributes = [
         "disksize", "comp_algorithm", "algorithm_params", "mem_limit", "mem_used_max",
         "reset", "compact", "idle", "streams", "recomp_algorithm", "recompress",
-    ] + writebackWritableAttributes
+    ] + writebackWritableAttributes + tieringWritableAttributes
 
     /// Reads an attribute as `cat /sys/block/zramN/ATTRIBUTE` would print it (with the newline).
     /// - Throws: `EINVAL` for an unknown or write-only attribute.
     public func readAttribute(_ name: String) throws(ZramError) -> String {
-        if let text = readWritebackAttribute(name) { return text }
+        if let text = readWritebackAttribute(name) ?? readTieringAttribute(name) { return text }
         switch name {
         case "disksize": return "\(diskSize)\n"
         case "initstate": return isInitialized ? "1\n" : "0\n"
@@ -47,6 +47,7 @@ extension ZramDevice {
     public func writeAttribute(_ name: String, _ rawValue: String) throws(ZramError) {
         let value = String(rawValue.trimmingWhitespace())
         if try writeWritebackAttribute(name, value) { return }
+        if try writeTieringAttribute(name, value) { return }
         switch name {
         case "disksize":
             guard let bytes = memparse(value) else { throw .invalid("disksize '\(value)' is not a size") }

@@ -39,6 +39,10 @@ public final class ZramDevice: @unchecked Sendable {
     let postProcessing = Atomic<Bool>(false)
     /// The access-time clock every initialisation uses; nil for the system's (tests set a manual one).
     let manualClock: AccessClock?
+    /// The tiering_* knobs and counters (automatic tiering).
+    let tiering = TieringControls()
+    /// The tiering policy thread, while tiering is on and the device initialised.
+    let tieringWorker = Mutex<TieringWorker?>(nil)
 
     /// Configuration that applies at the next initialisation.
     struct Settings {
@@ -57,7 +61,7 @@ public final class ZramDevice: @unchecked Sendable {
     /// Compression queue slots a device gets: 256 pages (1 MiB) of writes accepted before compression.
     public static let defaultQueuePages = 256
 
-    private let workerStart: (@Sendable () -> Void)?
+    let workerStart: (@Sendable () -> Void)?
 
     /// The stream count a device gets when none is given: one per CPU, as zram's per-CPU streams.
     public static var defaultStreamCount: Int {
@@ -96,6 +100,7 @@ public final class ZramDevice: @unchecked Sendable {
     }
 
     deinit {
+        stopTieringWorker()
         store?.shutdown()
         settings.backingStore?.close()
     }
@@ -192,7 +197,8 @@ public final class ZramDevice: @unchecked Sendable {
             let parameters = try CompressionParameters(
                 algorithm: settings.algorithm, level: settings.level, dictionary: settings.dictionary)
             let backing = try settings.backingStore.map { backing throws(ZramError) in
-                try BackingTier.prepared(backing, diskSize: size)
+                try BackingTier.prepared(
+                    backing, diskSize: size, packed: writebackControls.packedLayout.load(ordering: .relaxed))
             }
             store = try ZramStore(
                 diskSize: size, compression: parameters, streams: settings.streams, counters: counters,
@@ -201,6 +207,7 @@ public final class ZramDevice: @unchecked Sendable {
                 backing: backing, relief: backing.map { _ in MemoryRelief(device: self) })
             generation += 1
         }
+        startTieringWorkerIfEnabled()
     }
 
     /// Chooses the compression algorithm, resetting its parameters to their defaults.
@@ -279,6 +286,17 @@ public final class ZramDevice: @unchecked Sendable {
     /// Frees everything and returns the device to uninitialised, with default settings.
     /// - Throws: `EBUSY` while a client has the device open.
     public func reset() throws(ZramError) {
+        // The policy thread takes the lifecycle lock: stop it first, restart it if the reset fails.
+        stopTieringWorker()
+        do {
+            try resetLocked()
+        } catch {
+            startTieringWorkerIfEnabled()
+            throw error
+        }
+    }
+
+    private func resetLocked() throws(ZramError) {
         try lifecycle.withExclusive { () throws(ZramError) in
             let users = openCount.load(ordering: .relaxed)
             guard users == 0 else {

@@ -35,12 +35,13 @@ final class ZramStore: Sendable {
     ///   - queuePages: compression queue slots (a power of two; 0 compresses every write inline).
     ///   - workerStart: runs first on the compressor, reserve and request-helper threads
     ///     (e.g. to mark them I/O flushers).
-    ///   - helperThreads: threads serving part of a large read beside its caller;
-    ///     by default one per CPU beyond the first, and no more than the streams beyond the caller's.
+    ///   - helperThreads: threads serving part of a large read beside its caller; by default
+    ///     ``defaultHelperThreads(streams:)``.
     ///   - refusals: stores the compressor fails as if out of memory (tests only).
     ///   - recompression: the parameters of priorities 1, 2 and 3 (nil where none is set).
     ///   - clock: the access-time clock (a manual one in tests).
     ///   - backing: the backing store writeback uses, if the device has one.
+    ///   - relief: what makes room when a write reaches mem_limit (writeback_auto, tiering_enable).
     init(
         diskSize: UInt64, compression: CompressionParameters, streams: Int, counters: DeviceCounters,
         queuePages: Int = 0, workerStart: (@Sendable () -> Void)? = nil, helperThreads: Int? = nil,
@@ -70,7 +71,7 @@ final class ZramStore: Sendable {
         // The compressor holds the parts it needs, not the store, so dropping the store stops it.
         // It has a stream of its own, so it never contends with writers for one.
         let workerStreams = try queue.map { _ throws(ZramError) in try CompressorPool(parameters: compression, streams: 1) }
-        let helperCount = helperThreads ?? (min(streams, Self.onlineProcessors) - 1)
+        let helperCount = helperThreads ?? Self.defaultHelperThreads(streams: streams)
         helpers = helperCount > 0 ? try RequestHelpers(count: helperCount, threadStart: workerStart) : nil
         guard let queue, let workerStreams else {
             compressor = nil
@@ -99,7 +100,14 @@ final class ZramStore: Sendable {
         maintainer.stop()
     }
 
-    private static var onlineProcessors: Int { max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN))) }
+    /// Request helpers a store gets: one per CPU beyond two, and no more than the streams
+    /// beyond the caller's. Two CPUs are left to the connection's thread and to the other
+    /// side of the request (the client, or the kernel's nbd or FUSE path), which is as
+    /// busy as the server during large I/O: on a 2-CPU host a helper found no free core
+    /// (see `RequestHelpers`).
+    static func defaultHelperThreads(streams: Int) -> Int {
+        max(0, min(streams - 1, sysconf(Int32(_SC_NPROCESSORS_ONLN)) - 2))
+    }
 
     /// Waits until every page written so far is compressed, so counters are exact.
     func drain() { queue?.drain() }
@@ -203,18 +211,15 @@ extension ZramStore {
                 return
             }
         }
-        var encoded: EncodedPage
-        var reliefs = 0
-        while true {
-            do {
-                encoded = try compressors.withStream { stream throws(ZramError) in try encode(page, stream: stream) }
-                break
-            } catch {
-                // With writeback_auto, pages go to the backing store and the write tries again.
-                if error.kind == .memoryLimitReached, reliefs < Self.reliefsPerWrite, let relief, relief.makeRoom(in: self) {
-                    reliefs += 1
-                    continue
+        let encoded: EncodedPage
+        do {
+            encoded = try compressors.withStream { stream throws(ZramError) in try encode(page, stream: stream) }
+        } catch {
+            do throws(ZramError) {
+                encoded = try retryMakingRoom(after: error) { () throws(ZramError) in
+                    try compressors.withStream { stream throws(ZramError) in try encode(page, stream: stream) }
                 }
+            } catch {
                 counters.failedWrites.wrappingAdd(1, ordering: .relaxed)
                 throw error
             }
@@ -237,6 +242,22 @@ extension ZramStore {
     /// Holds a stream for the read-modify-write: its work page holds the page meanwhile.
     func writePartialPage(_ index: Int, _ bytes: UnsafeRawBufferPointer, at offset: Int) throws(ZramError) {
         let slot = try writableSlot(index)
+        do {
+            try replacePart(of: slot, with: bytes, at: offset)
+        } catch {
+            do throws(ZramError) {
+                try retryMakingRoom(after: error) { () throws(ZramError) in try replacePart(of: slot, with: bytes, at: offset) }
+            } catch {
+                counters.failedWrites.wrappingAdd(1, ordering: .relaxed)
+                throw error
+            }
+        }
+    }
+
+    /// The read-modify-write of a partial page, under its lock; on failure the page is unchanged and unlocked.
+    private func replacePart(
+        of slot: UnsafeMutablePointer<PageSlot>, with bytes: UnsafeRawBufferPointer, at offset: Int
+    ) throws(ZramError) {
         let old = slot.lock()
         let oldPayload = slot.pointee.payload
         do {
@@ -252,7 +273,6 @@ extension ZramStore {
             release(old, payload: oldPayload)
         } catch {
             slot.unlock(setting: old)
-            counters.failedWrites.wrappingAdd(1, ordering: .relaxed)
             throw error
         }
     }

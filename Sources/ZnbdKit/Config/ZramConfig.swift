@@ -24,8 +24,10 @@ import SwiftZram
 /// up to three more are recompression algorithms in priority order), `swap-priority` (-1…32767, default 100),
 /// `fs-type` (`swap` unless `mount-point` is set, then `ext4`), `mount-point`
 /// (absolute), `mem-limit` (a memparse size, `0`/`none` for no limit) and
-/// `options` (extra `swapon -o` / `mount -o` options) and `writeback-device` (the device's
-/// `backing_dev`: an absolute path or an NBD URI). Every error names its line.
+/// `options` (extra `swapon -o` / `mount -o` options), `writeback-device` (the device's
+/// `backing_dev`: an absolute path or an NBD URI), and beyond zram-generator `tiering`
+/// (`on`/`off`, default off: automatic tiering) and `tiering-high-watermark` (a memparse
+/// size, `0`/`none` for none). Every error names its line.
 public struct ZramConfig: Sendable, Equatable {
     public struct Device: Sendable, Equatable {
         public var name: String
@@ -45,6 +47,8 @@ public struct ZramConfig: Sendable, Equatable {
         public var options: String?
         /// `backing_dev`, set before disksize.
         public var writebackDevice: String?
+        public var tiering = false
+        public var tieringHighWatermark: UInt64?
 
         var effectiveFSType: String { fsType ?? (mountPoint == nil ? "swap" : "ext4") }
         var isSwap: Bool { effectiveFSType == "swap" }
@@ -60,7 +64,7 @@ public struct ZramConfig: Sendable, Equatable {
 
     static let keys = [
         "zram-size", "compression-algorithm", "swap-priority", "fs-type", "mount-point", "mem-limit", "options",
-        "writeback-device",
+        "writeback-device", "tiering", "tiering-high-watermark",
     ]
 
     public var devices: [Device]
@@ -151,6 +155,21 @@ public struct ZramConfig: Sendable, Equatable {
                 }
             case "writeback-device":
                 device.writebackDevice = try parseWritebackDevice(value, fail: fail)
+            case "tiering":
+                switch value {
+                case "on", "yes", "true", "1": device.tiering = true
+                case "off", "no", "false", "0": device.tiering = false
+                default: throw fail("tiering '\(value)' must be on or off")
+                }
+            case "tiering-high-watermark":
+                if value == "none" || value == "0" {
+                    device.tieringHighWatermark = nil
+                } else {
+                    guard let bytes = memparse(value) else {
+                        throw fail("tiering-high-watermark '\(value)' is not a size such as 768M")
+                    }
+                    device.tieringHighWatermark = bytes
+                }
             default:  // options
                 device.options = value
             }
@@ -250,6 +269,8 @@ public struct ZramConfig: Sendable, Equatable {
                 swapPriority: device.swapPriority, fsType: device.effectiveFSType, mountPoint: device.mountPoint,
                 options: device.options, recompression: device.recompression,
                 writebackDevice: device.writebackDevice)))
+            result[result.count - 1].spec.tiering = device.tiering
+            result[result.count - 1].spec.tieringHighWatermark = device.tieringHighWatermark
         }
         return result
     }

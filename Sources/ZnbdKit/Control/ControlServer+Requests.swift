@@ -57,7 +57,8 @@ extension ControlServer {
                 connections: device.openers,
                 bd_stat: Dictionary(uniqueKeysWithValues: zip(BackingStatistics.fieldNames, device.backingStatistics.fields)),
                 backing_dev: device.backingDevice ?? "none", idle_pages: device.idlePages,
-                recompression: ["pages": recompressed.pages, "saved_bytes": recompressed.savedBytes])
+                recompression: ["pages": recompressed.pages, "saved_bytes": recompressed.savedBytes],
+                tiering: device.tieringStatus)
         })
     }
 }

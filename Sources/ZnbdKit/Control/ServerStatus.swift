@@ -24,4 +24,7 @@ public struct DeviceStatus: Codable, Equatable, Sendable {
     /// Recompression since init: `pages` stored smaller and compressed `saved_bytes`
     /// (the kernel keeps no such counter); nil from servers before it was reported.
     public var recompression: [String: UInt64]? = nil
+    /// Automatic tiering: its knobs (`tiering_enable`, `tiering_idle_age`, ...) and
+    /// `tiering_stat`'s fields by name; nil from servers before it was reported.
+    public var tiering: [String: UInt64]? = nil
 }

@@ -132,6 +132,7 @@ public final class DeviceSetup {
         for (attribute, value) in spec.recompressionWrites { try set(name, attribute, value) }
         if let memLimit = spec.memLimit { try set(name, "mem_limit", String(memLimit)) }
         if let backing = spec.writebackDevice { try set(name, "backing_dev", backing) }
+        for (attribute, value) in spec.tieringWrites { try set(name, attribute, value) }
         try set(name, "disksize", String(spec.size))
         try failPoints.check(.hotAdd)
 

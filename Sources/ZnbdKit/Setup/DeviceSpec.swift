@@ -15,6 +15,9 @@ public struct DeviceSpec: Sendable, Equatable {
     public var recompression: [RecompressionChoice] = []
     /// `backing_dev` (a path or an NBD URI), set before disksize.
     public var writebackDevice: String?
+    /// Automatic tiering (`tiering_enable`), and its `tiering_high_watermark` in bytes.
+    public var tiering = false
+    public var tieringHighWatermark: UInt64?
 
     public init(
         size: UInt64, algorithm: CompressionAlgorithm? = nil, level: Int? = nil, memLimit: UInt64? = nil,

@@ -30,6 +30,13 @@ struct SetCommand: ParsableCommand {
             and `set zram0 algorithm_params 'priority=1 level=3'`; then `set zram0 idle 3600` (or `all`) marks \
             pages not accessed for an hour, and `set zram0 recompress 'type=idle threshold=1024 max_pages=N'` \
             recompresses them (type idle, huge or huge_idle; algo= or priority= pins one algorithm).
+
+            Automatic tiering (beyond the kernel; off by default, and then the device behaves as the kernel's): \
+            `set zram0 tiering_enable 1` makes writes at mem_limit write the coldest pages to backing_dev instead \
+            of failing, and starts a policy that every tiering_interval seconds marks pages idle after \
+            tiering_idle_age, recompresses them, writes back pages unused for tiering_writeback_age, and keeps \
+            mem_used_total under tiering_high_watermark (and under PSI pressure over tiering_psi_threshold percent). \
+            `get zram0 tiering_stat` prints passes, policy_writeback, policy_recompress, reclaim_writeback, saved_writes.
             """)
 
     @Argument(help: "Device name, e.g. zram0.") var device: String

@@ -62,7 +62,7 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Control socket for status/get/set (mode 0600).")
     var control: String = ControlClient.defaultPath
 
-    @Option(help: "Devices from a zram-generator-style file ([zramN] sections with zram-size, compression-algorithm, mem-limit, writeback-device) instead of --devices/--size.")
+    @Option(help: "Devices from a zram-generator-style file ([zramN] sections with zram-size, compression-algorithm, mem-limit, writeback-device, tiering, tiering-high-watermark) instead of --devices/--size.")
     var config: String?
 
     @Option(help: "Write the server's pid here once it serves; removed on exit.")
@@ -171,6 +171,7 @@ struct ServeCommand: ParsableCommand {
                     for (attribute, value) in spec.recompressionWrites { try device.writeAttribute(attribute, value) }
                     if let limit = spec.memLimit ?? memLimit?.bytes { try device.setMemoryLimit(limit) }
                     if let backing = spec.writebackDevice { try device.writeAttribute("backing_dev", backing) }
+                    for (attribute, value) in spec.tieringWrites { try device.writeAttribute(attribute, value) }
                     try device.setDiskSize(spec.size)
                 }
             }
