@@ -145,14 +145,24 @@ extension ZramStore {
                 cursor = index
                 return (.noSpace, false)
             }
-            let (block, copy) = batch.image(of: location)
-            pool.withObject(ObjectHandle(rawValue: slot.pointee.payload), size: size) { object in
-                copy.copyMemory(from: object.baseAddress!, byteCount: size)
-            }
-            slot.unlock(setting: PageState(rawValue: state.rawValue | PageState.postProcessBit))
-            batch.entries.append(.init(page: index, state: state, location: location, charge: charge, block: block))
+            stage(slot, state, page: index, at: location, charge: charge, into: batch)
         }
         return (nil, cursor >= pages.upperBound)
+    }
+
+    /// Copies the locked slot's object into the batch's image of `location`, marks the
+    /// slot as post-processed and unlocks it, so a write meanwhile can be told apart.
+    func stage(
+        _ slot: UnsafeMutablePointer<PageSlot>, _ state: PageState, page: Int, at location: UInt64,
+        charge: WritebackControls.Charge, into batch: WritebackBatch
+    ) {
+        let size = state.objectSize
+        let (block, copy) = batch.image(of: location)
+        pool.withObject(ObjectHandle(rawValue: slot.pointee.payload), size: size) { object in
+            copy.copyMemory(from: object.baseAddress!, byteCount: size)
+        }
+        slot.unlock(setting: PageState(rawValue: state.rawValue | PageState.postProcessBit))
+        batch.entries.append(.init(page: page, state: state, location: location, charge: charge, block: block))
     }
 
     /// Writes the batch's block images to the store, adjacent blocks as one write.

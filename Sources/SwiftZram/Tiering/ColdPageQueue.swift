@@ -112,13 +112,7 @@ extension ZramStore {
                 controls.giveBack(charge)
                 return .noSpace
             }
-            let copy = batch.page(batch.entries.count)
-            pool.withObject(ObjectHandle(rawValue: slot.pointee.payload), size: size) { object in
-                copy.copyMemory(from: object.baseAddress!, byteCount: size)
-            }
-            if size < pageSize { (copy + size).initializeMemory(as: UInt8.self, repeating: 0, count: pageSize - size) }
-            slot.unlock(setting: PageState(rawValue: state.rawValue | PageState.postProcessBit))
-            batch.entries.append(.init(page: candidate.page, state: state, location: location, charge: charge))
+            stage(slot, state, page: candidate.page, at: location, charge: charge, into: batch)
         }
         return nil
     }
