@@ -85,12 +85,14 @@ class Device:
         fields = self.get("bd_stat").split()
         return {"bd_count": int(fields[0]), "bd_reads": int(fields[1]), "bd_writes": int(fields[2])}
 
-    def configure(self, backing=None, mem_limit=MEM_LIMIT, secondary=None, auto=False):
+    def configure(self, backing=None, mem_limit=MEM_LIMIT, secondary=None, auto=False, layout=None):
         """backing_dev and recomp_algorithm before disksize, as zram requires; `auto` turns on
         writeback_auto (writeback at mem_limit instead of a failed write)."""
         self.must_set("reset", 1)
         if backing:
             self.must_set("backing_dev", backing)
+        if layout:
+            self.must_set("writeback_layout", layout)
         if secondary:
             self.must_set("recomp_algorithm", f"algo={secondary} priority=1")
         self.must_set("disksize", DISKSIZE)
@@ -183,6 +185,17 @@ def automatic_writeback(workdir):
         return result["error"] is None and device.bd_stat()["bd_writes"] > 0
 
 
+def packed_layout(workdir):
+    """Does the server have writeback_layout packed?"""
+    with Device(workdir) as device:
+        try:
+            device.configure(os.path.join(workdir, "probe-layout.img"), layout="packed")
+            return True
+        except RuntimeError as error:
+            print(f"  no packed layout: {error}", file=sys.stderr)
+            return False
+
+
 def allocated(path):
     try:
         return os.stat(path).st_blocks * 512
@@ -193,11 +206,11 @@ def allocated(path):
 def tiered_round(workdir, mode):
     """mode: 'auto' (backing file, writeback_auto), 'backing' (backing file, manual cycles),
     'none' (no backing: writes past mem_limit fail)."""
-    backing = os.path.join(workdir, "backing.img") if mode in ("auto", "backing") else None
+    backing = os.path.join(workdir, "backing.img") if mode in ("auto", "packed", "backing") else None
     if backing and os.path.exists(backing):
         os.unlink(backing)
     with Device(workdir) as device:
-        device.configure(backing, auto=mode == "auto")
+        device.configure(backing, auto=mode in ("auto", "packed"), layout="packed" if mode == "packed" else None)
         manual = mode == "backing"
         cycles = WritebackCycles(device) if manual else None
         stored, stopped = 0, None
@@ -218,6 +231,10 @@ def tiered_round(workdir, mode):
                   "rss": servers.rss_bytes(device.server.pid)}
         if backing:
             result["bd_stat"] = device.bd_stat()
+            if mode == "packed":
+                fields = device.get("bd_layout_stat").split()
+                result["bd_layout_stat"] = dict(zip(["objects", "object_bytes", "block_bytes", "saved_bytes"],
+                                                    (int(x) for x in fields)))
             result["backing_allocated"] = allocated(backing)
             result["writeback_cycles"] = cycles.cycles if cycles else 0
             result["writebacks"] = cycles.writebacks if cycles else 0
@@ -266,8 +283,9 @@ def measure(out, rounds=3, runtime=RUNTIME):
     with tempfile.TemporaryDirectory(prefix="znbd-tiering-", dir="/var/tmp") as workdir:
         data["automatic_writeback"] = automatic_writeback(workdir)
         print(f"  automatic writeback at mem_limit: {data['automatic_writeback']}", file=sys.stderr)
-        data["rounds"] = {"auto": [], "backing": [], "none": [], "nbdkit": []}
-        modes = (["auto"] if data["automatic_writeback"] else []) + ["backing", "none"]
+        data["rounds"] = {"auto": [], "packed": [], "backing": [], "none": [], "nbdkit": []}
+        modes = (["auto"] + (["packed"] if packed_layout(workdir) else []) if data["automatic_writeback"] else [])
+        modes += ["backing", "none"]
         for round in range(rounds):
             machine.wait_while_realtime()
             for mode in modes:
@@ -294,9 +312,10 @@ def measure(out, rounds=3, runtime=RUNTIME):
     return data
 
 
-LABELS = {"auto": "znbd lz4 + backing file, writeback_auto", "backing": "znbd lz4 + backing file, manual cycles",
+LABELS = {"auto": "znbd lz4 + backing file, writeback_auto", "packed": "znbd lz4 + backing file, writeback_auto, packed",
+          "backing": "znbd lz4 + backing file, manual cycles",
           "none": "znbd lz4, no backing", "nbdkit": "nbdkit memory sparse"}
-MODES = ("auto", "backing", "none", "nbdkit")
+MODES = ("auto", "packed", "backing", "none", "nbdkit")
 
 
 def med(rounds, *keys):
@@ -348,7 +367,7 @@ def render(data, chart=None):
                   else f"{med(rounds, 'rss') / MIB:.1f} MiB (RSS growth)")
         bd = "—"
         backing = "—"
-        if mode in ("auto", "backing"):
+        if mode in ("auto", "packed", "backing"):
             last = rounds[-1]["bd_stat"]
             bd = f"{last['bd_count']} {last['bd_reads']} {last['bd_writes']} (last round)"
             backing = f"{med(rounds, 'backing_allocated') / MIB:.1f} MiB"
@@ -373,7 +392,17 @@ def render(data, chart=None):
         full = data["rounds"]["none"][-1]["mm_stat"]
         ratio = full["orig_data_size"] / full["compr_data_size"] if full["compr_data_size"] else 0
         count = med(data["rounds"][tiered], "bd_stat", "bd_count")
-        if ratio:
+        if data["rounds"].get("packed"):
+            packed = data["rounds"]["packed"]
+            layout = packed[-1]["bd_layout_stat"]
+            lines.append(f"Backing layout, measured: with one 4 KiB block per written-back page (the kernel's), the "
+                         f"{LABELS[tiered]} row's file holds {med(data['rounds'][tiered], 'backing_allocated') / MIB:.1f}"
+                         f" MiB; with `writeback_layout packed` it holds "
+                         f"{med(packed, 'backing_allocated') / MIB:.1f} MiB (median allocated bytes). Last packed "
+                         f"round's bd_layout_stat: {layout['objects']:,} objects, {layout['object_bytes'] / MIB:.1f} "
+                         f"MiB of objects in {layout['block_bytes'] / MIB:.1f} MiB of blocks, "
+                         f"{layout['saved_bytes'] / MIB:.1f} MiB saved against one block per page.\n")
+        elif ratio:
             lines.append(f"Backing layout ({LABELS[tiered]}): one 4 KiB block per written-back page, the kernel's "
                          f"(bd_count {count:,.0f} "
                          f"= {count * 4096 / MIB:.1f} MiB). Packed writeback is not implemented yet; packing the "
@@ -420,26 +449,26 @@ def chart(data, path):
     import charts
     plt = charts._pyplot()
     modes = [m for m in MODES if data["rounds"].get(m)]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(14, 5.5))
     x = range(len(modes))
     reads = [med(data["rounds"][m], "mix", "read", "iops") / 1000 for m in modes]  # noqa: E501
     writes = [med(data["rounds"][m], "mix", "write", "iops") / 1000 for m in modes]
     left.bar([i - 0.2 for i in x], reads, 0.4, label="read")
     left.bar([i + 0.2 for i in x], writes, 0.4, label="write")
     left.set_xticks(list(x))
-    left.set_xticklabels([LABELS[m].replace(", ", ",\n") for m in modes], fontsize=7)
+    left.set_xticklabels([LABELS[m].replace(", ", ",\n") for m in modes], fontsize=6)
     left.set_ylabel("thousand IOPS (zipf 4 KiB mix, QD8, libnbd client)")
     left.legend(fontsize=8)
     memory = [(med(data["rounds"][m], "mm_stat", "mem_used_total") if m != "nbdkit"
                else med(data["rounds"][m], "rss")) / MIB for m in modes]
     right.bar([i - 0.2 for i in x], memory, 0.4, label="RAM (mem_used_total; nbdkit: RSS growth)")
-    tiered = [(i, m) for i, m in enumerate(modes) if m in ("auto", "backing")]
+    tiered = [(i, m) for i, m in enumerate(modes) if m in ("auto", "packed", "backing")]
     if tiered:
         right.bar([i + 0.2 for i, _ in tiered], [med(data["rounds"][m], "backing_allocated") / MIB for _, m in tiered],
                   0.4, label="backing file allocated")
     right.axhline(data["settings"]["mem_limit"] / MIB, color="grey", linestyle="--", linewidth=0.8, label="mem_limit")
     right.set_xticks(list(x))
-    right.set_xticklabels([LABELS[m].replace(", ", ",\n") for m in modes], fontsize=7)
+    right.set_xticklabels([LABELS[m].replace(", ", ",\n") for m in modes], fontsize=6)
     right.set_ylabel("MiB")
     right.legend(fontsize=8)
     fig.suptitle("Working set twice mem_limit")
