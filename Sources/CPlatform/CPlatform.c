@@ -7,6 +7,8 @@
 #include <stdint.h>
 #include <sys/ioctl.h>
 #include <pthread.h>
+#include <semaphore.h>
+#include <time.h>
 #include <spawn.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -81,4 +83,11 @@ int cplatform_block_device_discard(int fd, unsigned long long offset, unsigned l
 
 const char *cplatform_errno_name(int error) {
     return strerrorname_np(error);
+}
+
+int cplatform_semaphore_wait_seconds(void *semaphore, unsigned int seconds) {
+    struct timespec deadline;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += seconds;
+    return sem_clockwait((sem_t *)semaphore, CLOCK_MONOTONIC, &deadline);
 }

@@ -37,7 +37,7 @@ extension ZramDevice {
     static func makeTiered(
         store: (any BackingStore)?, tiering: Bool, memLimit: UInt64 = 0, diskSize: UInt64 = 16 << 20,
         clock: AccessClock = AccessClock(manual: true), secondaries: [CompressionAlgorithm] = [],
-        queuePages: Int = 0, workerStart: (@Sendable () -> Void)? = nil
+        queuePages: Int = 0, workerStart: (@Sendable () -> Void)? = nil, packed: Bool = false
     ) throws -> ZramDevice {
         let device = ZramDevice(
             name: "zram-tier", streams: 2, queuePages: queuePages, workerStart: workerStart, manualClock: clock,
@@ -51,6 +51,7 @@ extension ZramDevice {
         }
         if let store { try device.writeAttribute("backing_dev", store.name) }
         try device.writeAttribute("tiering_interval", "\(UInt32.max)")
+        if packed { try device.writeAttribute("writeback_layout", "packed") }
         try device.setDiskSize(diskSize)
         try device.writeAttribute("mem_limit", "\(memLimit)")
         if tiering { try device.writeAttribute("tiering_enable", "1") }

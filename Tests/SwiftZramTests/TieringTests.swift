@@ -72,6 +72,20 @@ import Testing
         #expect(device.bd[1] == UInt64(writtenBack), "each written-back page read once from the store")
     }
 
+    @Test func thePackedLayoutKeepsEveryPageThroughWritesAtTheLimitAndPasses() throws {
+        let seed: UInt64 = 0x9AC4
+        let store = TestBackingStore()
+        let device = try ZramDevice.makeTiered(store: store, tiering: true, memLimit: Self.memLimit, packed: true)
+        let model = try TieringData.corpus.pages(Self.workingSet, seed: seed)  // objects of every size: blocks end part-full
+        #expect(writeAll(device, model).isEmpty, "seed \(seed)")
+        try device.writeAttribute("mem_limit", "0")
+        try device.writeAttribute("tiering_high_watermark", "\(Self.memLimit / 2)")
+        #expect(device.runTieringPass().writtenBack > 0)
+        let writtenBack = try device.writtenBackPages(0..<Self.workingSet).count
+        #expect(device.bd[0] < UInt64(writtenBack), "packed: fewer blocks than written-back pages")
+        try Self.verify(device, model, seed: seed, "packed")
+    }
+
     @Test func aSparseBackingFileTakesTheColdPages() throws {
         let seed: UInt64 = 0x5FA4_5E
         let scratch = try BackingScratch()

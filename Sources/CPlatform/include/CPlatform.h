@@ -19,6 +19,10 @@ int cplatform_prctl_set_io_flusher(int on);
 /// mlock2(address, length, MLOCK_ONFAULT): lock pages as they fault in.
 int cplatform_mlock_on_fault(const void *address, size_t length);
 
+/// Waits on a semaphore until `seconds` from now on CLOCK_MONOTONIC (sem_clockwait,
+/// which glibc only declares under _GNU_SOURCE). 0 when posted, else -1 with errno.
+int cplatform_semaphore_wait_seconds(void *semaphore, unsigned int seconds);
+
 /// mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT).
 int cplatform_mlockall_on_fault(void);
 

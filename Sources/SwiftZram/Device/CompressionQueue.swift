@@ -82,6 +82,8 @@ final class CompressionQueue: @unchecked Sendable {
             throw ZramError(.outOfMemory, "cannot allocate a compression queue of \(capacity) pages")
         }
         self.capacity = capacity
+        // Touched now, so no write faults the ring in (and takes mmap_lock) under swap pressure.
+        buffers.initializeMemory(as: UInt8.self, repeating: 0, count: capacity * pageSize)
         self.buffers = buffers
         self.entries = entries.bindMemory(to: Entry.self, capacity: capacity)
         self.entries.initialize(repeating: Entry(page: 0, replacedObject: 0), count: capacity)

@@ -136,6 +136,8 @@ extension ZramStore {
             queue.refill(from: self, accessedBefore: cutoff)
             stop = pickCold(from: &queue, accessedBefore: cutoff, batch: batch, controls: controls)
         }
+        // A packed layout starts the next batch in a fresh block: this batch's images are the only copies of its blocks.
+        backing?.space.sealBatch()
         _ = writeBatch(batch)  // a failed write leaves its pages in RAM; the caller sees fewer written
         let written = installBatch(batch, controls: controls)
         if written > 0 {

@@ -38,36 +38,19 @@ final class TieringWorker: Sendable {
     }
 }
 
-/// The policy thread's sleep: a POSIX semaphore waited on with a deadline, posted to stop it.
-// @unchecked: the semaphore is initialised in init and destroyed in deinit; sem_post
-// and sem_timedwait are thread-safe; the rest is an atomic.
-final class TieringWakeup: @unchecked Sendable {
-    private let semaphore: UnsafeMutablePointer<sem_t>
+/// The policy thread's sleep, cut short to stop it.
+final class TieringWakeup: Sendable {
+    private let semaphore = PosixSemaphore()
     private let stopping = Atomic<Bool>(false)
-
-    init() {
-        semaphore = .allocate(capacity: 1)
-        sem_init(semaphore, 0, 0)
-    }
-
-    deinit {
-        sem_destroy(semaphore)
-        semaphore.deallocate()
-    }
 
     func stop() {
         stopping.store(true, ordering: .sequentiallyConsistent)
-        sem_post(semaphore)
+        semaphore.post()
     }
 
     /// Sleeps `seconds` (or until stopped). - Returns: false once stopped.
     func wait(seconds: UInt64) -> Bool {
-        var deadline = timespec()
-        clock_gettime(CLOCK_REALTIME, &deadline)
-        deadline.tv_sec += Int(min(seconds, UInt64(Int32.max)))
-        while !stopping.load(ordering: .sequentiallyConsistent) {
-            if sem_timedwait(semaphore, &deadline) != 0 && errno == ETIMEDOUT { break }
-        }
+        if !stopping.load(ordering: .sequentiallyConsistent) { _ = semaphore.wait(seconds: seconds) }
         return !stopping.load(ordering: .sequentiallyConsistent)
     }
 }
