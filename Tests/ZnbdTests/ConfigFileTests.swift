@@ -162,12 +162,12 @@ import Testing
 
         let table = try ExternalCommand.require(ZnbdServer.binary, ["check-config", "--ram", "2G", "--bytes", good])
         let rows = table.stdout.split(separator: "\n").map { $0.split(separator: " ").map(String.init) }
-        #expect(rows.first == ["NAME", "DISKSIZE", "ALGORITHM", "LEVEL", "MEM-LIMIT", "TYPE", "PRIORITY/MOUNTPOINT", "WRITEBACK"])
+        #expect(rows.first == ["NAME", "DISKSIZE", "ALGORITHM", "LEVEL", "MEM-LIMIT", "TYPE", "PRIORITY/MOUNTPOINT", "WRITEBACK", "TIERING"])
         #expect(rows.dropFirst().map { Array($0.prefix(2)) } == [
             ["zram0", "1073741824"], ["zram1", "268435456"], ["zram3", "536870912"], ["zram4", "1073741824"],
         ])
-        #expect(rows[1] == ["zram0", "1073741824", "zstd", "3", "-", "swap", "50", "-"])
-        #expect(rows[3] == ["zram3", "536870912", "-", "-", "268435456", "xfs", "/var/scratch", "-"])
+        #expect(rows[1] == ["zram0", "1073741824", "zstd", "3", "-", "swap", "50", "-", "off"])
+        #expect(rows[3] == ["zram3", "536870912", "-", "-", "268435456", "xfs", "/var/scratch", "-", "off"])
 
         let failed = try ExternalCommand.run(ZnbdServer.binary, ["check-config", bad])
         #expect(failed.status != 0)
@@ -300,6 +300,17 @@ import Testing
             "tiering_high_watermark=805306368", "tiering_enable=1",
         ])
         #expect(specs[1].spec.tieringWrites.isEmpty, "off by default: the kernel's behaviour")
+    }
+
+    @Test func checkConfigShowsTiering() throws {
+        let directory = try ZnbdServer.makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let file = directory + "/tiering.conf"
+        try "[zram0]\nzram-size = 64\nwriteback-device = /var/lib/znbd/zram0.img\ntiering = on\ntiering-high-watermark = 8M\n[zram1]\nzram-size = 64\ntiering = on\n[zram2]\nzram-size = 64\n"
+            .write(toFile: file, atomically: true, encoding: .utf8)
+        let table = try ExternalCommand.require(ZnbdServer.binary, ["check-config", "--bytes", file])
+        let tiering = table.stdout.split(separator: "\n").dropFirst().map { String($0.split(separator: " ").last ?? "") }
+        #expect(tiering == ["on:8388608", "on", "off"], "\(table)")
     }
 
     @Test(arguments: [

@@ -7,7 +7,10 @@ struct CheckConfigCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "check-config",
         abstract: "Parse a zram-generator-style file and print the devices it defines.",
-        discussion: "Errors name the file and line (FILE:LINE: message) and exit non-zero.")
+        discussion: """
+            TIERING is off, on, or on:WATERMARK (tiering-high-watermark). \
+            Errors name the file and line (FILE:LINE: message) and exit non-zero.
+            """)
 
     @Argument(help: "The configuration file.")
     var file: String
@@ -25,6 +28,12 @@ struct CheckConfigCommand: ParsableCommand {
         }).joined(separator: " ")
     }
 
+    /// `off`, `on`, or `on:WATERMARK` when a high watermark is set.
+    private func tiering(_ spec: DeviceSpec, _ size: (UInt64) -> String) -> String {
+        guard spec.tiering else { return "off" }
+        return spec.tieringHighWatermark.map { "on:" + size($0) } ?? "on"
+    }
+
     func run() throws {
         let config = try ZramConfig.load(path: file)
         let specs = try config.specs(ramBytes: ram?.bytes ?? MachineMemory.totalBytes, file: file)
@@ -33,10 +42,10 @@ struct CheckConfigCommand: ParsableCommand {
             [name, size(spec.size), algorithms(spec), spec.level.map(String.init) ?? "-",
              spec.memLimit.map(size) ?? "-", spec.fsType,
              spec.fsType == "swap" ? String(spec.swapPriority) : (spec.mountPoint ?? "-"),
-             spec.writebackDevice ?? "-"]
+             spec.writebackDevice ?? "-", tiering(spec, size)]
         }
         print(StatusTable.render(
-            header: ["NAME", "DISKSIZE", "ALGORITHM", "LEVEL", "MEM-LIMIT", "TYPE", "PRIORITY/MOUNTPOINT", "WRITEBACK"],
-            rows: rows, raw: false, rightAligned: [false, true, false, true, true, false, false, false]))
+            header: ["NAME", "DISKSIZE", "ALGORITHM", "LEVEL", "MEM-LIMIT", "TYPE", "PRIORITY/MOUNTPOINT", "WRITEBACK", "TIERING"],
+            rows: rows, raw: false, rightAligned: [false, true, false, true, true, false, false, false, false]))
     }
 }
