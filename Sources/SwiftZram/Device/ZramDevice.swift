@@ -244,13 +244,20 @@ public final class ZramDevice: @unchecked Sendable {
     /// Opens `name` as the backing store (zram's backing_dev), replacing one set before.
     /// - Throws: `EBUSY` once initialised, else what the opener throws (the old store stays).
     public func setBackingDevice(_ name: String) throws(ZramError) {
-        try lifecycle.withExclusive { () throws(ZramError) in
-            guard store == nil else {
-                throw .busy("\(self.name) is initialised: reset it before changing backing_dev")
-            }
-            let opened = try backingOpener(name)
+        let busy = ZramError.busy("\(self.name) is initialised: reset it before changing backing_dev")
+        guard !isInitialized else { throw busy }
+        // Opened without the lifecycle lock: connecting to a remote store may take long,
+        // and status and I/O must not wait for it meanwhile.
+        let opened = try backingOpener(name)
+        let installed = lifecycle.withExclusive { () -> Bool in
+            guard store == nil else { return false }
             settings.backingStore?.close()
             settings.backingStore = opened
+            return true
+        }
+        guard installed else {
+            opened.close()
+            throw busy
         }
     }
 
