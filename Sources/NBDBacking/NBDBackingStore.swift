@@ -81,24 +81,29 @@ public final class NBDBackingStore: BackingStore {
 
     public func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws(ZramError) {
         guard let base = buffer.baseAddress else { return }
-        try checkRange(count: buffer.count, offset: offset, "read")
-        var done = 0
-        while done < buffer.count {
-            let count = min(requestLimit, buffer.count - done)
-            let position = offset + UInt64(done)
-            try perform("read", at: position) { nbd_pread($0, base + done, count, position, 0) }
-            done += count
+        try inRequests("read", count: buffer.count, offset: offset) { handle, done, count, position in
+            nbd_pread(handle, base + done, count, position, 0)
         }
     }
 
     public func write(_ buffer: UnsafeRawBufferPointer, at offset: UInt64) throws(ZramError) {
         guard let base = buffer.baseAddress else { return }
-        try checkRange(count: buffer.count, offset: offset, "write")
+        try inRequests("write", count: buffer.count, offset: offset) { handle, done, count, position in
+            nbd_pwrite(handle, base + done, count, position, 0)
+        }
+    }
+
+    /// Checks the range, then runs `call` on pieces of at most `requestLimit` bytes:
+    /// (handle, bytes done, piece length, piece offset) → libnbd's result.
+    private func inRequests(
+        _ what: StaticString, count total: Int, offset: UInt64, _ call: (OpaquePointer, Int, Int, UInt64) -> Int32
+    ) throws(ZramError) {
+        try checkRange(count: total, offset: offset, what)
         var done = 0
-        while done < buffer.count {
-            let count = min(requestLimit, buffer.count - done)
+        while done < total {
+            let count = min(requestLimit, total - done)
             let position = offset + UInt64(done)
-            try perform("write", at: position) { nbd_pwrite($0, base + done, count, position, 0) }
+            try perform(what, at: position) { call($0, done, count, position) }
             done += count
         }
     }
