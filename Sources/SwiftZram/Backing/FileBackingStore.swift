@@ -54,35 +54,35 @@ public final class FileBackingStore: BackingStore {
 
     public func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws(ZramError) {
         guard let base = buffer.baseAddress else { return }
-        try checkRequest(count: buffer.count, offset: offset, "read")
-        let descriptor = descriptor(for: base, count: buffer.count, offset: offset)
-        var done = 0
-        while done < buffer.count {
-            let result = pread(descriptor, base + done, buffer.count - done, off_t(offset) + off_t(done))
-            if result > 0 {
-                done += result
-            } else if result == 0 {
-                throw ZramError(
-                    .ioError, "\(name): short read: end of medium at byte \(offset + UInt64(done))")
-            } else if errno != EINTR {
-                throw failure("read", Errno.lastError, at: offset + UInt64(done))
-            }
+        try transfer("read", base, count: buffer.count, at: offset, endOfMedium: "short read: end of medium") {
+            pread($0, base + $1, buffer.count - $1, $2)
         }
     }
 
     public func write(_ buffer: UnsafeRawBufferPointer, at offset: UInt64) throws(ZramError) {
         guard let base = buffer.baseAddress else { return }
-        try checkRequest(count: buffer.count, offset: offset, "write")
-        let descriptor = descriptor(for: base, count: buffer.count, offset: offset)
+        try transfer("write", base, count: buffer.count, at: offset, endOfMedium: "short write") {
+            pwrite($0, base + $1, buffer.count - $1, $2)
+        }
+    }
+
+    /// Checks the request, then calls `call(descriptor, bytes done, file offset)` until
+    /// `count` bytes moved, retrying EINTR. A call that moves nothing ends with EIO.
+    private func transfer(
+        _ what: StaticString, _ base: UnsafeRawPointer, count: Int, at offset: UInt64, endOfMedium: StaticString,
+        _ call: (Int32, Int, off_t) -> Int
+    ) throws(ZramError) {
+        try checkRequest(count: count, offset: offset, what)
+        let descriptor = descriptor(for: base, count: count, offset: offset)
         var done = 0
-        while done < buffer.count {
-            let result = pwrite(descriptor, base + done, buffer.count - done, off_t(offset) + off_t(done))
+        while done < count {
+            let result = call(descriptor, done, off_t(offset) + off_t(done))
             if result > 0 {
                 done += result
             } else if result == 0 {
-                throw ZramError(.ioError, "\(name): short write at byte \(offset + UInt64(done))")
+                throw ZramError(.ioError, "\(name): \(endOfMedium) at byte \(offset + UInt64(done))")
             } else if errno != EINTR {
-                throw failure("write", Errno.lastError, at: offset + UInt64(done))
+                throw failure("\(what)", Errno.lastError, at: offset + UInt64(done))
             }
         }
     }
