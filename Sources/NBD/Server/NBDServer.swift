@@ -163,7 +163,11 @@ final class ServerCore: Sendable {
             logger.warning("connection refused", metadata: ["listener": "\(listener)", "reason": "\(reason)"])
             return
         }
-        if listener == .tcp { SocketIO.setNoDelay(fd) }
+        if listener == .tcp {
+            SocketIO.setNoDelay(fd)
+        } else if configuration.unixSendBufferSize > 0 {
+            SocketIO.setSendBuffer(fd, bytes: configuration.unixSendBufferSize)
+        }
         group.enter()
         do {
             try PosixThread.detach(name: "nbd-conn-\(id)", stackSize: 1 << 20) { [self] in

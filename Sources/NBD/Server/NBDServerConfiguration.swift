@@ -34,6 +34,10 @@ public struct NBDServerConfiguration: Sendable {
     /// client does not take its replies stops reading requests until it does
     /// (backpressure, not errors). A connection holds its two buffers and nothing more.
     public var replyBufferSize: Int = 256 << 10
+    /// SO_SNDBUF of Unix-socket connections (TCP sizes its own, up to tcp_wmem's 4 MiB):
+    /// room for a whole large READ reply in the kernel, so the connection decompresses
+    /// the next request while the client takes this one. 0 keeps the system default.
+    public var unixSendBufferSize: Int = 1 << 20
     /// Connections one listener keeps open, in handshake or transmission; new ones beyond it
     /// are closed right after accept. Each listener counts its own, so clients of one (TCP)
     /// cannot lock out those of another (the Unix socket). Established connections are never

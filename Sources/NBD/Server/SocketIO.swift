@@ -63,6 +63,16 @@ enum SocketIO {
         _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
     }
 
+    /// SO_SNDBUF (the kernel doubles it); beyond net.core.wmem_max only with
+    /// CAP_NET_ADMIN (SO_SNDBUFFORCE), else wmem_max. Best effort: a refusal keeps the default.
+    static func setSendBuffer(_ fd: Int32, bytes: Int) {
+        var value = Int32(clamping: bytes / 2)
+        let size = socklen_t(MemoryLayout<Int32>.size)
+        if setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &value, size) != 0 {
+            _ = setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &value, size)
+        }
+    }
+
 }
 
 /// `shutdown(2)`, named apart from the server's own `shutdown()`.

@@ -1,3 +1,4 @@
+import CPlatform
 import Synchronization
 
 /// A zsmalloc-like allocator for compressed pages.
@@ -137,6 +138,8 @@ public final class ZsPool: Sendable {
         precondition(size >= 0 && size <= slot.pointee.info.payloadCapacity, "read of \(size) bytes exceeds the object's class")
         let pinned = slot.pointee.state.withLock { $0.pin(handle.localId) }
         defer { slot.pointee.state.withLock { $0.unpin(pinned.zspage) } }
+        // Objects of scattered pages are cold: start all their lines' misses at once.
+        cplatform_prefetch(UnsafeRawPointer(bitPattern: pinned.payload), size)
         return try body(UnsafeRawBufferPointer(start: UnsafeRawPointer(bitPattern: pinned.payload), count: size))
     }
 
