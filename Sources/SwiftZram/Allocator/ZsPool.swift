@@ -133,14 +133,28 @@ public final class ZsPool: Sendable {
     public func withObject<R, E: Error>(
         _ handle: ObjectHandle, size: Int, _ body: (UnsafeRawBufferPointer) throws(E) -> R
     ) throws(E) -> R {
+        let object = pin(handle, size: size)
+        defer { unpin(object) }
+        return try body(object.bytes)
+    }
+
+    /// Pins the object's zspage, so compaction leaves it where it is until ``unpin(_:)``,
+    /// and starts loading its first `size` bytes into the cache. ``withObject(_:size:_:)``
+    /// for callers that look at the next object before they are done with this one.
+    public func pin(_ handle: ObjectHandle, size: Int) -> PinnedObject {
         let classIndex = checkedClassIndex(handle)
         let slot = classes.base + classIndex
         precondition(size >= 0 && size <= slot.pointee.info.payloadCapacity, "read of \(size) bytes exceeds the object's class")
         let pinned = slot.pointee.state.withLock { $0.pin(handle.localId) }
-        defer { slot.pointee.state.withLock { $0.unpin(pinned.zspage) } }
         // Objects of scattered pages are cold: start all their lines' misses at once.
         cplatform_prefetch(UnsafeRawPointer(bitPattern: pinned.payload), size)
-        return try body(UnsafeRawBufferPointer(start: UnsafeRawPointer(bitPattern: pinned.payload), count: size))
+        return PinnedObject(
+            classIndex: classIndex, zspage: pinned.zspage,
+            bytes: UnsafeRawBufferPointer(start: UnsafeRawPointer(bitPattern: pinned.payload), count: size))
+    }
+
+    public func unpin(_ object: PinnedObject) {
+        classes.base[object.classIndex].state.withLock { $0.unpin(object.zspage) }
     }
 
     /// Frees the object. May run one bounded automatic compaction step in
@@ -207,4 +221,11 @@ public final class ZsPool: Sendable {
         precondition(classIndex >= 0 && classIndex < classes.count, "invalid handle \(handle.rawValue)")
         return classIndex
     }
+}
+
+/// An object ``ZsPool/pin(_:size:)`` holds in place: valid until ``ZsPool/unpin(_:)``.
+public struct PinnedObject: BitwiseCopyable {
+    let classIndex: Int
+    let zspage: UInt32
+    public let bytes: UnsafeRawBufferPointer
 }

@@ -21,7 +21,7 @@ import Synchronization
 /// as the helpers do, and waits until every chunk is done. A caller that finds the
 /// helpers busy serves its request alone, so concurrent requests never wait for each
 /// other here. Helpers take a compression stream only for a page they hold the lock
-/// of, through the store's page operations (see the lock order in ZramStore.swift).
+/// of, through the store's page operations (see the lock order in ZramStore+ReadAhead.swift).
 ///
 /// Claiming is one compare-exchange on `cursor`, which packs the job's generation,
 /// its chunk count and the next chunk. A helper reads the job only after it claimed

@@ -29,11 +29,26 @@ extension ZramStore {
         counters.pagesRead.wrappingAdd(pagesTouched(offset: offset, length: buffer.count), ordering: .relaxed)
     }
 
-    /// Reads the range page by page on this thread (not counted in pagesRead).
+    /// Reads the range on this thread (not counted in pagesRead): its whole pages one
+    /// page ahead (``readWholePages(_:count:into:)``), partial edges page by page.
     func readPieces(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws(ZramError) {
-        try forEachPage(offset: offset, length: buffer.count) { index, inPage, at, count throws(ZramError) in
-            let piece = UnsafeMutableRawBufferPointer(rebasing: buffer[at..<(at + count)])
-            try readPage(index, into: piece, at: inPage)
+        let start = Int(offset), end = start + buffer.count
+        let firstWhole = (start + pageSize - 1) / pageSize, endWhole = end / pageSize
+        guard endWhole - firstWhole >= 2, let base = buffer.baseAddress else {
+            try forEachPage(offset: offset, length: buffer.count) { index, inPage, at, count throws(ZramError) in
+                let piece = UnsafeMutableRawBufferPointer(rebasing: buffer[at..<(at + count)])
+                try readPage(index, into: piece, at: inPage)
+            }
+            return
+        }
+        let head = firstWhole * pageSize - start
+        if head > 0 {
+            try readPage(firstWhole - 1, into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<head]), at: pageSize - head)
+        }
+        try readWholePages(firstWhole, count: endWhole - firstWhole, into: base + head)
+        let tail = end - endWhole * pageSize
+        if tail > 0 {
+            try readPage(endWhole, into: UnsafeMutableRawBufferPointer(rebasing: buffer[(buffer.count - tail)...]), at: 0)
         }
     }
 

@@ -145,6 +145,30 @@ extension ZramStore {
         counters.forget(state)
     }
 
+    /// Decodes a stored object (pinned by the caller) into a whole page.
+    /// - Throws: `EIO` (counted in failed_reads) if it does not decompress.
+    @inline(__always)
+    func decodeObject(
+        _ object: UnsafeRawBufferPointer, state: PageState, into destination: UnsafeMutableRawBufferPointer,
+        stream: CompressionStream? = nil
+    ) throws(ZramError) {
+        let ok: Bool
+        if state.isHuge {
+            destination.baseAddress!.copyMemory(from: object.baseAddress!, byteCount: pageSize)
+            ok = true
+        } else if state.rawValue & PageState.priorityMask != 0 {
+            ok = recompressors.decompress(object, priority: state.priority, into: destination)
+        } else if let stream {
+            ok = stream.decompress(object, into: destination)
+        } else {
+            ok = compressors.withStream { $0.decompress(object, into: destination) }
+        }
+        guard ok else {
+            counters.failedReads.wrappingAdd(1, ordering: .relaxed)
+            throw ZramError(.ioError, "stored page failed to decompress")
+        }
+    }
+
     /// Decodes a stored page into `destination` (4096 bytes). The slot must be locked.
     /// - Parameter stream: the caller's stream; without one, a stream is taken only
     ///   for as long as a compressed object is decompressed.
@@ -155,20 +179,8 @@ extension ZramStore {
     ) throws(ZramError) {
         if state.hasObject {
             let handle = ObjectHandle(rawValue: payload)
-            let ok = pool.withObject(handle, size: state.objectSize) { object in
-                if state.isHuge {
-                    destination.baseAddress!.copyMemory(from: object.baseAddress!, byteCount: pageSize)
-                    return true
-                }
-                guard state.rawValue & PageState.priorityMask == 0 else {
-                    return recompressors.decompress(object, priority: state.priority, into: destination)
-                }
-                if let stream { return stream.decompress(object, into: destination) }
-                return compressors.withStream { $0.decompress(object, into: destination) }
-            }
-            guard ok else {
-                counters.failedReads.wrappingAdd(1, ordering: .relaxed)
-                throw ZramError(.ioError, "stored page failed to decompress")
+            try pool.withObject(handle, size: state.objectSize) { object throws(ZramError) in
+                try decodeObject(object, state: state, into: destination, stream: stream)
             }
         } else if state.isWrittenBack {
             try decodeWrittenBack(state, payload: payload, into: destination, stream: stream)
@@ -311,7 +323,14 @@ extension ZramStore {
         }
         let state = slot.lock()
         defer { slot.unlock(setting: state.accessed(at: clock.now)) }
-        let payload = slot.pointee.payload
+        try readLocked(state, payload: slot.pointee.payload, into: destination, at: offset)
+    }
+
+    /// Reads a page whose lock the caller holds (`state` and `payload` are what it guards).
+    @inline(__always)
+    func readLocked(
+        _ state: PageState, payload: UInt64, into destination: UnsafeMutableRawBufferPointer, at offset: Int
+    ) throws(ZramError) {
         if state.isLost {
             throw lostPage()
         } else if state.isWrittenBack {
