@@ -6,6 +6,9 @@
 #include <linux/falloc.h>
 #include <stdint.h>
 #include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <linux/futex.h>
 #include <pthread.h>
 #include <semaphore.h>
 #include <time.h>
@@ -90,4 +93,12 @@ int cplatform_semaphore_wait_seconds(void *semaphore, unsigned int seconds) {
     clock_gettime(CLOCK_MONOTONIC, &deadline);
     deadline.tv_sec += seconds;
     return sem_clockwait((sem_t *)semaphore, CLOCK_MONOTONIC, &deadline);
+}
+
+void cplatform_futex_wait(const void *word, unsigned int expected) {
+    syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, expected, NULL, NULL, 0);
+}
+
+void cplatform_futex_wake_one(const void *word) {
+    syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }

@@ -63,6 +63,22 @@ int cplatform_block_device_discard(int fd, unsigned long long offset, unsigned l
 /// strerrorname_np(error): the errno's symbolic name ("ENOSPC"), or NULL when unknown.
 const char *cplatform_errno_name(int error);
 
+/// futex(FUTEX_WAIT_PRIVATE): sleeps while the 32-bit `word` still holds `expected`
+/// (returns at once otherwise, or on a wake-up or signal; callers re-check).
+void cplatform_futex_wait(const void *word, unsigned int expected);
+
+/// futex(FUTEX_WAKE_PRIVATE, 1): wakes one thread sleeping on `word`.
+void cplatform_futex_wake_one(const void *word);
+
+/// Tells the CPU this thread spins (x86 PAUSE, arm64 YIELD).
+static inline void cplatform_spin_hint(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
 /// Asks the CPU to start loading [address, address + length) into its caches, one
 /// request per 64-byte line, so the lines' misses overlap instead of following one
 /// another. Only a hint: it never faults and changes no result.

@@ -3,7 +3,7 @@ import Synchronization
 /// One merged size class: fixed geometry plus lock-guarded state.
 struct SizeClassSlot: ~Copyable {
     let info: SizeClassInfo
-    let state: Mutex<SizeClassState>
+    let state: ClassLock<SizeClassState>
 }
 
 /// The pool's fixed array of size classes and its payload-size lookup.
@@ -11,7 +11,7 @@ struct SizeClassSlot: ~Copyable {
 /// `@unchecked Sendable`: both buffers are allocated and initialised in
 /// `init`, never reallocated, and freed only by the owning pool's `deinit`;
 /// after `init` they are only read, and every mutable byte reachable from
-/// them sits behind a class's `Mutex`.
+/// them sits behind a class's `ClassLock`.
 struct SizeClassStorage: @unchecked Sendable {
     let base: UnsafeMutablePointer<SizeClassSlot>
     let count: Int
@@ -24,7 +24,7 @@ struct SizeClassStorage: @unchecked Sendable {
         count = infos.count
         base = .allocate(capacity: infos.count)
         for (index, info) in infos.enumerated() {
-            (base + index).initialize(to: SizeClassSlot(info: info, state: Mutex(SizeClassState(info))))
+            (base + index).initialize(to: SizeClassSlot(info: info, state: ClassLock(SizeClassState(info))))
         }
         let mapping = SizeClassTable.rawToMerged
         rawToMerged = .allocate(capacity: mapping.count)
