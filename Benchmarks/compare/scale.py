@@ -34,16 +34,22 @@ def fill(binary, workdir, total=2 << 30, step=512 << 20):
 
 
 def connections(binary, workdir, size=512 << 20, runtime=5):
-    emit("### Connections: 4 KiB randwrite / randread, QD32 per connection\n")
-    emit("| connections | randwrite IOPS | randread IOPS |")
-    emit("|---|---|---|")
-    with servers.Znbd(workdir, size, binary, "lz4") as server:
-        workloads.prefill(server.uri, size)
-        for jobs in (1, 2, 4):
-            extra = [f"--numjobs={jobs}", "--group_reporting"]
-            w = workloads.fio(server.uri, "randwrite", "4k", 32, size // jobs, runtime, extra=extra)
-            r = workloads.fio(server.uri, "randread", "4k", 32, size // jobs, runtime, extra=extra)
-            emit(f"| {jobs} | {w['iops']:,.0f} | {r['iops']:,.0f} |")
+    emit("### Connections: 4 KiB randwrite / randread, QD32 per connection, against nbdkit sparse\n")
+    counts = (1, 2, 4, 8)
+    iops = {}
+    for make in (lambda: servers.Znbd(workdir, size, binary, "lz4"), lambda: servers.nbdkit_sparse(workdir, size)):
+        with make() as server:
+            workloads.prefill(server.uri, size)
+            for jobs in counts:
+                extra = [f"--numjobs={jobs}", "--group_reporting"]
+                w = workloads.fio(server.uri, "randwrite", "4k", 32, size // jobs, runtime, extra=extra)
+                r = workloads.fio(server.uri, "randread", "4k", 32, size // jobs, runtime, extra=extra)
+                iops[(server.name, jobs)] = (w["iops"], r["iops"])
+    emit("| connections | znbd randwrite | znbd randread | nbdkit sparse randwrite | nbdkit sparse randread |")
+    emit("|---|---|---|---|---|")
+    for jobs in counts:
+        (zw, zr), (sw, sr) = iops[("znbd lz4", jobs)], iops[("nbdkit sparse", jobs)]
+        emit(f"| {jobs} | {zw:,.0f} | {zr:,.0f} | {sw:,.0f} | {sr:,.0f} |")
     emit()
 
 
