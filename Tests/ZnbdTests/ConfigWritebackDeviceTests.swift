@@ -58,4 +58,24 @@ import Testing
         #expect(state.swapDifferences(from: [asked]) == ["writeback-device: /dev/sdb1 set up, /dev/sdc1 asked"])
         #expect(state.swapDifferences(from: [DeviceSpec(size: 64 << 20, writebackDevice: "/dev/sdb1")]) == [])
     }
+
+    /// `swapon` again with tiering turned on, off or given another watermark says so;
+    /// a state file from before tiering was recorded compares nothing about it.
+    @Test func aDifferentTieringSettingIsADifference() {
+        var use = SetupState.Use(priority: 100)
+        use.size = 64 << 20
+        var state = SetupState()
+        state.swaps = [use]
+        var asked = DeviceSpec(size: 64 << 20)
+        asked.tiering = true
+        #expect(state.swapDifferences(from: [asked]) == [], "an older state file recorded no tiering")
+        state.swaps[0].tiering = false
+        #expect(state.swapDifferences(from: [asked]) == ["tiering: off set up, on asked"])
+        state.swaps[0].tiering = true
+        #expect(state.swapDifferences(from: [asked]) == [])
+        asked.tieringHighWatermark = 32 << 20
+        #expect(state.swapDifferences(from: [asked]) == ["tiering-high-watermark: the default set up, 32M asked"])
+        state.swaps[0].tieringHighWatermark = 32 << 20
+        #expect(state.swapDifferences(from: [asked]) == [])
+    }
 }

@@ -70,6 +70,8 @@ public final class DeviceSetup {
         use.memLimit = spec.memLimit
         use.options = spec.options
         use.writebackDevice = spec.writebackDevice
+        use.tiering = spec.tiering
+        use.tieringHighWatermark = spec.tieringHighWatermark
         state.swaps.append(use)
         try save()
         let index = state.swaps.count - 1

@@ -23,6 +23,11 @@ extension SetupState {
             compare("mem-limit", .some(use.memLimit), spec.memLimit) { $0.map(HumanSize.format) ?? "none" }
             compare("options", .some(use.options), spec.options) { $0 ?? "none" }
             compare("writeback-device", .some(use.writebackDevice), spec.writebackDevice) { $0 ?? "none" }
+            compare("tiering", use.tiering, spec.tiering) { $0 ? "on" : "off" }
+            guard use.tiering != nil else { continue }
+            compare("tiering-high-watermark", .some(use.tieringHighWatermark), spec.tieringHighWatermark) {
+                $0.map(HumanSize.format) ?? "the default"
+            }
         }
         return differences
     }

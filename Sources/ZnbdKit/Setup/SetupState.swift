@@ -52,6 +52,9 @@ public struct SetupState: Codable, Sendable {
         var memLimit: UInt64?
         var options: String?
         var writebackDevice: String?
+        /// Automatic tiering and its watermark (nil tiering: not recorded, not compared).
+        var tiering: Bool?
+        var tieringHighWatermark: UInt64?
         /// Mount: where, which file system, whether it is mounted, and whether we made the directory.
         public var mountPoint: String?
         public var fsType: String?
