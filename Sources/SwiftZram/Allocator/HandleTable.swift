@@ -66,6 +66,12 @@ struct HandleTable: ~Copyable {
         return ObjectLocation(zspage: UInt32(truncatingIfNeeded: entry >> 16), index: UInt32(entry & 0xFFFF))
     }
 
+    /// The address of id `id`'s entry, for a prefetch; nil for an id beyond the table.
+    @inline(__always)
+    func entryAddress(_ id: UInt32) -> UnsafeRawPointer? {
+        Int(id) < entries.capacity ? UnsafeRawPointer(entries.pointer(Int(id))) : nil
+    }
+
     /// Repoints live id `id` (compaction moved the object).
     @inline(__always)
     func move(_ id: UInt32, to location: ObjectLocation) {

@@ -1,3 +1,5 @@
+import CPlatform
+
 /// A zspage handed back by a size class, to be returned to the arena
 /// outside the class lock.
 struct ReleasedZspage {
@@ -102,6 +104,18 @@ struct SizeClassState: ~Copyable {
         descriptor.pointee.pins += 1
         let payload = objectAddress(location.zspage, location.index)
         return (location.zspage, UInt(bitPattern: payload))
+    }
+
+    /// Starts loading the handle entry ``pin(_:)`` will read for `id`.
+    func prefetchHandle(_ id: UInt32) {
+        if let entry = handles.entryAddress(id) { cplatform_prefetch(entry, 8) }
+    }
+
+    /// Starts loading the descriptor of the zspage holding live object `id`, whose handle
+    /// entry should be cached by now (``prefetchHandle(_:)``).
+    func prefetchZspage(_ id: UInt32) {
+        let location = handles.location(id)
+        cplatform_prefetch(zspages.pointer(Int(location.zspage)), MemoryLayout<ZsPageDescriptor>.size)
     }
 
     mutating func unpin(_ zspage: UInt32) {

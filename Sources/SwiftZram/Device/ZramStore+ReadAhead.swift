@@ -1,55 +1,104 @@
-/// Whole pages read one page ahead.
+/// Whole pages read a few pages ahead.
 ///
 /// After random overwrites, neighbouring pages' objects lie scattered over the pool, so a
-/// long read waits on cache misses (handle, zspage, object lines) page after page. Here
-/// page i+1 is locked and its object pinned, which starts those misses, before page i
-/// decompresses, so they overlap its work.
+/// long read would wait on cache misses page after page: the handle entry, then the
+/// zspage descriptor it names, then the object's 20 to 60 lines. Here the pages ahead of
+/// the one being decoded are locked and walk through those loads one stage per page
+/// decoded: four pages ahead the handle entry is prefetched, three ahead the descriptor,
+/// two ahead the object is pinned and its first lines prefetched, one ahead the rest.
+/// Each miss then overlaps a page's decompression instead of following it, and no burst
+/// of prefetches is longer than the core can keep in flight.
 ///
-/// Lock order in the store: page locks (two at once only here, in ascending page order),
-/// then a compression stream, then a size class's lock. A thread holding a stream or a
-/// class lock never waits for a page lock, so holding two page locks cannot deadlock.
+/// Lock order in the store: page locks (several at once only here, in ascending page
+/// order), then a compression stream, then a size class's lock. A thread holding a
+/// stream or a class lock never waits for a page lock, so holding several page locks
+/// cannot deadlock.
 extension ZramStore {
-    /// A locked page and, when it holds a compressed object in memory, that object pinned.
+    /// Pages locked beyond the one being decoded.
+    static let readAheadDistance = 4
+    /// Object bytes prefetched two pages ahead; the rest follow one page ahead.
+    static let earlyPrefetchBytes = 1024
+
+    /// A locked page, and how far its object has been brought towards the cache.
     private struct LockedPage {
-        let slot: UnsafeMutablePointer<PageSlot>?
-        let state: PageState
-        let payload: UInt64
-        let object: PinnedObject?
+        var slot: UnsafeMutablePointer<PageSlot>?
+        var state = PageState.empty
+        var payload: UInt64 = 0
+        /// Decoded from a pool object in memory: the only pages read ahead of.
+        var inMemoryObject = false
+        var stage = Stage.locked
+        var object: PinnedObject?
+
+        enum Stage: Int, Comparable {
+            case locked, locationLoading, zspageLoading, pinned, loading
+            static func < (a: Stage, b: Stage) -> Bool { a.rawValue < b.rawValue }
+
+            /// Where a page `distance` pages ahead of the one being decoded should be.
+            init(distance: Int) {
+                switch distance {
+                case ...1: self = .loading
+                case 2: self = .pinned
+                case 3: self = .zspageLoading
+                default: self = .locationLoading
+                }
+            }
+        }
     }
 
     /// Reads pages `first..<first + count` whole into `buffer`.
     func readWholePages(_ first: Int, count: Int, into buffer: UnsafeMutableRawPointer) throws(ZramError) {
         let end = first + count
-        var index = first
-        var current = lockPage(index)
-        while true {
+        // Pages index..<lockedEnd are locked; page p sits at window[p % window.count].
+        var window = InlineArray<8, LockedPage>(repeating: LockedPage())
+        precondition(Self.readAheadDistance < window.count, "the window holds the page decoded and those ahead")
+        var lockedEnd = first
+        for index in first..<end {
+            // Look ahead only across pages decoded in memory, never across backing-device I/O.
+            while lockedEnd < min(end, index + Self.readAheadDistance + 1),
+                lockedEnd == index || window[(lockedEnd - 1) % window.count].inMemoryObject
+            {
+                window[lockedEnd % window.count] = lockPage(lockedEnd)
+                lockedEnd += 1
+            }
+            // Farthest first, so its loads have the longest to complete.
+            for page in stride(from: lockedEnd - 1, through: index, by: -1) {
+                advance(&window[page % window.count], to: LockedPage.Stage(distance: page - index))
+            }
+            let current = window[index % window.count]
             let destination = UnsafeMutableRawBufferPointer(start: buffer + (index - first) * pageSize, count: pageSize)
-            // Look ahead only from a page decoded in memory, never across backing-device I/O.
-            let next = index + 1 < end && current.object != nil ? lockPage(index + 1) : nil
             do {
                 try read(current, into: destination)
             } catch {
-                unlock(current)
-                if let next { unlock(next) }
+                for page in index..<lockedEnd { unlock(window[page % window.count]) }
                 throw error
             }
             unlock(current)
-            index += 1
-            guard index < end else { return }
-            current = next ?? lockPage(index)
         }
     }
 
     private func lockPage(_ index: Int) -> LockedPage {
-        guard let slot = table.existingSlot(index) else {
-            return LockedPage(slot: nil, state: .empty, payload: 0, object: nil)
-        }
+        guard let slot = table.existingSlot(index) else { return LockedPage() }
         let state = slot.lock()
-        let payload = slot.pointee.payload
         // The pages `readLocked` decodes from a pool object.
         let inMemoryObject = state.hasObject && !state.isLost && !state.isWrittenBack && !state.isQueued && !state.isSame
-        let object = inMemoryObject ? pool.pin(ObjectHandle(rawValue: payload), size: state.objectSize) : nil
-        return LockedPage(slot: slot, state: state, payload: payload, object: object)
+        return LockedPage(slot: slot, state: state, payload: slot.pointee.payload, inMemoryObject: inMemoryObject)
+    }
+
+    /// Takes the page's object to `target`, skipping the prefetches a pin makes moot.
+    private func advance(_ page: inout LockedPage, to target: LockedPage.Stage) {
+        guard page.inMemoryObject, page.stage < target else { return }
+        let handle = ObjectHandle(rawValue: page.payload)
+        switch target {
+        case .loading, .pinned:
+            let object = page.object ?? pool.pin(handle, size: page.state.objectSize)
+            page.object = object
+            let early = Self.earlyPrefetchBytes
+            object.prefetch(target == .pinned ? 0..<early : page.stage == .pinned ? early..<Int.max : 0..<Int.max)
+        case .zspageLoading: pool.prefetchZspage(of: handle)
+        case .locationLoading: pool.prefetchLocation(of: handle)
+        case .locked: break
+        }
+        page.stage = target
     }
 
     private func unlock(_ page: LockedPage) {
