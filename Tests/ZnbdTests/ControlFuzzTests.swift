@@ -102,8 +102,15 @@ struct ControlFuzzer {
         case mutated
     }
 
-    /// One connection: `lines` messages pipelined, every answer read and checked, then
-    /// a clean close, a partial line, or a line over the limit.
+    /// Lines sent before their answers are read. A client must read answers to go on
+    /// sending: the server stops reading while its answers wait unread, and drops the
+    /// client after 30 s. Hundreds of answers fill a Unix socket's send buffer (each one
+    /// an skb of a kilobyte or more), so a whole connection's lines at once could block
+    /// both sides until then.
+    static let pipelineDepth = 16
+
+    /// One connection: `lines` messages pipelined ``pipelineDepth`` at a time, every
+    /// answer read and checked, then a clean close, a partial line, or a line over the limit.
     mutating func runConnection(_ path: String, lines: Int, seed: UInt64) throws {
         let connection = try ControlConnection(path)
         var batch: [UInt8] = []
@@ -114,13 +121,22 @@ struct ControlFuzzer {
             batch.append(UInt8(ascii: "\n"))
             kinds.append(kind)
         }
-        try connection.send(batch)
-        for (index, kind) in kinds.enumerated() {
-            guard let response = try connection.receive() else {
-                Issue.record("seed \(seed): the server hung up after \(index) of \(lines) answers")
-                return
+        var answered = 0
+        var lineStart = batch.startIndex
+        while answered < kinds.count {
+            let group = answered..<min(kinds.count, answered + Self.pipelineDepth)
+            var lineEnd = lineStart
+            for _ in group { lineEnd = batch[lineEnd...].firstIndex(of: UInt8(ascii: "\n"))! + 1 }
+            try connection.send(Array(batch[lineStart..<lineEnd]))
+            lineStart = lineEnd
+            for index in group {
+                guard let response = try connection.receive() else {
+                    Issue.record("seed \(seed): the server hung up after \(index) of \(lines) answers")
+                    return
+                }
+                check(response, for: kinds[index], seed: seed)
             }
-            check(response, for: kind, seed: seed)
+            answered = group.upperBound
         }
         switch Int.random(in: 0..<100, using: &random) {
         case 0..<8:
