@@ -98,7 +98,9 @@ def render_throughput(data, chart=None):
     order = [w[0] for w in workloads.WORKLOADS if w[0] in data["rows"]]
     lines = ["## Throughput: fio ioengine=nbd, Unix socket, 60 % compressible data\n"]
     lines.append("`Benchmarks/compare/compare.py` (the report's `--peers`): every peer in the same run, each run a "
-                 "fresh server with the 512 MiB region written once first.\n")
+                 "fresh server with the 512 MiB region written once first (1 MiB sequential writes). The rows run "
+                 "in this order on that one device: the first 1 MiB read finds the layout the fill left, the last "
+                 "one finds the pages the random writes scattered.\n")
     seen = {}
     for label in order:
         m = data["rows"][label]["machine"]

@@ -4,6 +4,8 @@ import subprocess
 
 # (label, fio rw, block size, queue depth)
 WORKLOADS = [
+    # First, on the layout the sequential fill left; the last row reads after the random writes.
+    ("1M read QD4 (as filled)", "read", "1M", 4),
     ("4k randwrite QD1", "randwrite", "4k", 1),
     ("4k randread QD1", "randread", "4k", 1),
     ("4k randwrite QD32", "randwrite", "4k", 32),
