@@ -113,22 +113,16 @@ struct ControlFuzzer {
     /// answer read and checked, then a clean close, a partial line, or a line over the limit.
     mutating func runConnection(_ path: String, lines: Int, seed: UInt64) throws {
         let connection = try ControlConnection(path)
-        var batch: [UInt8] = []
+        var lineBytes: [[UInt8]] = []
         var kinds: [Line] = []
         for _ in 0..<lines {
             let (bytes, kind) = makeLine()
-            batch += bytes
-            batch.append(UInt8(ascii: "\n"))
+            lineBytes.append(bytes + [UInt8(ascii: "\n")])
             kinds.append(kind)
         }
-        var answered = 0
-        var lineStart = batch.startIndex
-        while answered < kinds.count {
-            let group = answered..<min(kinds.count, answered + Self.pipelineDepth)
-            var lineEnd = lineStart
-            for _ in group { lineEnd = batch[lineEnd...].firstIndex(of: UInt8(ascii: "\n"))! + 1 }
-            try connection.send(Array(batch[lineStart..<lineEnd]))
-            lineStart = lineEnd
+        for start in stride(from: 0, to: lines, by: Self.pipelineDepth) {
+            let group = start..<min(lines, start + Self.pipelineDepth)
+            try connection.send(Array(lineBytes[group].joined()))
             for index in group {
                 guard let response = try connection.receive() else {
                     Issue.record("seed \(seed): the server hung up after \(index) of \(lines) answers")
@@ -136,7 +130,6 @@ struct ControlFuzzer {
                 }
                 check(response, for: kinds[index], seed: seed)
             }
-            answered = group.upperBound
         }
         switch Int.random(in: 0..<100, using: &random) {
         case 0..<8:

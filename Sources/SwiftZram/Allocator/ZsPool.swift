@@ -141,7 +141,7 @@ public final class ZsPool: Sendable {
     /// Pins the object's zspage, so compaction leaves it where it is until ``unpin(_:)``.
     /// ``withObject(_:size:_:)`` for callers that look at the next object before they are
     /// done with this one.
-    public func pin(_ handle: ObjectHandle, size: Int) -> PinnedObject {
+    func pin(_ handle: ObjectHandle, size: Int) -> PinnedObject {
         let classIndex = checkedClassIndex(handle)
         let slot = classes.base + classIndex
         precondition(size >= 0 && size <= slot.pointee.info.payloadCapacity, "read of \(size) bytes exceeds the object's class")
@@ -153,17 +153,17 @@ public final class ZsPool: Sendable {
 
     /// Starts loading the first line ``pin(_:size:)`` will wait for: where the handle's
     /// object lives. For readers that will pin it a few microseconds from now.
-    public func prefetchLocation(of handle: ObjectHandle) {
+    func prefetchLocation(of handle: ObjectHandle) {
         classes.base[checkedClassIndex(handle)].state.withLock { $0.prefetchHandle(handle.localId) }
     }
 
     /// Starts loading the second line ``pin(_:size:)`` will wait for: the object's zspage.
     /// Best after ``prefetchLocation(of:)`` had time to load the first. `handle` must be live.
-    public func prefetchZspage(of handle: ObjectHandle) {
+    func prefetchZspage(of handle: ObjectHandle) {
         classes.base[checkedClassIndex(handle)].state.withLock { $0.prefetchZspage(handle.localId) }
     }
 
-    public func unpin(_ object: PinnedObject) {
+    func unpin(_ object: PinnedObject) {
         classes.base[object.classIndex].state.withLock { $0.unpin(object.zspage) }
     }
 
@@ -234,13 +234,13 @@ public final class ZsPool: Sendable {
 }
 
 /// An object ``ZsPool/pin(_:size:)`` holds in place: valid until ``ZsPool/unpin(_:)``.
-public struct PinnedObject: BitwiseCopyable {
+struct PinnedObject: BitwiseCopyable {
     let classIndex: Int
     let zspage: UInt32
-    public let bytes: UnsafeRawBufferPointer
+    let bytes: UnsafeRawBufferPointer
 
     /// Starts loading `bytes[range]` into the cache, all its lines' misses at once.
-    public func prefetch(_ range: Range<Int>) {
+    func prefetch(_ range: Range<Int>) {
         let range = range.clamped(to: 0..<bytes.count)
         guard let base = bytes.baseAddress, !range.isEmpty else { return }
         cplatform_prefetch(base + range.lowerBound, range.count)

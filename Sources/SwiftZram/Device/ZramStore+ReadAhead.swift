@@ -30,14 +30,16 @@ extension ZramStore {
         var object: PinnedObject?
 
         enum Stage: Int, Comparable {
-            case locked, locationLoading, zspageLoading, pinned, loading
+            /// Pinned in `objectHeadLoading` and `objectLoading`: its first ``earlyPrefetchBytes``
+            /// loading, then all of it.
+            case locked, locationLoading, zspageLoading, objectHeadLoading, objectLoading
             static func < (a: Stage, b: Stage) -> Bool { a.rawValue < b.rawValue }
 
             /// Where a page `distance` pages ahead of the one being decoded should be.
             init(distance: Int) {
                 switch distance {
-                case ...1: self = .loading
-                case 2: self = .pinned
+                case ...1: self = .objectLoading
+                case 2: self = .objectHeadLoading
                 case 3: self = .zspageLoading
                 default: self = .locationLoading
                 }
@@ -89,11 +91,12 @@ extension ZramStore {
         guard page.inMemoryObject, page.stage < target else { return }
         let handle = ObjectHandle(rawValue: page.payload)
         switch target {
-        case .loading, .pinned:
+        case .objectHeadLoading, .objectLoading:
             let object = page.object ?? pool.pin(handle, size: page.state.objectSize)
             page.object = object
-            let early = Self.earlyPrefetchBytes
-            object.prefetch(target == .pinned ? 0..<early : page.stage == .pinned ? early..<Int.max : 0..<Int.max)
+            let from = page.stage == .objectHeadLoading ? Self.earlyPrefetchBytes : 0
+            let to = target == .objectHeadLoading ? Self.earlyPrefetchBytes : Int.max
+            object.prefetch(from..<to)
         case .zspageLoading: pool.prefetchZspage(of: handle)
         case .locationLoading: pool.prefetchLocation(of: handle)
         case .locked: break

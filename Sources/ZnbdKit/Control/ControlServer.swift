@@ -13,8 +13,9 @@ import Synchronization
 /// Requests are bounded (64 KiB); a malformed one gets an EINVAL answer, a longer
 /// line an EMSGSIZE answer before the connection closes, and a client silent for
 /// 30 s is dropped, as is one that leaves its answers unread for 30 s (answers are
-/// never buffered beyond the socket: a client must read them to go on sending). Each client has its own thread, at most `clientLimit` at once:
-/// one more is answered EBUSY and closed. The requests themselves are answered in
+/// never buffered beyond the socket: a client must read them to go on sending).
+/// Each client has its own thread, at most `clientLimit` at once: one more is
+/// answered EBUSY and closed. The requests themselves are answered in
 /// `ControlServer+Requests.swift`.
 public final class ControlServer: Sendable {
     static let requestLimit = 64 << 10
