@@ -4,16 +4,27 @@
 # heap looks like), then copies its private writable memory (heap, stack, anonymous
 # mappings: what the kernel would swap out) through /proc/PID/mem.
 #
-# Usage: scripts/capture-anon-corpus.sh [OUT]
-#   OUT defaults to $ZRAM_CORPUS, then /tmp/znbd-anon.bin.
+# Usage: scripts/capture-anon-corpus.sh [--if-missing] [OUT]
+#   OUT defaults to $ZRAM_CORPUS, then /tmp/znbd-anon.bin. With --if-missing an existing
+#   corpus is kept. Concurrent callers take turns (flock on OUT.lock), and OUT appears
+#   only once complete (renamed into place), so a reader never sees part of it.
 # Needs ptrace rights over its own child (root, or ptrace_scope 0).
 set -euo pipefail
 
+if_missing=false
+if [[ "${1:-}" == "--if-missing" ]]; then
+    if_missing=true
+    shift
+fi
 out="${1:-${ZRAM_CORPUS:-/tmp/znbd-anon.bin}}"
+exec 9>>"$out.lock"
+flock 9
+if $if_missing && [[ -s "$out" ]]; then exit 0; fi
+partial="$out.partial.$$"
 
 ready="$(mktemp)"
 rm -f "$ready"
-python3 - "$ready" <<'PY' &
+python3 - "$ready" 9>&- <<'PY' &
 import random, sys, time
 
 random.seed(20261125)
@@ -36,7 +47,7 @@ time.sleep(600)
 PY
 workload=$!
 # SIGKILL: a parent (Foundation's Process) may have left SIGTERM blocked in its children.
-trap 'kill -KILL "$workload" 2>/dev/null || true; rm -f "$ready"' EXIT
+trap 'kill -KILL "$workload" 2>/dev/null || true; rm -f "$ready" "$partial"' EXIT
 
 for _ in $(seq 600); do
     [[ -s "$ready" ]] && break
@@ -45,7 +56,7 @@ for _ in $(seq 600); do
 done
 [[ -s "$ready" ]] || { echo "capture-anon-corpus: workload never became ready" >&2; exit 1; }
 
-bytes="$(python3 - "$workload" "$out" <<'PY'
+bytes="$(python3 - "$workload" "$partial" <<'PY'
 import sys
 
 pid, out_path = sys.argv[1], sys.argv[2]
@@ -68,4 +79,5 @@ with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/mem", "rb", 0) as mem
 print(written)
 PY
 )"
+mv -f "$partial" "$out"
 echo "capture-anon-corpus: wrote $bytes bytes of anonymous memory from PID $workload to $out" >&2

@@ -15,7 +15,7 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 znbd="${ZNBD:-$root/.build/release/znbd}"
 [ -x "$znbd" ] || znbd="$root/.build/debug/znbd"
 corpus="${ZRAM_CORPUS:-/tmp/znbd-anon.bin}"
-[ -f "$corpus" ] || "$root/scripts/capture-anon-corpus.sh" "$corpus"
+"$root/scripts/capture-anon-corpus.sh" --if-missing "$corpus"
 command -v nbdcopy >/dev/null || { echo "nbdcopy is missing (Debian: libnbd-bin)" >&2; exit 1; }
 
 pairs=("$@")

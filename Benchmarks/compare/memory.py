@@ -12,8 +12,7 @@ ZRAM = "/sys/block/zram0"
 
 def corpus(root):
     path = os.environ.get("ZRAM_CORPUS", "/tmp/znbd-anon.bin")
-    if not os.path.exists(path):
-        subprocess.run([os.path.join(root, "scripts", "capture-anon-corpus.sh"), path], check=True)
+    subprocess.run([os.path.join(root, "scripts", "capture-anon-corpus.sh"), "--if-missing", path], check=True)
     return path
 
 

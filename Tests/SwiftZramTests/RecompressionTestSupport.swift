@@ -36,14 +36,17 @@ enum AnonymousMemoryCorpus {
         }
     }
 
-    private static func ensureCaptured() throws {
-        guard !FileManager.default.fileExists(atPath: path) else { return }
+    /// Captures the corpus if it is missing, once per test process. The script serialises
+    /// concurrent captures and renames the file into place once complete.
+    static func ensureCaptured() throws { try captured.get() }
+
+    private static let captured = Result<Void, ZramError> { () throws(ZramError) in
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("scripts/capture-anon-corpus.sh")
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/bin/bash")
-        process.arguments = [script.path, path]
-        try process.run()
+        process.arguments = [script.path, "--if-missing", path]
+        do { try process.run() } catch { throw ZramError(.ioError, "cannot run \(script.path): \(error)") }
         process.waitUntilExit()
         guard process.terminationStatus == 0 else {
             throw ZramError(.ioError, "cannot capture the corpus with \(script.path)")

@@ -120,10 +120,11 @@ enum WritebackData {
     }
 
     /// The anonymous-memory corpus (`ZRAM_CORPUS`, default /tmp/znbd-anon.bin, made by
-    /// scripts/capture-anon-corpus.sh): `count` pages from a seeded offset. nil when missing,
-    /// which fails the calling test under CI=true.
+    /// scripts/capture-anon-corpus.sh, captured first if missing): `count` pages from a seeded
+    /// offset. nil when it cannot be had, which fails the calling test under CI=true.
     static func corpusPages(_ count: Int, seed: UInt64) -> [[UInt8]]? {
-        let path = getenvString("ZRAM_CORPUS") ?? "/tmp/znbd-anon.bin"
+        let path = AnonymousMemoryCorpus.path
+        do { try AnonymousMemoryCorpus.ensureCaptured() } catch { print("WritebackTests: \(error)") }
         let descriptor = open(path, O_RDONLY)
         guard descriptor >= 0 else {
             if getenvString("CI") == "true" { Issue.record("the anonymous-memory corpus \(path) is missing under CI") }

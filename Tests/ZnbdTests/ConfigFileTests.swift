@@ -265,11 +265,7 @@ import Testing
         #expect(check.stdout.contains("lz4 zstd(level=5)"), "\(check)")
 
         // 4 MiB of real anonymous memory in, idle, recompressed, and out again unchanged.
-        let corpus = ProcessInfo.processInfo.environment["ZRAM_CORPUS"] ?? "/tmp/znbd-anon.bin"
-        let handle = try #require(FileHandle(forReadingAtPath: corpus), "no corpus at \(corpus): run scripts/capture-anon-corpus.sh")
-        try handle.seek(toOffset: 64 << 20)
-        let data = try #require(try handle.read(upToCount: 4 << 20))
-        try handle.close()
+        let data = try AnonymousMemoryCorpus.bytes(at: 64 << 20, count: 4 << 20)
         let input = directory + "/in.bin", output = directory + "/out.bin"
         try data.write(to: URL(fileURLWithPath: input))
         try ExternalCommand.require("nbdcopy", [input, server.uri("zram0")])
