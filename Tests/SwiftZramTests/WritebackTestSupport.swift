@@ -21,6 +21,8 @@ final class TestBackingStore: BackingStore {
     let writeDelayMicroseconds = Atomic<Int>(0)
     /// Runs at the start of every write with its offset (to race the writeback deterministically).
     let beforeWrite = Mutex<(@Sendable (UInt64) -> Void)?>(nil)
+    /// Runs at the start of every discard with its offset (to race an allocation against it).
+    let beforeDiscard = Mutex<(@Sendable (UInt64) -> Void)?>(nil)
 
     var isClosed: Bool { closed.load(ordering: .relaxed) }
     var discarded: Int { discardedBytes.load(ordering: .relaxed) }
@@ -62,6 +64,7 @@ final class TestBackingStore: BackingStore {
     }
 
     func discard(at offset: UInt64, length: UInt64) {
+        if let hook = beforeDiscard.withLock({ $0 }) { hook(offset) }
         discardedBytes.add(Int(length), ordering: .relaxed)
         bytes.withLock { storage in
             let end = min(UInt64(storage.count), offset + length)

@@ -14,7 +14,12 @@ protocol BackingSpace: AnyObject, Sendable {
 
     /// Gives back the room of an object placed by ``allocate(bytes:)``.
     /// - Returns: a range no object uses any more, for the store to discard; nil if none.
+    ///   The range is not allocated again until ``reclaim(_:)``: a discard that ran after
+    ///   a new object was written there would wipe it.
     func free(at offset: UInt64, bytes: Int) -> BackingRange?
+
+    /// Makes a range ``free(at:bytes:)`` returned allocatable again, once it is discarded.
+    func reclaim(_ range: BackingRange)
 
     /// Ends a writeback batch's allocations: a layout that shares blocks between
     /// objects starts the next batch in a fresh block, because a batch writes whole

@@ -29,10 +29,13 @@ final class BackingTier: Sendable {
         try store.read(into: buffer, at: offset)
     }
 
-    /// Frees the room of an object that no slot points at any more, and discards what it frees.
+    /// Frees the room of an object that no slot points at any more, and discards what it
+    /// frees. The room is allocatable again only after the discard: otherwise a writeback
+    /// could place and write an object there first, and the discard would wipe it.
     func release(at offset: UInt64, bytes: Int) {
         guard let range = space.free(at: offset, bytes: bytes) else { return }
         store.discard(at: range.offset, length: range.length)
+        space.reclaim(range)
     }
 }
 

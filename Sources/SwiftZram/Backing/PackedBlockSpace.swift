@@ -63,12 +63,15 @@ final class PackedBlockSpace: BackingSpace {
         let emptied = state.withLock { state in
             guard state.live.subtract(bytes, from: block) == 0 else { return false }
             if state.openBlock == block { state.openBlock = nil }
-            state.bitmap.give(block)
             return true
         }
         guard emptied else { return nil }
-        used.subtract(1, ordering: .relaxed)
         return BackingRange(offset: UInt64(block) * UInt64(pageSize), length: UInt64(pageSize))
+    }
+
+    func reclaim(_ range: BackingRange) {
+        state.withLock { $0.bitmap.give(Int(range.offset / UInt64(pageSize))) }
+        used.subtract(1, ordering: .relaxed)
     }
 
     func sealBatch() { state.withLock { $0.openBlock = nil } }

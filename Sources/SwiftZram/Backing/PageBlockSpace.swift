@@ -39,10 +39,13 @@ final class PageBlockSpace: BackingSpace {
     func free(at offset: UInt64, bytes: Int) -> BackingRange? {
         let block = Int(offset / UInt64(pageSize))
         precondition(offset % UInt64(pageSize) == 0 && block < blockCount, "offset \(offset) is not a block of this store")
-        bitmap.withLock { $0.give(block) }
-        used.subtract(1, ordering: .relaxed)
         storedBytes.subtract(bytes, ordering: .relaxed)
         return BackingRange(offset: offset, length: UInt64(pageSize))
+    }
+
+    func reclaim(_ range: BackingRange) {
+        bitmap.withLock { $0.give(Int(range.offset / UInt64(pageSize))) }
+        used.subtract(1, ordering: .relaxed)
     }
 
     func sealBatch() {}
