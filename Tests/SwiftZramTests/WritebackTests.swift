@@ -328,8 +328,12 @@ import Testing
     func racingWritersAgainstRepeatedWritebackKeepTheirData(layout: String) throws {
         let seed: UInt64 = 0x5EED
         let pages = 128
-        let device = try ZramDevice.makeBacked(by: TestBackingStore(), diskSize: UInt64(pages * pageSize), layout: layout)
+        let store = TestBackingStore()
+        let device = try ZramDevice.makeBacked(by: store, diskSize: UInt64(pages * pageSize), layout: layout)
         try device.writeAttribute("writeback_batch_size", "8")
+        // Slow discards (a file system punching holes): a writeback must not reuse
+        // room freed by an overwrite before its discard is done, or the discard wipes it.
+        store.beforeDiscard.withLock { $0 = { _ in usleep(200) } }
         let latest = LatestPages()
         let stop = TestFlag()
         let outcome = ThreadOutcome()
@@ -363,6 +367,43 @@ import Testing
         }
         if layout == "page" { #expect(try Self.writtenBackSlots(device, pages: pages) == Int(device.bd[0])) }
         #expect(device.memoryStatistics.origDataSize == UInt64(model.count * pageSize))
+    }
+
+    /// An overwrite frees its written-back block and discards it; a writeback that runs
+    /// before the discard ends must not be given that block, or the discard wipes its page.
+    @Test(arguments: ["page", "packed"])
+    func aWritebackDuringTheDiscardOfAnOverwrittenPageKeepsItsData(layout: String) throws {
+        let seed: UInt64 = 77
+        let store = TestBackingStore()
+        let device = try ZramDevice.makeBacked(by: store, diskSize: 64 * UInt64(pageSize), layout: layout)
+        var rng = SplitMix64(seed: seed)
+        let (old, other, new) = (WritebackData.fioPage(using: &rng), WritebackData.fioPage(using: &rng), WritebackData.fioPage(using: &rng))
+        try device.write(old, at: 0)
+        try device.writeAttribute("writeback", "page_index=0")
+        try device.write(other, at: UInt64(pageSize))
+        #expect(device.bd == [1, 0, 1])
+
+        let discards = HookCalls()
+        store.beforeDiscard.withLock { hook in
+            hook = { [device] _ in
+                guard discards.count.add(1, ordering: .relaxed).newValue == 1 else { return }
+                do { try device.writeAttribute("writeback", "page_index=1") } catch {
+                    Issue.record("writeback of page 1 during the discard: \(error)")
+                }
+            }
+        }
+        try device.write(new, at: 0)  // frees page 0's block: its discard runs page 1's writeback
+        store.beforeDiscard.withLock { $0 = nil }
+
+        #expect(discards.count.load(ordering: .relaxed) == 1, "the overwrite discarded the old block")
+        #expect(device.bd[2] == 2, "page 1 went to the store during the discard")
+        #expect(try device.read(count: pageSize, at: UInt64(pageSize)) == other, "page 1 (seed \(seed))")
+        #expect(try device.read(count: pageSize, at: 0) == new, "page 0 (seed \(seed))")
+    }
+
+    /// How often a store hook ran.
+    final class HookCalls: Sendable {
+        let count = Atomic<Int>(0)
     }
 
     @Test func resetDuringWritebackEndsItWithinABatch() throws {
