@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <sys/ioctl.h>
 #include <linux/fuse.h>
+#include "fuse_ring.h"
 
 /* ioctl is variadic and FUSE_DEV_IOC_CLONE a function-like macro: neither reaches Swift.
    Attaches `fd` (a fresh open of /dev/fuse) to the connection of `session_fd`. */

@@ -31,6 +31,17 @@ public final class FUSEExport: @unchecked Sendable {
     let workers = Mutex<[FUSEWorker]>([])
     private let stopped = Atomic<Bool>(false)
 
+    /// FUSE over io_uring (Linux 6.14+): `auto` uses it when the fuse module's
+    /// `enable_uring` parameter is on and the buffers fit `ringMemoryBudget`; `on` turns
+    /// the parameter on (root) and fails if it cannot.
+    public enum RingMode: String, Sendable, CaseIterable {
+        case off, auto, on
+    }
+
+    /// Whether the workers include ring queues (the kernel switches to them once every
+    /// queue has registered).
+    public let usesRing: Bool
+
     public struct Configuration: Sendable {
         /// Worker threads, each with its own cloned `/dev/fuse` descriptor.
         public var threads: Int
@@ -38,6 +49,16 @@ public final class FUSEExport: @unchecked Sendable {
         public var maxTransfer: Int = 1 << 20
         /// Mark the workers with PR_SET_IO_FLUSHER (swap safety; needs CAP_SYS_RESOURCE).
         public var markThreadsAsIOFlushers: Bool = false
+        /// Whether requests come over io_uring (`FUSERingQueue`) rather than /dev/fuse reads.
+        public var ring: RingMode = .off
+        /// Entries per ring thread. More batch more small requests per system call; fewer
+        /// keep large requests from queueing behind each other on one thread (QD4 1 MiB
+        /// reads ran at 5.6k IOPS with 3, 3.4k with 4).
+        public var ringDepth: Int = 3
+        /// Threads serving each ring queue (the kernel has one queue per possible CPU).
+        public var ringThreadsPerQueue: Int = 2
+        /// `auto` leaves the ring off when its buffers would take more than this.
+        public static let ringMemoryBudget = 64 << 20
 
         /// Two workers per core, at least four: a worker blocks in the store while
         /// another reads the next request.
@@ -55,12 +76,16 @@ public final class FUSEExport: @unchecked Sendable {
     public init(exports: ExportRegistry, mountPoint: String, configuration: Configuration = Configuration()) throws(FUSEExportError) {
         guard access("/dev/fuse", R_OK | W_OK) == 0 else { throw .unavailable("/dev/fuse is missing or not accessible") }
         guard (1...256).contains(configuration.threads) else { throw .invalid("threads must be 1...256") }
+        guard (1...64).contains(configuration.ringDepth), (1...16).contains(configuration.ringThreadsPerQueue) else {
+            throw .invalid("ringDepth must be 1...64 and ringThreadsPerQueue 1...16")
+        }
         guard configuration.maxTransfer >= 4096, configuration.maxTransfer <= 1 << 20 else {
             throw .invalid("maxTransfer must be 4 KiB...1 MiB")
         }
         self.mountPoint = mountPoint
         self.configuration = configuration
-        fileSystem = FileSystem(exports: exports, maxTransfer: configuration.maxTransfer)
+        usesRing = try FUSERingQueue.decide(configuration)
+        fileSystem = FileSystem(exports: exports, maxTransfer: configuration.maxTransfer, wantsRing: usesRing)
         (session, createdMountPoint) = try Self.mount(fileSystem, at: mountPoint, maxRead: configuration.maxTransfer)
         do {
             try startWorkers()

@@ -25,6 +25,12 @@ final class FUSEWorker: @unchecked Sendable {
     var receiveBuffer = fuse_buf()
     /// Open flags libfuse 3.14 cannot express, ORed into the next OPEN reply on this thread.
     var pendingOpenFlags: UInt32 = 0
+    /// Set while this thread answers INIT for a file system that wants FUSE over io_uring:
+    /// the reply asks for it, and the file system learns when the kernel has taken it.
+    var pendingRingInit: FileSystem?
+    /// Set while a ring queue has libfuse answer a request: the reply goes into the ring
+    /// entry instead of the descriptor.
+    var ringReply: FUSERingReply?
     let finished = Atomic<Bool>(false)
 
     init(cloning sessionDescriptor: Int32, maxTransfer: Int) throws(FUSEExportError) {
@@ -85,7 +91,16 @@ final class FUSEWorker: @unchecked Sendable {
                 flags.storeBytes(of: flags.load(as: UInt32.self) | worker.pendingOpenFlags, as: UInt32.self)
             }
             worker.pendingOpenFlags = 0
-            return writev(worker.descriptor, iov, count)
+            if let reply = worker.ringReply, let iov { return reply.capture(iov, count: Int(count)) }
+            guard let fileSystem = worker.pendingRingInit else { return writev(worker.descriptor, iov, count) }
+            worker.pendingRingInit = nil
+            if let iov, count == 2, iov[1].iov_len >= MemoryLayout<fuse_init_out>.size, let reply = iov[1].iov_base {
+                FUSERingReply.askForRing(initReply: reply)
+            }
+            let written = writev(worker.descriptor, iov, count)
+            // The kernel has processed the reply (and set up the connection) when writev returns.
+            if written > 0 { fileSystem.initialized.store(true, ordering: .releasing) }
+            return written
         },
         read: { fd, buffer, length, _ in
             guard let pointer = pthread_getspecific(FUSEWorker.currentKey) else { return read(fd, buffer, length) }
@@ -119,8 +134,34 @@ extension FUSEExport {
             }
             started.append(worker)
         }
+        if usesRing && !started.isEmpty {
+            started += startRingQueues(sessionDescriptor: sessionDescriptor)
+        }
         workers.withLock { $0 = started }
         if started.isEmpty { throw lastError ?? .threadFailed("no FUSE worker started") }
+    }
+
+    /// One thread per ring queue; a queue that cannot start leaves the ring unready, and
+    /// the kernel keeps using /dev/fuse.
+    func startRingQueues(sessionDescriptor: Int32) -> [FUSEWorker] {
+        var started: [FUSEWorker] = []
+        let sessionPointer = UInt(bitPattern: session)
+        let threadsPerQueue = configuration.ringThreadsPerQueue
+        for index in 0..<(FUSERingQueue.possibleCPUs * threadsPerQueue) {
+            let qid = index / threadsPerQueue
+            guard let worker = try? FUSEWorker(cloning: sessionDescriptor, maxTransfer: 4096) else { break }
+            let queue = FUSERingQueue(qid: UInt16(qid), worker: worker, depth: configuration.ringDepth, maxTransfer: configuration.maxTransfer)
+            let markAsFlusher = configuration.markThreadsAsIOFlushers
+            let fileSystem = fileSystem
+            do {
+                try PosixThread.detach(name: "znbd-ring-\(qid)-\(index % threadsPerQueue)") {
+                    if markAsFlusher { try? ProcessHardening.markCurrentThreadAsIOFlusher() }
+                    queue.run(session: OpaquePointer(bitPattern: sessionPointer)!, fileSystem: fileSystem)
+                }
+            } catch { break }
+            started.append(worker)
+        }
+        return started
     }
 
     /// Waits up to `seconds` for every worker to return; true if they all did.

@@ -17,50 +17,58 @@ extension FileSystem {
     /// Reads up to `size` bytes; a read at or past the end returns what lies before it (EOF).
     @inline(__always)
     func read(_ request: fuse_req_t, size: Int, offset: off_t, file: OpenFile) {
-        guard offset >= 0, let worker = FUSEWorker.current else {
-            fuse_reply_err(request, offset < 0 ? EINVAL : EIO)
+        guard let worker = FUSEWorker.current else {
+            fuse_reply_err(request, EIO)
             return
         }
+        let (error, count) = read(file: file, offset: offset, size: size, into: worker.readBuffer)
+        if error != 0 {
+            fuse_reply_err(request, error)
+        } else {
+            fuse_reply_buf(request, worker.readBuffer.baseAddress, count)
+        }
+    }
+
+    /// READ's work, for both transports: an errno, or 0 and the bytes read into `buffer`.
+    @inline(__always)
+    func read(file: OpenFile, offset: off_t, size: Int, into buffer: UnsafeMutableRawBufferPointer) -> (Int32, Int) {
+        guard offset >= 0 else { return (EINVAL, 0) }
         let start = UInt64(offset), end = file.export.size
-        guard start < end else {
-            fuse_reply_buf(request, nil, 0)
-            return
-        }
-        let count = Int(min(UInt64(min(size, worker.readBuffer.count)), end - start))
-        let target = UnsafeMutableRawBufferPointer(start: worker.readBuffer.baseAddress, count: count)
+        guard start < end else { return (0, 0) }
+        let count = Int(min(UInt64(min(size, buffer.count)), end - start))
         do {
-            try file.export.read(into: target, at: start)
+            try file.export.read(into: UnsafeMutableRawBufferPointer(start: buffer.baseAddress, count: count), at: start)
         } catch {
-            fuse_reply_err(request, Int32(bitPattern: error.code))
-            return
+            return (Int32(bitPattern: error.code), 0)
         }
-        fuse_reply_buf(request, target.baseAddress, count)
+        return (0, count)
     }
 
     /// Writes what fits before the end; a write starting at or past the end is ENOSPC.
     @inline(__always)
     func write(_ request: fuse_req_t, data: UnsafePointer<CChar>?, size: Int, offset: off_t, file: OpenFile) {
-        guard offset >= 0 else {
-            fuse_reply_err(request, EINVAL)
-            return
+        let (error, count) = write(file: file, offset: offset, data: UnsafeRawBufferPointer(start: data, count: size))
+        if error != 0 {
+            fuse_reply_err(request, error)
+        } else {
+            fuse_reply_write(request, count)
         }
+    }
+
+    /// WRITE's work, for both transports: an errno, or 0 and the bytes written.
+    @inline(__always)
+    func write(file: OpenFile, offset: off_t, data: UnsafeRawBufferPointer) -> (Int32, Int) {
+        guard offset >= 0 else { return (EINVAL, 0) }
+        guard !data.isEmpty else { return (0, 0) }
         let start = UInt64(offset), end = file.export.size
-        guard size > 0 else {
-            fuse_reply_write(request, 0)
-            return
-        }
-        guard start < end else {
-            fuse_reply_err(request, ENOSPC)
-            return
-        }
-        let count = Int(min(UInt64(size), end - start))
+        guard start < end else { return (ENOSPC, 0) }
+        let count = Int(min(UInt64(data.count), end - start))
         do {
-            try file.export.write(UnsafeRawBufferPointer(start: data, count: count), at: start)
+            try file.export.write(UnsafeRawBufferPointer(start: data.baseAddress, count: count), at: start)
         } catch {
-            fuse_reply_err(request, Int32(bitPattern: error.code))
-            return
+            return (Int32(bitPattern: error.code), 0)
         }
-        fuse_reply_write(request, count)
+        return (0, count)
     }
 
     /// PUNCH_HOLE|KEEP_SIZE discards (the loop driver's DISCARD); ZERO_RANGE writes zeroes

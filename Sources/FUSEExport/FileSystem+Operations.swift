@@ -23,6 +23,7 @@ extension FileSystem {
                 connection.pointee.max_write = UInt32(fileSystem.maxTransfer)
                 // libfuse 3.14 checks this against the max_read mount option given to the session.
                 connection.pointee.max_read = UInt32(fileSystem.maxTransfer)
+                if fileSystem.wantsRing { FUSEWorker.current?.pendingRingInit = fileSystem }
             }
         }
         operations.lookup = { request, parent, name in

@@ -1,5 +1,6 @@
 import CFuse3
 import NBD
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -13,6 +14,10 @@ final class FileSystem: Sendable {
     let exports: ExportRegistry
     let inodes = InodeTable()
     let maxTransfer: Int
+    /// Whether INIT asks the kernel for FUSE over io_uring (`FUSERingQueue`).
+    let wantsRing: Bool
+    /// The kernel has taken the INIT reply: ring entries may register.
+    let initialized = Atomic<Bool>(false)
     /// Every file's times: when the export started.
     let startTime: timespec
     /// How long the kernel may cache names and attributes: not at all, since a device can be
@@ -21,9 +26,10 @@ final class FileSystem: Sendable {
     static let cacheSeconds = 0.0
     static let rootInode: fuse_ino_t = 1
 
-    init(exports: ExportRegistry, maxTransfer: Int) {
+    init(exports: ExportRegistry, maxTransfer: Int, wantsRing: Bool) {
         self.exports = exports
         self.maxTransfer = maxTransfer
+        self.wantsRing = wantsRing
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         startTime = now
@@ -65,7 +71,13 @@ final class OpenFile: Sendable {
     /// The object a handle's `fh` points to.
     @inline(__always)
     static func of(_ info: UnsafeMutablePointer<fuse_file_info>?) -> Unmanaged<OpenFile>? {
-        guard let info, let pointer = UnsafeRawPointer(bitPattern: UInt(info.pointee.fh)) else { return nil }
+        guard let info else { return nil }
+        return of(handle: info.pointee.fh)
+    }
+
+    @inline(__always)
+    static func of(handle: UInt64) -> Unmanaged<OpenFile>? {
+        guard let pointer = UnsafeRawPointer(bitPattern: UInt(handle)) else { return nil }
         return Unmanaged<OpenFile>.fromOpaque(pointer)
     }
 }

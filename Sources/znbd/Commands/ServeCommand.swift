@@ -92,6 +92,9 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Mount the devices as files here, for loop devices (default: DIR/fuse beside the control socket).")
     var fuse: String?
 
+    @Option(name: .customLong("fuse-ring"), help: "FUSE over io_uring (Linux 6.14+): auto (when /sys/module/fuse/parameters/enable_uring is Y), on (turns it on) or off.")
+    var fuseRing: FUSEExport.RingMode = .auto
+
     @Flag(name: .customLong("no-fuse"), help: "Don't mount the FUSE export.")
     var noFuse = false
 
@@ -262,8 +265,13 @@ extension ServeCommand {
         do {
             let export = try FUSEExport(
                 exports: registry.exports, mountPoint: directory,
-                configuration: FUSEExport.Configuration(markThreadsAsIOFlushers: true))
-            logger.info("FUSE export \(directory) (\(export.configuration.threads) threads): losetup --direct-io=on over \(directory)/DEVICE, or znbd attach DEVICE")
+                configuration: {
+                    var configuration = FUSEExport.Configuration(markThreadsAsIOFlushers: true)
+                    configuration.ring = fuseRing
+                    return configuration
+                }())
+            let transport = export.usesRing ? "\(export.configuration.threads) threads and io_uring queues" : "\(export.configuration.threads) threads"
+            logger.info("FUSE export \(directory) (\(transport)): losetup --direct-io=on over \(directory)/DEVICE, or znbd attach DEVICE")
             return export
         } catch {
             logger.warning("no FUSE export: \(error)")
@@ -273,3 +281,4 @@ extension ServeCommand {
 }
 
 extension TLSConfiguration.Mode: ExpressibleByArgument {}
+extension FUSEExport.RingMode: ExpressibleByArgument {}
