@@ -11,52 +11,11 @@ struct FUSEAttachTests {
     init() throws { try Facility.require(FUSEAttached.missing) }
 
     @Test func fioVerifiesRandomAndSequentialWrites() throws {
-        let attached = try FUSEAttached(size: "256M")
-        defer { attached.tearDown() }
-        let scratch = attached.server.directory + "/fio"
-        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
-        let common = "--filename=\(attached.loop) --ioengine=libaio --direct=1 --verify=crc32c --do_verify=1 --verify_fatal=1"
-            + " --buffer_compress_percentage=60 --refill_buffers --randseed=13 --output-format=terse"
-        // fio runs in a scratch directory so that no state file lands in the working directory.
-        try ExternalCommand.require("bash", ["-c", """
-            set -e
-            cd \(scratch)
-            fio --name=random4k --rw=randwrite --bs=4k --iodepth=32 --size=96M \(common)
-            fio --name=sequential1m --rw=write --bs=1M --iodepth=8 --size=192M \(common)
-            fio --name=mixed --rw=randrw --bs=64k --iodepth=16 --size=64M --offset=128M \(common)
-            """], timeout: 600)
-        let stat = try attached.ioStat()
-        #expect(stat.failedReads == 0 && stat.failedWrites == 0, "io_stat \(stat)")
-        try attached.detachAndExpectNothingLeft()
+        try FUSEAttached.fioVerifies(ring: false)
     }
 
     @Test func ext4WithDiscardGivesMemoryBackOnTrim() throws {
-        let attached = try FUSEAttached(size: "256M")
-        defer { attached.tearDown() }
-        let mountPoint = attached.server.directory + "/mnt"
-        try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
-        try ExternalCommand.require("mkfs.ext4", ["-q", "-E", "nodiscard", attached.loop], timeout: 120)
-        try ExternalCommand.require("mount", ["-o", "discard", attached.loop, mountPoint])
-        attached.onTearDown { _ = try? ExternalCommand.run("umount", ["-l", mountPoint], timeout: 60) }
-        let status = try attached.server.cli(["status"]).stdout
-        #expect(status.contains(mountPoint), "status does not show zram0 mounted through its loop device:\n\(status)")
-
-        try ScratchFiles.writeAndVerify(in: mountPoint, label: "FUSE ext4")
-        let before = try attached.memUsedTotal()
-        let freedBefore = try attached.ioStat().notifyFree
-        #expect(before > 32 << 20, "mem_used_total \(before)")
-
-        try ExternalCommand.require("bash", ["-c", "rm \(mountPoint)/noise* \(mountPoint)/text[1-6] && sync"])
-        try ExternalCommand.require("fstrim", ["-v", mountPoint], timeout: 120)
-        let after = try attached.memUsedTotal()
-        let freedAfter = try attached.ioStat().notifyFree
-        print("FUSE ext4: mem_used_total \(before) -> \(after), notify_free \(freedBefore) -> \(freedAfter) after rm + fstrim")
-        #expect(after < before / 2, "punch-holes did not reach the device: mem_used_total \(before) -> \(after)")
-        #expect(freedAfter > freedBefore, "notify_free \(freedBefore) -> \(freedAfter)")
-        try ScratchFiles.verify(in: mountPoint, allowingMissing: true)
-        try ExternalCommand.require("umount", [mountPoint], timeout: 60)
-        try ExternalCommand.require("e2fsck", ["-fn", attached.loop], timeout: 120)
-        try attached.detachAndExpectNothingLeft()
+        try FUSEAttached.ext4GivesMemoryBackOnTrim(ring: false)
     }
 
     @Test func filesFollowHotAddAndHotRemove() throws {
@@ -99,7 +58,11 @@ extension FUSEAttachTests {
     /// The file itself, without a loop device: the edges of the device and every fallocate
     /// mode answer the errno a fixed-size file should, and the server lives on.
     @Test func requestsAtTheEdgesAnswerErrnos() throws {
-        let server = try ZnbdServer(["--size", "8M"], fuse: true)
+        try Self.requestsAtTheEdgesAnswerErrnos(ring: false)
+    }
+
+    static func requestsAtTheEdgesAnswerErrnos(ring: Bool) throws {
+        let server = try ZnbdServer(["--size", "8M", "--fuse-ring", ring ? "on" : "off"], fuse: true)
         defer { server.stop() }
         let file = server.fuseDirectory + "/zram0"
         let deadline = Date().addingTimeInterval(20)
@@ -159,8 +122,14 @@ final class FUSEAttached: @unchecked Sendable {  // used from one test at a time
         Facility.kernel ?? (ExternalCommand.which("fio") == nil ? "fio is not installed" : nil)
     }
 
-    init(size: String) throws {
-        server = try ZnbdServer(["--size", size], fuse: true)
+    /// What FUSE over io_uring lacks here (the fuse module's enable_uring switch), or nil.
+    static var ringMissing: String? {
+        missing ?? (FileManager.default.fileExists(atPath: "/sys/module/fuse/parameters/enable_uring")
+            ? nil : "this kernel has no FUSE over io_uring (Linux 6.14+, CONFIG_FUSE_IO_URING)")
+    }
+
+    init(size: String, ring: Bool = false) throws {
+        server = try ZnbdServer(["--size", size, "--fuse-ring", ring ? "on" : "off"], fuse: true)
         let deadline = Date().addingTimeInterval(20)
         while !FileManager.default.fileExists(atPath: server.fuseDirectory + "/zram0") {
             guard Date() < deadline else {
@@ -210,6 +179,33 @@ final class FUSEAttached: @unchecked Sendable {  // used from one test at a time
         #expect(DeviceSetup.isMountPoint(server.fuseDirectory), "the FUSE export went away with the loop device", sourceLocation: sourceLocation)
     }
 
+    /// CPU ticks of the server's threads named `znbd-ring-*` and `znbd-fuse-*`.
+    func fuseThreadTicks() -> (ring: Int, classic: Int) {
+        var ticks = (ring: 0, classic: 0)
+        let tasks = "/proc/\(server.pid)/task"
+        for task in (try? FileManager.default.contentsOfDirectory(atPath: tasks)) ?? [] {
+            guard let name = try? String(contentsOfFile: "\(tasks)/\(task)/comm", encoding: .utf8),
+                let stat = try? String(contentsOfFile: "\(tasks)/\(task)/stat", encoding: .utf8),
+                let close = stat.lastIndex(of: ")")
+            else { continue }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            let used = (Int(fields[11]) ?? 0) + (Int(fields[12]) ?? 0)  // utime + stime
+            if name.hasPrefix("znbd-ring-") { ticks.ring += used } else if name.hasPrefix("znbd-fuse-") { ticks.classic += used }
+        }
+        return ticks
+    }
+
+    /// The requests went where the test asked: the ring queues did the work over io_uring,
+    /// and no ring thread exists over /dev/fuse.
+    func expectServed(overRing ring: Bool, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let ticks = fuseThreadTicks()
+        if ring {
+            #expect(ticks.ring > ticks.classic, "ring threads \(ticks.ring) ticks, /dev/fuse workers \(ticks.classic)", sourceLocation: sourceLocation)
+        } else {
+            #expect(ticks.ring == 0 && ticks.classic > 0, "ring threads \(ticks.ring) ticks, /dev/fuse workers \(ticks.classic)", sourceLocation: sourceLocation)
+        }
+    }
+
     func memUsedTotal() throws -> Int {
         let fields = try server.cli(["get", "zram0", "mm_stat"]).stdout.split(whereSeparator: \.isWhitespace).compactMap { Int($0) }
         try #require(fields.count == 9)
@@ -226,5 +222,80 @@ final class FUSEAttached: @unchecked Sendable {  // used from one test at a time
         let name = (loop as NSString).lastPathComponent
         return (try? String(contentsOfFile: "/sys/block/\(name)/loop/dio", encoding: .utf8))
             .map { $0.trimmingCharacters(in: .whitespacesAndNewlines) == "1" }
+    }
+}
+
+extension FUSEAttached {
+    /// fio writes and verifies random 4 KiB, sequential 1 MiB and mixed 64 KiB I/O.
+    static func fioVerifies(ring: Bool) throws {
+        let attached = try FUSEAttached(size: "256M", ring: ring)
+        defer { attached.tearDown() }
+        let scratch = attached.server.directory + "/fio"
+        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+        let common = "--filename=\(attached.loop) --ioengine=libaio --direct=1 --verify=crc32c --do_verify=1 --verify_fatal=1"
+            + " --buffer_compress_percentage=60 --refill_buffers --randseed=13 --output-format=terse"
+        // fio runs in a scratch directory so that no state file lands in the working directory.
+        try ExternalCommand.require("bash", ["-c", """
+            set -e
+            cd \(scratch)
+            fio --name=random4k --rw=randwrite --bs=4k --iodepth=32 --size=96M \(common)
+            fio --name=sequential1m --rw=write --bs=1M --iodepth=8 --size=192M \(common)
+            fio --name=mixed --rw=randrw --bs=64k --iodepth=16 --size=64M --offset=128M \(common)
+            """], timeout: 600)
+        let stat = try attached.ioStat()
+        #expect(stat.failedReads == 0 && stat.failedWrites == 0, "io_stat \(stat)")
+        try attached.expectServed(overRing: ring)
+        try attached.detachAndExpectNothingLeft()
+    }
+
+    /// ext4 mounted with discard: files verify, and rm + fstrim give the memory back.
+    static func ext4GivesMemoryBackOnTrim(ring: Bool) throws {
+        let attached = try FUSEAttached(size: "256M", ring: ring)
+        defer { attached.tearDown() }
+        let mountPoint = attached.server.directory + "/mnt"
+        try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
+        try ExternalCommand.require("mkfs.ext4", ["-q", "-E", "nodiscard", attached.loop], timeout: 120)
+        try ExternalCommand.require("mount", ["-o", "discard", attached.loop, mountPoint])
+        attached.onTearDown { _ = try? ExternalCommand.run("umount", ["-l", mountPoint], timeout: 60) }
+        let status = try attached.server.cli(["status"]).stdout
+        #expect(status.contains(mountPoint), "status does not show zram0 mounted through its loop device:\n\(status)")
+
+        try ScratchFiles.writeAndVerify(in: mountPoint, label: "FUSE ext4")
+        let before = try attached.memUsedTotal()
+        let freedBefore = try attached.ioStat().notifyFree
+        #expect(before > 32 << 20, "mem_used_total \(before)")
+
+        try ExternalCommand.require("bash", ["-c", "rm \(mountPoint)/noise* \(mountPoint)/text[1-6] && sync"])
+        try ExternalCommand.require("fstrim", ["-v", mountPoint], timeout: 120)
+        let after = try attached.memUsedTotal()
+        let freedAfter = try attached.ioStat().notifyFree
+        print("FUSE ext4: mem_used_total \(before) -> \(after), notify_free \(freedBefore) -> \(freedAfter) after rm + fstrim")
+        #expect(after < before / 2, "punch-holes did not reach the device: mem_used_total \(before) -> \(after)")
+        #expect(freedAfter > freedBefore, "notify_free \(freedBefore) -> \(freedAfter)")
+        try ScratchFiles.verify(in: mountPoint, allowingMissing: true)
+        try ExternalCommand.require("umount", [mountPoint], timeout: 60)
+        try ExternalCommand.require("e2fsck", ["-fn", attached.loop], timeout: 120)
+        try attached.expectServed(overRing: ring)
+        try attached.detachAndExpectNothingLeft()
+    }
+}
+
+/// The same as `FUSEAttachTests`, with requests over FUSE's io_uring queues
+/// (`--fuse-ring on`, which turns the fuse module's enable_uring on).
+@Suite(.serialized, Facility.required(FUSEAttached.ringMissing))
+struct FUSERingAttachTests {
+    init() throws { try Facility.require(FUSEAttached.ringMissing) }
+
+    @Test func fioVerifiesRandomAndSequentialWrites() throws {
+        try FUSEAttached.fioVerifies(ring: true)
+    }
+
+    @Test func ext4WithDiscardGivesMemoryBackOnTrim() throws {
+        try FUSEAttached.ext4GivesMemoryBackOnTrim(ring: true)
+    }
+
+    /// Every request but READ and WRITE goes through libfuse from the ring queues.
+    @Test func requestsAtTheEdgesAnswerErrnos() throws {
+        try FUSEAttachTests.requestsAtTheEdgesAnswerErrnos(ring: true)
     }
 }

@@ -35,7 +35,9 @@ final class ZnbdServer: @unchecked Sendable {  // used from one test at a time
         _ = FileManager.default.createFile(atPath: log, contents: nil)
         process = Process()
         process.executableURL = URL(fileURLWithPath: Self.binary)
-        process.arguments = ["serve", "--unix", socket, "--control", control, "--no-mlock"] + (fuse ? [] : ["--no-fuse"]) + arguments
+        process.arguments = ["serve", "--unix", socket, "--control", control, "--no-mlock"] + (fuse ? [] : ["--no-fuse"])
+            // A FUSE export uses /dev/fuse unless the test asks for the ring (auto would follow the host).
+            + (fuse && !arguments.contains("--fuse-ring") ? ["--fuse-ring", "off"] : []) + arguments
         process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
         process.standardError = process.standardOutput
         process.standardInput = FileHandle.nullDevice
@@ -69,6 +71,8 @@ final class ZnbdServer: @unchecked Sendable {  // used from one test at a time
     }
 
     /// Sends `signal` to the server.
+    var pid: Int32 { process.processIdentifier }
+
     func signal(_ signal: Int32) { kill(process.processIdentifier, signal) }
 
     /// Waits up to `seconds` for the server to exit: its exit status (128 + N after
