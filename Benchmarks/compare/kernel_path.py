@@ -3,9 +3,10 @@
 a compressed RAM device, measured with fio in one run, medians of several rounds.
 
   (a) kernel zram0 (lz4)
-  (b) znbd attach: znbd's own FUSE export + loop (direct I/O)
+  (b) znbd attach: znbd's own FUSE export + loop (direct I/O), requests over io_uring (--fuse-ring on)
   (c) nbdfuse + loop (direct I/O) over znbd's NBD socket
   (d) nbdfuse + loop (direct I/O) over nbdkit memory allocator=sparse
+  (e) znbd attach as (b), requests read from /dev/fuse by worker threads (--fuse-ring off)
 
 fio: libaio, direct, 60 % compressible data; 4 KiB random writes and reads at QD32, 4 KiB
 random writes at QD1, 1 MiB sequential writes and reads at QD4, over a region filled first (so
@@ -154,13 +155,19 @@ class KernelZram(Path):
 
 
 class ZnbdAttach(Path):
+    ring = "on"
+
     def start(self):
-        binary, control, _ = self.znbd([])
+        binary, control, _ = self.znbd(["--fuse-ring", self.ring])
         fuse_file = os.path.join(self.dir, "fuse", "zram0")
         wait_for(lambda: os.path.exists(fuse_file), "the FUSE export")
         loop = run([binary, "attach", "zram0", "--attach", "fuse", "--control", control]).strip()
         self.undo.append(lambda: subprocess.run([binary, "detach", "zram0", "--control", control], capture_output=True))
         return loop
+
+
+class ZnbdAttachThreads(ZnbdAttach):
+    ring = "off"
 
 
 class ZnbdNbdfuse(Path):
@@ -223,9 +230,10 @@ def page_cache_growth(path, cwd):
         path.stop()
 
 
-KINDS = [("(a) kernel zram0 lz4", KernelZram), ("(b) znbd attach (FUSE + loop dio)", ZnbdAttach),
+KINDS = [("(a) kernel zram0 lz4", KernelZram), ("(b) znbd attach (FUSE io_uring + loop dio)", ZnbdAttach),
          ("(c) nbdfuse + loop dio over znbd", ZnbdNbdfuse),
-         ("(d) nbdfuse + loop dio over nbdkit sparse", NbdkitSparse)]
+         ("(d) nbdfuse + loop dio over nbdkit sparse", NbdkitSparse),
+         ("(e) znbd attach (/dev/fuse threads + loop dio)", ZnbdAttachThreads)]
 RESULTS = os.path.join(ROOT, "Benchmarks", "compare", "results")
 
 
@@ -266,11 +274,12 @@ def median(runs, key):
 def render(data, limits=None, chart=None):
     """The report section, from kernel_path.json (and limits.json for the physical limit)."""
     names = data["paths"]
-    a, b, c, d = names
+    a, b, c, d = names[:4]
+    e = names[4] if len(names) > 4 else None
     order = [w[0] for w in WORKLOADS if w[0] in data["rows"]]
     lines = ["## The kernel path without the nbd driver\n"]
     lines.append("`sudo Benchmarks/compare/kernel_path.py` (the report's `--kernel-path`): fio libaio, direct, 60 % "
-                 "compressible, on a 512 MiB region filled first; all four paths set up at once and measured in turn "
+                 "compressible, on a 512 MiB region filled first; all paths set up at once and measured in turn "
                  f"each round, medians of {data['settings']['rounds']} rounds × {data['settings']['runtime_s']} s.\n")
     machines = {}
     for label in order:
@@ -288,8 +297,9 @@ def render(data, limits=None, chart=None):
                      "shares of the cores. Under such a load a ratio to (a) says as much about the load as about the "
                      "paths; the ratios between (b), (c) and (d), which all go through a server, hold better.\n")
     lines.append("IOPS; MB/s for the 1M rows (median of rounds):\n")
-    lines.append("| workload | " + " | ".join(names) + " | (b)/(a) | (b)/(d) | (b)/(c) |")
-    lines.append("|---|" + "---|" * (len(names) + 3))
+    extra = ["(b)/(e)"] if e else []
+    lines.append("| workload | " + " | ".join(names + ["(b)/(a)", "(b)/(d)", "(b)/(c)"] + extra) + " |")
+    lines.append("|---|" + "---|" * (len(names) + 3 + len(extra)))
     medians = {}
     for label in order:
         rounds = data["rows"][label]["rounds"]
@@ -297,7 +307,7 @@ def render(data, limits=None, chart=None):
         medians[label] = {n: median(rounds[n], key) for n in names}
         v = medians[label]
         cells = [f"{v[n]:,.0f}" for n in names]
-        ratios = [f"{v[b] / v[x]:.2f}x" if v[x] else "n/a" for x in (a, d, c)]
+        ratios = [f"{v[b] / v[x]:.2f}x" if v[x] else "n/a" for x in (a, d, c) + ((e,) if e else ())]
         lines.append(f"| {label} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
     lines.append("")
     if "4k randwrite QD1" in data["rows"]:
@@ -319,7 +329,8 @@ def render(data, limits=None, chart=None):
             v = medians[label]
             ba, bd = v[b] / v[a], v[b] / v[d]
             targets.append(f"- {label}: (b)/(a) = {ba:.2f}x (target ≥ 0.5x: {'met' if ba >= 0.5 else 'missed'}), "
-                           f"(b)/(d) = {bd:.2f}x (target ≥ 2x: {'met' if bd >= 2 else 'missed'})")
+                           f"(b)/(d) = {bd:.2f}x (target ≥ 2x: {'met' if bd >= 2 else 'missed'})"
+                           + (f"; over /dev/fuse threads, (e)/(a) = {v[e] / v[a]:.2f}x" if e else ""))
     for name, grown in (data.get("page_cache_growth") or {}).items():
         resident = grown["loop_and_file_resident"] / 2**20
         targets.append(f"- Writing 256 MiB through {name}: {resident:.1f} MiB left in the page cache of the loop "
