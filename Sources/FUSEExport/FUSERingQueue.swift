@@ -39,6 +39,8 @@ final class FUSERingQueue: @unchecked Sendable {
         headers = .allocate(capacity: depth)
         headers.initialize(repeating: znbd_fuse_ring_header(), count: depth)
         payloads = .allocate(byteCount: depth * payloadSize, alignment: 4096)
+        // Touched now, so that serving never faults the buffers in (and locked, under mlockall).
+        payloads.initializeMemory(as: UInt8.self, repeating: 0, count: depth * payloadSize)
         buffers = .allocate(capacity: 2 * depth)
         for entry in 0..<depth {
             buffers[2 * entry] = iovec(iov_base: UnsafeMutableRawPointer(headers + entry), iov_len: MemoryLayout<znbd_fuse_ring_header>.size)
@@ -63,7 +65,7 @@ final class FUSERingQueue: @unchecked Sendable {
     static func decide(_ configuration: FUSEExport.Configuration) throws(FUSEExportError) -> Bool {
         if configuration.ring == .off { return false }
         let state = (try? readSmallFile(kernelSwitch)).map { $0.hasPrefix("Y") ? "Y" : "N" }
-        let memory = possibleCPUs * configuration.ringThreadsPerQueue * configuration.ringDepth * max(configuration.maxTransfer, 8192)
+        let memory = possibleCPUs * configuration.ringThreadsPerQueue * configuration.ringDepth * max(min(configuration.maxTransfer, FUSEExport.Configuration.ringMaxTransfer), 8192)
         switch configuration.ring {
         case .off: return false
         case .auto: return state == "Y" && memory <= FUSEExport.Configuration.ringMemoryBudget
@@ -108,6 +110,10 @@ final class FUSERingQueue: @unchecked Sendable {
         while live > 0 {
             let result = znbd_uring_submit_and_wait(&ring, 1)
             if result == -EINTR { continue }
+            if result == -EAGAIN || result == -EBUSY {
+                usleep(1_000)  // out of kernel resources for a moment; the entries stay registered
+                continue
+            }
             if result < 0 { break }
             var userData: UInt64 = 0
             var status: Int32 = 0

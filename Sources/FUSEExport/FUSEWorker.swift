@@ -117,7 +117,7 @@ extension FUSEExport {
         var lastError: FUSEExportError?
         for index in 0..<configuration.threads {
             let worker: FUSEWorker
-            do { worker = try FUSEWorker(cloning: sessionDescriptor, maxTransfer: configuration.maxTransfer) } catch {
+            do { worker = try FUSEWorker(cloning: sessionDescriptor, maxTransfer: fileSystem.maxTransfer) } catch {
                 lastError = error
                 break
             }
@@ -150,7 +150,7 @@ extension FUSEExport {
         for index in 0..<(FUSERingQueue.possibleCPUs * threadsPerQueue) {
             let qid = index / threadsPerQueue
             guard let worker = try? FUSEWorker(cloning: sessionDescriptor, maxTransfer: 4096) else { break }
-            let queue = FUSERingQueue(qid: UInt16(qid), worker: worker, depth: configuration.ringDepth, maxTransfer: configuration.maxTransfer)
+            let queue = FUSERingQueue(qid: UInt16(qid), worker: worker, depth: configuration.ringDepth, maxTransfer: fileSystem.maxTransfer)
             let markAsFlusher = configuration.markThreadsAsIOFlushers
             let fileSystem = fileSystem
             do {
