@@ -13,7 +13,8 @@ import Glibc
 /// It speaks libfuse's low-level API. Its own worker threads each read requests from
 /// a clone of the session's `/dev/fuse` descriptor and answer on the same clone
 /// (see `FUSEWorker`), calling the export straight from the request (`FileSystem`):
-/// no NBD hop. File names are resolved against the registry on every lookup, so
+/// no NBD hop. With `Configuration.ring` the requests come over io_uring instead
+/// (`FUSERingQueue`). File names are resolved against the registry on every lookup, so
 /// devices appear and disappear with hot-add and hot-remove.
 public final class FUSEExport: @unchecked Sendable {
     // @unchecked: `session` is libfuse's, used only as libfuse allows from many threads
