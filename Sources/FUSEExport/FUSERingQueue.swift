@@ -35,7 +35,7 @@ final class FUSERingQueue: @unchecked Sendable {
         self.qid = qid
         self.worker = worker
         self.depth = depth
-        payloadSize = max(maxTransfer, 8192)
+        payloadSize = Self.payloadSize(maxTransfer)
         headers = .allocate(capacity: depth)
         headers.initialize(repeating: znbd_fuse_ring_header(), count: depth)
         payloads = .allocate(byteCount: depth * payloadSize, alignment: 4096)
@@ -63,15 +63,18 @@ final class FUSERingQueue: @unchecked Sendable {
     /// Whether an export with `configuration` serves through ring queues.
     /// - Throws: `.unavailable` for `.on` when the kernel cannot do it or the switch cannot be turned on.
     static func decide(_ configuration: FUSEExport.Configuration) throws(FUSEExportError) -> Bool {
-        if configuration.ring == .off { return false }
-        let state = (try? readSmallFile(kernelSwitch)).map { $0.hasPrefix("Y") ? "Y" : "N" }
-        let memory = possibleCPUs * configuration.ringThreadsPerQueue * configuration.ringDepth * max(min(configuration.maxTransfer, FUSEExport.Configuration.ringMaxTransfer), 8192)
+        let switchedOn = (try? readSmallFile(kernelSwitch)).map { $0.hasPrefix("Y") }
         switch configuration.ring {
         case .off: return false
-        case .auto: return state == "Y" && memory <= FUSEExport.Configuration.ringMemoryBudget
+        case .auto:
+            let memory = possibleCPUs * configuration.ringThreadsPerQueue * configuration.ringDepth
+                * payloadSize(configuration.ringTransfer)
+            return switchedOn == true && memory <= FUSEExport.Configuration.ringMemoryBudget
         case .on:
-            guard let state else { throw .unavailable("this kernel has no FUSE over io_uring (\(kernelSwitch) is missing; Linux 6.14+ with CONFIG_FUSE_IO_URING)") }
-            if state == "Y" { return true }
+            guard let switchedOn else {
+                throw .unavailable("this kernel has no FUSE over io_uring (\(kernelSwitch) is missing; Linux 6.14+ with CONFIG_FUSE_IO_URING)")
+            }
+            if switchedOn { return true }
             let fd = open(kernelSwitch, O_WRONLY | O_CLOEXEC)
             guard fd >= 0, write(fd, "Y", 1) == 1 else {
                 let message = String(cString: strerror(errno))
@@ -82,6 +85,10 @@ final class FUSERingQueue: @unchecked Sendable {
             return true
         }
     }
+
+    /// An entry's payload buffer for requests of up to `maxTransfer` bytes (the kernel
+    /// wants at least FUSE_MIN_READ_BUFFER, 8 KiB).
+    static func payloadSize(_ maxTransfer: Int) -> Int { max(maxTransfer, 8192) }
 
     /// The kernel's queue count: one per possible CPU (/sys/devices/system/cpu/possible).
     static var possibleCPUs: Int {
@@ -97,11 +104,13 @@ final class FUSERingQueue: @unchecked Sendable {
             pthread_setspecific(FUSEWorker.currentKey, nil)
             worker.finished.store(true, ordering: .releasing)
         }
-        for _ in 0..<2000 where !fileSystem.initialized.load(ordering: .acquiring) {
-            if fuse_session_exited(session) != 0 { return }
+        var waits = 0
+        while !fileSystem.initialized.load(ordering: .acquiring) {
+            // INIT comes as soon as the mount is made; 10 s without it means no connection.
+            guard waits < 2000, fuse_session_exited(session) == 0 else { return }
             usleep(5_000)
+            waits += 1
         }
-        guard fileSystem.initialized.load(ordering: .acquiring) else { return }
         var ring = znbd_uring()
         guard znbd_uring_init(&ring, UInt32(2 * depth)) == 0 else { return }
         defer { znbd_uring_destroy(&ring) }

@@ -149,6 +149,8 @@ extension FUSEExport {
         let threadsPerQueue = configuration.ringThreadsPerQueue
         for index in 0..<(FUSERingQueue.possibleCPUs * threadsPerQueue) {
             let qid = index / threadsPerQueue
+            // The queue's own descriptor and thread context; its READs go to the ring entries,
+            // so the worker's read buffer stays at one page.
             guard let worker = try? FUSEWorker(cloning: sessionDescriptor, maxTransfer: 4096) else { break }
             let queue = FUSERingQueue(qid: UInt16(qid), worker: worker, depth: configuration.ringDepth, maxTransfer: fileSystem.maxTransfer)
             let markAsFlusher = configuration.markThreadsAsIOFlushers
