@@ -104,7 +104,7 @@ extension AllocatorTests {
             }
             let corrupted = kept.filter { !pool.holdsPattern($0) }
             #expect(corrupted.isEmpty, "\(corrupted.count) full-slot objects lost their content")
-            // Freed slots are reused through the in-slot free list.
+            // Freed slots are reused through the free list in the owner table.
             let half = kept.count / 2
             for object in kept[..<half] { pool.free(object.handle) }
             var survivors = Array(kept[half...])

@@ -12,9 +12,9 @@ struct ObjectLocation: Equatable {
 /// free list threaded through the entries (a free entry holds the next free
 /// id). Grows lazily, 1024 entries at a time; entries never move.
 struct HandleTable: ~Copyable {
-    /// Largest class-local id: ``ObjectOwnerTable`` stores `id + 1` in a
-    /// `UInt32`, and `UInt32.max` ends the free list.
-    static let maximumLocalId: UInt32 = UInt32.max - 1
+    /// Largest class-local id: ``ObjectOwnerTable`` stores `id + 1` below its
+    /// free tag (bit 31).
+    static let maximumLocalId: UInt32 = ObjectOwnerTable.freeTag - 2
     private static let liveTag: UInt64 = 1 << 63
     private static let endOfList = UInt32.max
 

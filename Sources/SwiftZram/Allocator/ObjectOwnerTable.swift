@@ -1,20 +1,11 @@
-/// The link word of a free object slot: the index of the next free object
-/// of the same zspage, stored in the slot's first 4 bytes (every slot is at
-/// least ``SizeClassTable/minimumSize`` bytes). Allocated slots hold payload
-/// only; who owns them is in the class's ``ObjectOwnerTable``.
+import CPlatform
+
+/// The end of a zspage's free-object list (never a valid object index). The
+/// list is threaded through the class's ``ObjectOwnerTable``, not through the
+/// free objects: freeing an object never touches its bytes, which after random
+/// overwrites are cold lines scattered over the pool.
 enum FreeObjectLink {
-    /// Free-list terminator (never a valid object index).
     static let endOfList: UInt32 = 0xFFFF
-
-    @inline(__always)
-    static func load(_ object: UnsafeMutableRawPointer) -> UInt32 {
-        object.loadUnaligned(as: UInt32.self)
-    }
-
-    @inline(__always)
-    static func store(_ object: UnsafeMutableRawPointer, next: UInt32) {
-        object.storeBytes(of: next, as: UInt32.self)
-    }
 }
 
 /// A size class's reverse map: (zspage, object index) → the class-local id
@@ -26,8 +17,9 @@ enum FreeObjectLink {
 /// mem_used_total).
 ///
 /// Layout: one `UInt32` per object slot, entry `zspage * objectsPerZspage +
-/// index`, holding `id + 1` while the slot is allocated and 0 while it is
-/// free. Zspage descriptor ids are dense (reused LIFO), so the table covers
+/// index`, holding `id + 1` while the slot is allocated, ``freeTag`` plus the
+/// next free object's index while it is on its zspage's free list, and 0 if
+/// it was never handed out. Zspage descriptor ids are dense (reused LIFO), so the table covers
 /// the class's high-water mark of zspages: 4 bytes per object slot, grown
 /// lazily in 1 KiB chunks of 256 entries (``ChunkedTable``; small chunks
 /// because a pool spreads its objects over up to 177 classes) and never
@@ -35,6 +27,9 @@ enum FreeObjectLink {
 /// classes) that is about 0.55 MB, ~5.2 bytes per object.
 struct ObjectOwnerTable: ~Copyable {
     let objectsPerZspage: Int
+    /// Marks a free entry; its low 16 bits link the zspage's free list. Ids stay
+    /// below it (``HandleTable/maximumLocalId``).
+    static let freeTag: UInt32 = 1 << 31
     private var entries = ChunkedTable<UInt32>(chunkShift: 8)
 
     init(objectsPerZspage: Int) {
@@ -63,23 +58,40 @@ struct ObjectOwnerTable: ~Copyable {
     @inline(__always)
     func owner(_ zspage: UInt32, _ index: UInt32) -> UInt32? {
         let entry = entries[slot(zspage, index)]
-        return entry == 0 ? nil : entry - 1
+        return entry == 0 || entry & Self.freeTag != 0 ? nil : entry - 1
     }
 
     /// Records that `id` owns the (free) object.
     @inline(__always)
     func setOwner(_ zspage: UInt32, _ index: UInt32, _ id: UInt32) {
         let pointer = entries.pointer(slot(zspage, index))
-        precondition(pointer.pointee == 0, "object \(index) of zspage \(zspage) is already owned")
+        precondition(
+            pointer.pointee == 0 || pointer.pointee & Self.freeTag != 0, "object \(index) of zspage \(zspage) is already owned")
         pointer.pointee = id + 1
     }
 
-    /// Marks the (allocated) object free.
+    /// Marks the (allocated) object free and links it to `next`, the zspage's free
+    /// list it now heads.
     @inline(__always)
-    func clear(_ zspage: UInt32, _ index: UInt32) {
+    func release(_ zspage: UInt32, _ index: UInt32, next: UInt32) {
         let pointer = entries.pointer(slot(zspage, index))
-        precondition(pointer.pointee != 0, "object \(index) of zspage \(zspage) is already free")
-        pointer.pointee = 0
+        precondition(
+            pointer.pointee != 0 && pointer.pointee & Self.freeTag == 0, "object \(index) of zspage \(zspage) is already free")
+        pointer.pointee = Self.freeTag | next
+    }
+
+    /// The object after free object `index` on its zspage's free list.
+    @inline(__always)
+    func nextFree(_ zspage: UInt32, _ index: UInt32) -> UInt32 {
+        let entry = entries[slot(zspage, index)]
+        precondition(entry & Self.freeTag != 0, "corrupt free list in zspage \(zspage): object \(index) is not free")
+        return entry & 0xFFFF
+    }
+
+    /// Starts loading the object's entry.
+    @inline(__always)
+    func prefetch(_ zspage: UInt32, _ index: UInt32) {
+        cplatform_prefetch(entries.pointer(slot(zspage, index)), MemoryLayout<UInt32>.size)
     }
 
     @inline(__always)

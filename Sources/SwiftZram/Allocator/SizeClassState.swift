@@ -118,6 +118,14 @@ struct SizeClassState: ~Copyable {
         cplatform_prefetch(zspages.pointer(Int(location.zspage)), MemoryLayout<ZsPageDescriptor>.size)
     }
 
+    /// Starts loading the lines ``free(_:)`` changes besides the handle entry: the
+    /// descriptor of the zspage holding live object `id` and the object's owner entry.
+    func prefetchRelease(_ id: UInt32) {
+        let location = handles.location(id)
+        cplatform_prefetch(zspages.pointer(Int(location.zspage)), MemoryLayout<ZsPageDescriptor>.size)
+        owners.prefetch(location.zspage, location.index)
+    }
+
     mutating func unpin(_ zspage: UInt32) {
         let descriptor = zspages.pointer(Int(zspage))
         precondition(descriptor.pointee.pins > 0, "unpin without pin")
@@ -150,7 +158,7 @@ struct SizeClassState: ~Copyable {
         let index: UInt32
         if UInt32(descriptor.pointee.freeHead) != FreeObjectLink.endOfList {
             index = UInt32(descriptor.pointee.freeHead)
-            let next = FreeObjectLink.load(descriptor.pointee.baseAddress + Int(index) * size)
+            let next = owners.nextFree(zspage, index)
             precondition(
                 next == FreeObjectLink.endOfList || next < UInt32(descriptor.pointee.bump),
                 "corrupt free list in zspage \(zspage)")
@@ -177,14 +185,12 @@ struct SizeClassState: ~Copyable {
     mutating func releaseObject(_ location: ObjectLocation) -> ReleasedZspage? {
         let descriptor = zspages.pointer(Int(location.zspage))
         precondition(descriptor.pointee.inUse > 0, "release from an empty zspage")
-        owners.clear(location.zspage, location.index)
+        owners.release(location.zspage, location.index, next: UInt32(descriptor.pointee.freeHead))
         descriptor.pointee.inUse -= 1
         if descriptor.pointee.inUse == 0 {
             precondition(descriptor.pointee.pins == 0, "an object was freed while a reader was inside withObject")
             return retireZspage(location.zspage)
         }
-        let object = objectAddress(location.zspage, location.index)
-        FreeObjectLink.store(object, next: UInt32(descriptor.pointee.freeHead))
         descriptor.pointee.freeHead = UInt16(location.index)
         regroup(location.zspage)
         return nil

@@ -2,7 +2,7 @@
 /// virtual bytes of which the first `pagesPerZspage` pages may be used.
 ///
 /// Objects are handed out from the free list first (objects freed earlier,
-/// linked through their first word), then from the untouched end (`bump`), so
+/// linked through the class's ``ObjectOwnerTable``), then from the untouched end (`bump`), so
 /// pages become resident only as objects reach them. Descriptors live in
 /// the class's ``ChunkedTable`` and link into one fullness-group list each.
 struct ZsPageDescriptor: BitwiseCopyable {

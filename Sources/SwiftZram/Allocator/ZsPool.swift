@@ -163,6 +163,13 @@ public final class ZsPool: Sendable {
         classes.base[checkedClassIndex(handle)].state.withLock { $0.prefetchZspage(handle.localId) }
     }
 
+    /// Starts loading what ``free(_:)`` will miss on once the handle's entry is cached
+    /// (``prefetchLocation(of:)``): the zspage's descriptor and the object's owner entry.
+    /// `handle` must be live.
+    func prefetchRelease(of handle: ObjectHandle) {
+        classes.base[checkedClassIndex(handle)].state.withLock { $0.prefetchRelease(handle.localId) }
+    }
+
     func unpin(_ object: PinnedObject) {
         classes.base[object.classIndex].state.withLock { $0.unpin(object.zspage) }
     }

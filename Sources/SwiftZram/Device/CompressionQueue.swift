@@ -180,6 +180,15 @@ final class CompressionQueue: @unchecked Sendable {
         return (sequence, entries[slot(ofSequence: sequence)])
     }
 
+    /// The entry of `sequence` if its writer has published it, for the compressor to look
+    /// ahead of its `tail`; `sequence` must lie within `capacity` of it.
+    @inline(__always)
+    func peek(_ sequence: Int) -> Entry? {
+        let slot = slot(ofSequence: sequence)
+        guard ready(slot).pointee.load(ordering: .acquiring) else { return nil }
+        return entries[slot]
+    }
+
     /// Sleeps until `ready` is set. false when stopping and nothing more was claimed.
     private func sleep(untilReady ready: UnsafeMutablePointer<Atomic<Bool>>, sequence: Int) -> Bool {
         pthread_mutex_lock(lock)

@@ -26,9 +26,26 @@ struct CompressorWorker: Sendable {
     func run() {
         var pollCredit: UInt64 = 0
         while let (sequence, entry) = queue.next(pollCredit: &pollCredit) {
+            lookAhead(after: sequence)
             compress(page: entry.page, slot: queue.slot(ofSequence: sequence))
             if entry.replacedObject != 0 { encoder.pool.free(ObjectHandle(rawValue: entry.replacedObject)) }
             queue.retire(sequence)
+        }
+    }
+
+    /// Starts loading what freeing the next pages' replaced objects will miss on, one
+    /// stage per page compressed, as the read-ahead does: two pages ahead the handle
+    /// entry, one ahead the zspage descriptor and owner entry. After random overwrites
+    /// those objects lie anywhere in the pool, and each free would otherwise wait for
+    /// its lines in turn. The queue owns a replaced object until it is freed here, so
+    /// its handle stays live.
+    @inline(__always)
+    private func lookAhead(after sequence: Int) {
+        if let entry = queue.peek(sequence + 2), entry.replacedObject != 0 {
+            encoder.pool.prefetchLocation(of: ObjectHandle(rawValue: entry.replacedObject))
+        }
+        if let entry = queue.peek(sequence + 1), entry.replacedObject != 0 {
+            encoder.pool.prefetchRelease(of: ObjectHandle(rawValue: entry.replacedObject))
         }
     }
 
