@@ -22,6 +22,7 @@ again and the others kept) and prints the report section; Benchmarks/compare/rep
 into the benchmark report.
 """
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -237,11 +238,27 @@ KINDS = [("(a) kernel zram0 lz4", KernelZram), ("(b) znbd attach (FUSE io_uring 
 RESULTS = os.path.join(ROOT, "Benchmarks", "compare", "results")
 
 
+RING_SWITCH = "/sys/module/fuse/parameters/enable_uring"
+
+
+@contextlib.contextmanager
+def ring_switch_as_found():
+    """(b) runs with --fuse-ring on, which turns the fuse module's switch on; this puts it back
+    as it was, so later benchmarks (and znbd's --fuse-ring auto) see the host as it was."""
+    before = open(RING_SWITCH).read().strip() if os.path.exists(RING_SWITCH) else None
+    try:
+        yield
+    finally:
+        if before is not None:
+            with open(RING_SWITCH, "w") as f:
+                f.write(before)
+
+
 def measure(args, rows=None):
     """Measures the named rows (all when None) and merges them into the saved results."""
     workloads = [w for w in WORKLOADS if rows is None or w[0] in rows]
     about = machine.describe()
-    with tempfile.TemporaryDirectory(prefix="znbd-kernel-path-") as workdir:
+    with ring_switch_as_found(), tempfile.TemporaryDirectory(prefix="znbd-kernel-path-") as workdir:
         results = measure_all([kind(name, workdir, args.size) for name, kind in KINDS], workloads, args, workdir,
                               about)
         cache = None

@@ -287,15 +287,28 @@ struct FUSERingAttachTests {
     init() throws { try Facility.require(FUSEAttached.ringMissing) }
 
     @Test func fioVerifiesRandomAndSequentialWrites() throws {
-        try FUSEAttached.fioVerifies(ring: true)
+        try Self.withRingSwitchAsFound { try FUSEAttached.fioVerifies(ring: true) }
     }
 
     @Test func ext4WithDiscardGivesMemoryBackOnTrim() throws {
-        try FUSEAttached.ext4GivesMemoryBackOnTrim(ring: true)
+        try Self.withRingSwitchAsFound { try FUSEAttached.ext4GivesMemoryBackOnTrim(ring: true) }
     }
 
     /// Every request but READ and WRITE goes through libfuse from the ring queues.
     @Test func requestsAtTheEdgesAnswerErrnos() throws {
-        try FUSEAttachTests.requestsAtTheEdgesAnswerErrnos(ring: true)
+        try Self.withRingSwitchAsFound { try FUSEAttachTests.requestsAtTheEdgesAnswerErrnos(ring: true) }
+    }
+
+    /// The switch is the host's, not the test's: `body` (whose server has stopped when it
+    /// returns) may turn it on, and it is put back as it was.
+    static func withRingSwitchAsFound(_ body: () throws -> Void) throws {
+        let path = "/sys/module/fuse/parameters/enable_uring"
+        let before = try String(contentsOfFile: path, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        defer {
+            do { try before.write(toFile: path, atomically: false, encoding: .utf8) } catch {
+                Issue.record("could not put \(path) back to \(before): \(error)")
+            }
+        }
+        try body()
     }
 }
