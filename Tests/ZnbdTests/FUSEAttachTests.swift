@@ -122,9 +122,12 @@ final class FUSEAttached: @unchecked Sendable {  // used from one test at a time
         Facility.kernel ?? (ExternalCommand.which("fio") == nil ? "fio is not installed" : nil)
     }
 
+    /// The fuse module's switch for FUSE over io_uring (Linux 6.14+).
+    static let ringSwitch = "/sys/module/fuse/parameters/enable_uring"
+
     /// What FUSE over io_uring lacks here (the fuse module's enable_uring switch), or nil.
     static var ringMissing: String? {
-        missing ?? (FileManager.default.fileExists(atPath: "/sys/module/fuse/parameters/enable_uring")
+        missing ?? (FileManager.default.fileExists(atPath: ringSwitch)
             ? nil : "this kernel has no FUSE over io_uring (Linux 6.14+, CONFIG_FUSE_IO_URING)")
     }
 
@@ -302,7 +305,7 @@ struct FUSERingAttachTests {
     /// The switch is the host's, not the test's: `body` (whose server has stopped when it
     /// returns) may turn it on, and it is put back as it was.
     static func withRingSwitchAsFound(_ body: () throws -> Void) throws {
-        let path = "/sys/module/fuse/parameters/enable_uring"
+        let path = FUSEAttached.ringSwitch
         let before = try String(contentsOfFile: path, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         defer {
             do { try before.write(toFile: path, atomically: false, encoding: .utf8) } catch {
