@@ -25,6 +25,26 @@ import Glibc
         }
     }
 
+    /// Writes received in one batch are backlogged while another request follows them
+    /// in the buffer; the batch's last write, and a write sent alone, are not.
+    @Test func writesFollowedByMoreRequestsAreBacklogged() throws {
+        try withServer { s in
+            let c = try s.connected()
+            var batch: [UInt8] = []
+            for index in 0..<3 {
+                let offset = UInt64(index * 4096)
+                NBDRequest(flags: 0, type: NBDCommand.write.rawValue, cookie: UInt64(index), offset: offset, length: 4096)
+                    .encode(into: &batch)
+                batch += [UInt8].pattern(4096, seed: UInt64(index))
+            }
+            try c.send(batch)  // one send, so the server receives the three together
+            for _ in 0..<3 { #expect(try c.readSimpleReply().0 == 0) }
+            #expect(try c.write(offset: 65536, .pattern(4096, seed: 9)) == 0)
+            #expect(s.export.backloggedOffsets.withLock { $0 } == [0, 4096])
+            #expect(s.export.bytes(at: 4096, count: 4096) == .pattern(4096, seed: 1))
+        }
+    }
+
     @Test func structuredReadReportsHolesUnlessDF() throws {
         try withServer { s in
             let c = try s.connected()

@@ -85,6 +85,33 @@ import Testing
         }
     }
 
+    /// A caller with more requests waiting compresses its small writes itself, even with
+    /// room in the ring; a longer write, or one without a backlog, is still queued.
+    @Test func backloggedSmallWritesAreCompressedInline() throws {
+        try Self.withStore { store, gate in
+            let limitPages = ZramStore.backloggedInlineLimit / pageSize
+            let small = (0..<limitPages).flatMap { Self.page($0) }
+            try small.withUnsafeBytes { try store.write($0, at: 0, backlogged: true) }
+            #expect((0..<limitPages).filter { Self.isQueued(store, $0) } == [])
+            let long = (0..<(limitPages + 1)).flatMap { Self.page(100 + $0) }
+            let longStart = limitPages
+            try long.withUnsafeBytes { try store.write($0, at: UInt64(longStart * pageSize), backlogged: true) }
+            #expect((longStart..<(2 * limitPages + 1)).allSatisfy { Self.isQueued(store, $0) })
+            let last = 2 * limitPages + 1
+            try Self.write(store, last, Self.page(200))
+            #expect(Self.isQueued(store, last))
+            Self.expectExactCounters(store, stored: last + 1, queued: limitPages + 2)
+            for index in 0..<limitPages { #expect(try Self.read(store, index) == Self.page(index), "page \(index)") }
+            gate.open()
+            store.drain()
+            Self.expectExactCounters(store, stored: last + 1)
+            for index in 0...limitPages {
+                #expect(try Self.read(store, longStart + index) == Self.page(100 + index), "page \(longStart + index)")
+            }
+            #expect(try Self.read(store, last) == Self.page(200))
+        }
+    }
+
     /// Queued writes replace stored objects, some queued pages are overwritten again inline,
     /// and the queue is stopped with all of it in flight: every page reads back its last
     /// write, counters are exact, and every replaced object is freed.

@@ -15,6 +15,9 @@ public protocol BlockExport: AnyObject, Sendable {
     func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws(BlockExportError)
     /// Stores `data` at `offset`. The range lies inside `size`.
     func write(_ data: UnsafeRawBufferPointer, at offset: UInt64) throws(BlockExportError)
+    /// As ``write(_:at:)``; `backlogged` says the connection already holds more
+    /// requests to serve after this one, so this reply goes out with theirs.
+    func write(_ data: UnsafeRawBufferPointer, at offset: UInt64, backlogged: Bool) throws(BlockExportError)
     /// Forgets the range: it reads as zeros and frees what it can.
     func trim(offset: UInt64, length: UInt64) throws(BlockExportError)
     /// Makes the range read as zeros; `mayTrim` false means it must stay allocated (NBD_CMD_FLAG_NO_HOLE).
@@ -29,6 +32,13 @@ public protocol BlockExport: AnyObject, Sendable {
     func clientAttached()
     /// A client left transmission on this export.
     func clientDetached()
+}
+
+extension BlockExport {
+    /// A store that has no use for the hint writes as usual.
+    public func write(_ data: UnsafeRawBufferPointer, at offset: UInt64, backlogged: Bool) throws(BlockExportError) {
+        try write(data, at: offset)
+    }
 }
 
 /// `base:allocation` flags for a run of the export.

@@ -33,12 +33,13 @@ extension TransmissionLoop {
         }
     }
 
-    /// A WRITE whose payload is in the receive buffer.
-    func serveWrite(_ request: NBDRequest, on export: any BlockExport, payload: UnsafeRawBufferPointer) {
+    /// A WRITE whose payload is in the receive buffer; `backlogged` when more of the
+    /// client's requests were received behind it.
+    func serveWrite(_ request: NBDRequest, on export: any BlockExport, payload: UnsafeRawBufferPointer, backlogged: Bool) {
         if let error = validate(request, exportSize: export.size) { return replySimple(request.cookie, error: error.rawValue) }
         if payload.isEmpty { return replySimple(request.cookie, error: 0) }
         do throws(BlockExportError) {
-            try export.write(payload, at: request.offset)
+            try export.write(payload, at: request.offset, backlogged: backlogged)
             if request.flags & NBDCommandFlags.fua.rawValue != 0 { try export.flush() }
             replySimple(request.cookie, error: 0)
         } catch {

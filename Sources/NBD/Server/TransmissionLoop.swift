@@ -59,7 +59,8 @@ struct TransmissionLoop<Transport: ConnectionTransport>: ~Copyable {
                             break
                         }
                         let payload = UnsafeRawBufferPointer(start: received.unparsed + header, count: length)
-                        serveWrite(request, on: export, payload: payload)
+                        let backlogged = received.unparsedCount > header + length
+                        serveWrite(request, on: export, payload: payload, backlogged: backlogged)
                         received.consume(header + length)
                     } else {
                         received.consume(header)

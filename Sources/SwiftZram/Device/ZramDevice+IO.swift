@@ -13,9 +13,12 @@ extension ZramDevice {
     /// - Throws: `ENXIO` before initialisation, `EINVAL` past the end,
     ///   `memoryLimitReached` when mem_limit stops the store (earlier pages of the request stay written),
     ///   `ENOMEM` if the system refuses memory.
-    public func write(_ data: UnsafeRawBufferPointer, at offset: UInt64) throws(ZramError) {
+    /// - Parameter backlogged: the caller holds more requests to serve after this one
+    ///   (an NBD connection with a batch in its buffer). A small write is then compressed
+    ///   on the caller's thread rather than queued; see ``ZramStore/backloggedInlineLimit``.
+    public func write(_ data: UnsafeRawBufferPointer, at offset: UInt64, backlogged: Bool = false) throws(ZramError) {
         try withStore(checking: offset, length: UInt64(data.count)) { store throws(ZramError) in
-            try store.write(data, at: offset)
+            try store.write(data, at: offset, backlogged: backlogged)
         }
     }
 

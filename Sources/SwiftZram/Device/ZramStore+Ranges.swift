@@ -52,11 +52,12 @@ extension ZramStore {
         }
     }
 
-    func write(_ data: UnsafeRawBufferPointer, at offset: UInt64) throws(ZramError) {
+    func write(_ data: UnsafeRawBufferPointer, at offset: UInt64, backlogged: Bool = false) throws(ZramError) {
+        let mayQueue = !backlogged || data.count > Self.backloggedInlineLimit
         try forEachPage(offset: offset, length: data.count) { index, inPage, at, count throws(ZramError) in
             let piece = UnsafeRawBufferPointer(rebasing: data[at..<(at + count)])
             if count == pageSize {
-                try writePage(index, from: piece)
+                try writePage(index, from: piece, mayQueue: mayQueue)
             } else {
                 try writePartialPage(index, piece, at: inPage)
             }

@@ -23,6 +23,10 @@ public final class ZramExport: BlockExport {
         do { try device.write(data, at: offset) } catch { throw Self.wireError(error) }
     }
 
+    public func write(_ data: UnsafeRawBufferPointer, at offset: UInt64, backlogged: Bool) throws(BlockExportError) {
+        do { try device.write(data, at: offset, backlogged: backlogged) } catch { throw Self.wireError(error) }
+    }
+
     public func trim(offset: UInt64, length: UInt64) throws(BlockExportError) {
         do { try device.discard(offset: offset, length: length) } catch { throw Self.wireError(error) }
     }

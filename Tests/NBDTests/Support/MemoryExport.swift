@@ -28,6 +28,8 @@ final class MemoryExport: BlockExport {
     let failingPage = Atomic<UInt64>(UInt64.max)
     let attached = Atomic<Int>(0)
     let flushes = Atomic<Int>(0)
+    /// The offsets of writes the server marked backlogged, in the order served.
+    let backloggedOffsets = Mutex<[UInt64]>([])
 
     init(name: String = "zram0", size: UInt64, description: String? = nil) {
         self.name = name
@@ -66,6 +68,11 @@ final class MemoryExport: BlockExport {
             (self.base + Int(offset)).copyMemory(from: data.baseAddress!, byteCount: data.count)
             for p in Int(offset) / Self.pageSize...(Int(offset) + data.count - 1) / Self.pageSize { s.pages[p] = .data }
         }
+    }
+
+    func write(_ data: UnsafeRawBufferPointer, at offset: UInt64, backlogged: Bool) throws(BlockExportError) {
+        if backlogged { backloggedOffsets.withLock { $0.append(offset) } }
+        try write(data, at: offset)
     }
 
     func trim(offset: UInt64, length: UInt64) throws(BlockExportError) {
