@@ -20,7 +20,7 @@ public final class ZramExport: BlockExport {
     }
 
     public func write(_ data: UnsafeRawBufferPointer, at offset: UInt64) throws(BlockExportError) {
-        do { try device.write(data, at: offset) } catch { throw Self.wireError(error) }
+        try write(data, at: offset, backlogged: false)
     }
 
     public func write(_ data: UnsafeRawBufferPointer, at offset: UInt64, backlogged: Bool) throws(BlockExportError) {
