@@ -37,7 +37,10 @@ extension FileSystem {
         guard start < end else { return (0, 0) }
         let count = Int(min(UInt64(min(size, buffer.count)), end - start))
         do {
-            try file.export.read(into: UnsafeMutableRawBufferPointer(start: buffer.baseAddress, count: count), at: start)
+            // Each queue (or /dev/fuse thread) serves its own requests, and the kernel spreads
+            // a large read's pieces over them: splitting one further only adds hand-offs.
+            try file.export.read(
+                into: UnsafeMutableRawBufferPointer(start: buffer.baseAddress, count: count), at: start, splittable: false)
         } catch {
             return (Int32(bitPattern: error.code), 0)
         }

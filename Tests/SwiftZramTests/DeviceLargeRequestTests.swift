@@ -64,10 +64,28 @@ import Testing
         #expect(inner[...] == data[100..<(length - 100)], "seed \(seed)")
     }
 
-    @Test func defaultHelpersLeaveTwoCPUsAndOneStreamToTheCaller() {
+    @Test func defaultHelpersLeaveOneCPUAndOneStreamToTheCaller() {
         let cpus = sysconf(Int32(_SC_NPROCESSORS_ONLN))
-        #expect(ZramStore.defaultHelperThreads(streams: 64) == max(0, min(63, cpus - 2)))
+        #expect(ZramStore.defaultHelperThreads(streams: 64) == max(0, min(63, cpus - 1)))
         #expect(ZramStore.defaultHelperThreads(streams: 1) == 0)
+    }
+
+    /// A large read is shared with the helpers only when its caller allows it; an
+    /// unsplit one still reads back every byte.
+    @Test func onlySplittableReadsUseTheHelpers() throws {
+        let seed: UInt64 = 0x5B117
+        let store = try Self.store(pages: 512)
+        defer { store.shutdown() }
+        let helpers = try #require(store.helpers)
+        let data = Self.data(count: 1 << 20, seed: seed)
+        try Self.write(store, data, at: 0)
+        store.drain()
+        var out = [UInt8](repeating: 0xEE, count: data.count)
+        try out.withUnsafeMutableBytes { try store.read(into: $0, at: 0, splittable: false) }
+        #expect(out == data, "seed \(seed)")
+        #expect(helpers.requestsSplit.load(ordering: .relaxed) == 0)
+        #expect(try Self.read(store, count: data.count, at: 0) == data, "seed \(seed)")
+        #expect(helpers.requestsSplit.load(ordering: .relaxed) == 1)
     }
 
     @Test func largeRequestsThroughTheDevicesDefaults() throws {

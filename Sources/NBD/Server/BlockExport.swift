@@ -13,6 +13,10 @@ public protocol BlockExport: AnyObject, Sendable {
 
     /// Fills `buffer` with the bytes at `offset`. The range lies inside `size`.
     func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws(BlockExportError)
+    /// As ``read(into:at:)``; `splittable` false says the caller is one of several threads
+    /// serving its client at once (the FUSE export's queues), so a large read should stay
+    /// on the caller's thread rather than be shared with other threads.
+    func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64, splittable: Bool) throws(BlockExportError)
     /// Stores `data` at `offset`. The range lies inside `size`.
     func write(_ data: UnsafeRawBufferPointer, at offset: UInt64) throws(BlockExportError)
     /// As ``write(_:at:)``; `backlogged` says the connection already holds more
@@ -35,6 +39,11 @@ public protocol BlockExport: AnyObject, Sendable {
 }
 
 extension BlockExport {
+    /// A store that has no use for the hint reads as usual.
+    public func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64, splittable: Bool) throws(BlockExportError) {
+        try read(into: buffer, at: offset)
+    }
+
     /// A store that has no use for the hint writes as usual.
     public func write(_ data: UnsafeRawBufferPointer, at offset: UInt64, backlogged: Bool) throws(BlockExportError) {
         try write(data, at: offset)

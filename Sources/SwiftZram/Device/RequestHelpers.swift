@@ -10,11 +10,12 @@ import Synchronization
 /// Writes need no helpers: a large write fills the compression queue and then
 /// compresses inline, so its thread and the compressor thread already share it.
 ///
-/// Helpers pay only where a core is free. During a 1 MiB read the client receiving
-/// the data and the connection's thread sending it keep two cores busy, so a store
-/// starts helpers only for the CPUs beyond two (`ZramStore.defaultHelperThreads`):
-/// on a 2-CPU host a helper made large reads no faster when the host was otherwise
-/// idle, and slower when other work competed (it waited for a preempted helper).
+/// Helpers pay only where a core is free. An NBD connection serves its client on one
+/// thread, which decompresses and sends while the client (fio: under half a core)
+/// receives: on 2 CPUs one helper made 1 MiB reads 11-12 % faster, and no slower with
+/// a CPU hog beside them (CHANGELOG, 2026-12-02). The FUSE export already serves a
+/// large read on several queues at once, and a helper made it 9 % slower, so it reads
+/// unsplit (`splittable: false`).
 ///
 /// One request at a time: the caller that wins `busy` posts a job (a byte range of
 /// one request, cut into chunks of ``chunkPages`` pages), then claims chunks itself
@@ -70,6 +71,8 @@ final class RequestHelpers: @unchecked Sendable {
     private let failed = Atomic<Bool>(false)
     private let firstError = Mutex<ZramError?>(nil)
     private let stopping = Atomic<Bool>(false)
+    /// Requests split so far (tests).
+    let requestsSplit = Atomic<Int>(0)
     /// Helpers asleep (or about to sleep) until a job is posted.
     private let sleepers = Atomic<Int>(0)
     private let lock: UnsafeMutablePointer<pthread_mutex_t>
@@ -143,6 +146,7 @@ final class RequestHelpers: @unchecked Sendable {
     ) throws(ZramError) -> Bool {
         guard !busy.exchange(true, ordering: .acquiring) else { return false }
         defer { busy.store(false, ordering: .releasing) }
+        requestsSplit.wrappingAdd(1, ordering: .relaxed)
         let windowBytes = Self.maximumChunks * Self.chunkPages * pageSize
         var done = 0
         while done < length, !failed.load(ordering: .relaxed) {

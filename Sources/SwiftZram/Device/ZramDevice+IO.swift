@@ -3,9 +3,11 @@
 extension ZramDevice {
     /// Reads `buffer.count` bytes at `offset`. Unwritten bytes read as zeros.
     /// - Throws: `ENXIO` before initialisation, `EINVAL` past the end, `EIO` for a page that fails to decompress.
-    public func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws(ZramError) {
+    /// - Parameter splittable: a large read may be shared with the request helpers. Callers that
+    ///   serve one client from several threads at once pass false (see ``RequestHelpers``).
+    public func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64, splittable: Bool = true) throws(ZramError) {
         try withStore(checking: offset, length: UInt64(buffer.count)) { store throws(ZramError) in
-            try store.read(into: buffer, at: offset)
+            try store.read(into: buffer, at: offset, splittable: splittable)
         }
     }
 

@@ -18,9 +18,9 @@ extension ZramStore {
         }
     }
 
-    /// Reads the range; a large one is split between this thread and the request helpers.
-    func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws(ZramError) {
-        if buffer.count >= RequestHelpers.minimumBytes, let helpers,
+    /// Reads the range; a large one, if `splittable`, is shared between this thread and the request helpers.
+    func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64, splittable: Bool = true) throws(ZramError) {
+        if splittable, buffer.count >= RequestHelpers.minimumBytes, let helpers,
             try helpers.read(from: self, into: buffer.baseAddress!, offset: offset, length: buffer.count)
         {
         } else {

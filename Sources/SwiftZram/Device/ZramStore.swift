@@ -109,13 +109,10 @@ final class ZramStore: Sendable {
         maintainer.stop()
     }
 
-    /// Request helpers a store gets: one per CPU beyond two, and no more than the streams
-    /// beyond the caller's. Two CPUs are left to the connection's thread and to the other
-    /// side of the request (the client, or the kernel's nbd or FUSE path), which is as
-    /// busy as the server during large I/O: on a 2-CPU host a helper found no free core
-    /// (see `RequestHelpers`).
+    /// Request helpers a store gets: one per CPU beyond the caller's, and no more than the
+    /// streams beyond the caller's (see `RequestHelpers` for where they pay).
     static func defaultHelperThreads(streams: Int) -> Int {
-        max(0, min(streams - 1, sysconf(Int32(_SC_NPROCESSORS_ONLN)) - 2))
+        max(0, min(streams - 1, sysconf(Int32(_SC_NPROCESSORS_ONLN)) - 1))
     }
 
     /// Waits until every page written so far is compressed, so counters are exact.

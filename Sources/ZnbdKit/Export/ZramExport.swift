@@ -16,7 +16,11 @@ public final class ZramExport: BlockExport {
     public var size: UInt64 { device.diskSize }
 
     public func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws(BlockExportError) {
-        do { try device.read(into: buffer, at: offset) } catch { throw Self.wireError(error) }
+        try read(into: buffer, at: offset, splittable: true)
+    }
+
+    public func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64, splittable: Bool) throws(BlockExportError) {
+        do { try device.read(into: buffer, at: offset, splittable: splittable) } catch { throw Self.wireError(error) }
     }
 
     public func write(_ data: UnsafeRawBufferPointer, at offset: UInt64) throws(BlockExportError) {
