@@ -37,8 +37,8 @@ extension FileSystem {
         guard start < end else { return (0, 0) }
         let count = Int(min(UInt64(min(size, buffer.count)), end - start))
         do {
-            // Each queue (or /dev/fuse thread) serves its own requests, and the kernel spreads
-            // a large read's pieces over them: splitting one further only adds hand-offs.
+            // The kernel hands concurrent requests to different queues (or /dev/fuse threads),
+            // which keeps the cores busy already: splitting one read only adds hand-offs.
             try file.export.read(
                 into: UnsafeMutableRawBufferPointer(start: buffer.baseAddress, count: count), at: start, splittable: false)
         } catch {
