@@ -54,7 +54,7 @@ let package = Package(
         // Backing stores outside SwiftZram: an NBD export reached through libnbd (`nbd://` URIs).
         .target(
             name: "NBDBacking",
-            dependencies: ["SwiftZram", "CLibNBD"],
+            dependencies: ["SwiftZram", "CLibNBD", "Platform"],
             swiftSettings: strict),
         .target(
             name: "NBD",
@@ -87,7 +87,7 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(name: "PlatformTests", dependencies: ["Platform"], swiftSettings: strict),
         .testTarget(name: "SwiftZramTests", dependencies: ["SwiftZram", "Platform"], swiftSettings: strict),
-        .testTarget(name: "NBDTests", dependencies: ["NBD"], swiftSettings: strict),
+        .testTarget(name: "NBDTests", dependencies: ["NBD", "Platform"], swiftSettings: strict),
         .testTarget(name: "NBDBackingTests", dependencies: ["NBDBacking", "SwiftZram"], swiftSettings: strict),
         // Drives the built `znbd` binary (swift build builds every product) with real clients and the kernel (nbdfuse + loop).
         .testTarget(name: "ZnbdTests", dependencies: ["ZnbdKit", "NBDBacking", "SwiftZram", "Platform"], swiftSettings: strict),

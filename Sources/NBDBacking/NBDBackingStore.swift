@@ -36,18 +36,27 @@ public final class NBDBackingStore: BackingStore {
     private let epoch = Atomic<UInt64>(0)
     private let closed = Atomic<Bool>(false)
 
+    /// How long connecting (TCP or Unix connect, TLS and the NBD handshake) may take:
+    /// a server that accepts and never speaks fails the `backing_dev` write (or a
+    /// reconnect) instead of holding the thread that asked, within the control
+    /// client's own 60 s.
+    public static let connectTimeout: Duration = .seconds(20)
+
     /// Connects to `uri` and checks the export.
     /// - Throws: `EINVAL` for a malformed or unsupported URI, a read-only export, an
     ///   export under one 4 KiB page (the kernel refuses such a backing device too) or
     ///   one whose block size cannot take 4 KiB requests; `EIO` when the server cannot
-    ///   be reached or refuses the export or TLS.
-    public static func open(_ uri: String) throws(ZramError) -> NBDBackingStore {
+    ///   be reached, refuses the export or TLS, or does not finish connecting within
+    ///   `connectTimeout`.
+    public static func open(
+        _ uri: String, connectTimeout: Duration = NBDBackingStore.connectTimeout
+    ) throws(ZramError) -> NBDBackingStore {
         guard NBDURI.isSupported(uri) else {
             throw ZramError(
                 .invalidArgument,
                 "\(uri): not a supported NBD URI (\(NBDURI.schemes.joined(separator: ", ")))")
         }
-        let (handle, export) = try NBDConnection.connect(uri)
+        let (handle, export) = try NBDConnection.connect(uri, timeout: connectTimeout)
         let refusal: String? =
             if export.isReadOnly {
                 "the export is read-only"
@@ -196,7 +205,7 @@ public final class NBDBackingStore: BackingStore {
         let handle: OpaquePointer
         let export: NBDConnection.Export
         do {
-            (handle, export) = try NBDConnection.connect(name)
+            (handle, export) = try NBDConnection.connect(name, timeout: Self.connectTimeout)
         } catch {
             throw ZramError(.ioError, "reconnecting: \(error.message)")
         }

@@ -1,4 +1,5 @@
 import CLibNBD
+import Platform
 import SwiftZram
 
 #if canImport(Glibc)
@@ -27,26 +28,42 @@ struct NBDConnection: @unchecked Sendable {
         var maximumRequest: Int64
     }
 
-    /// Connects a new handle to `uri`.
+    /// Connects a new handle to `uri`, giving up after `timeout` (connect, TLS and the
+    /// NBD handshake together).
     ///
     /// URI parameters that name local files (`tls-psk-file`, `tls-certificates`) are
     /// allowed: whoever can write `backing_dev` already names local paths. The vsock
     /// transport is not (znbd runs on the host, not in a guest).
     ///
     /// - Throws: `EINVAL` for a URI libnbd rejects before connecting, `EIO` for a server
-    ///   that cannot be reached or refuses the export or the TLS handshake.
-    static func connect(_ uri: String) throws(ZramError) -> (OpaquePointer, Export) {
+    ///   that cannot be reached, refuses the export or the TLS handshake, or does not
+    ///   finish connecting in time.
+    static func connect(_ uri: String, timeout: Duration) throws(ZramError) -> (OpaquePointer, Export) {
         guard let handle = nbd_create() else {
             throw ZramError(.outOfMemory, "\(uri): cannot create a libnbd handle: \(lastMessage)")
         }
         nbd_set_handle_name(handle, "znbd-backing")
         nbd_set_uri_allow_local_file(handle, true)
         nbd_set_uri_allow_transports(handle, UInt32(LIBNBD_ALLOW_TRANSPORT_TCP | LIBNBD_ALLOW_TRANSPORT_UNIX))
-        guard nbd_connect_uri(handle, uri) == 0 else {
+        guard nbd_aio_connect_uri(handle, uri) == 0 else {
             let error = nbd_get_errno(), message = lastMessage
             nbd_close(handle)
             let kind: ZramError.Kind = error == EINVAL || error == EPERM ? .invalidArgument : .ioError
             throw ZramError(kind, "\(uri): \(message)")
+        }
+        let deadline = Deadline(after: timeout)
+        while nbd_aio_is_connecting(handle) == 1 {
+            let wait = deadline.pollTimeout
+            guard wait != 0 else {
+                nbd_close(handle)
+                throw ZramError(.ioError, "\(uri): the server did not finish connecting within \(timeout)")
+            }
+            guard nbd_poll(handle, wait) >= 0 else { break }
+        }
+        guard nbd_aio_is_ready(handle) == 1 else {
+            let message = lastMessage
+            nbd_close(handle)
+            throw ZramError(.ioError, "\(uri): \(message)")
         }
         let size = nbd_get_size(handle)
         let minimum = nbd_get_block_size(handle, LIBNBD_SIZE_MINIMUM)

@@ -149,6 +149,31 @@ func readBytes(_ bytes: inout [UInt8], from store: some BackingStore, at offset:
         Self.expectError(.ioError) { () throws(ZramError) in _ = try NBDBackingStore.open("nbd://127.0.0.1:1/") }
     }
 
+    /// A server that accepts and never speaks fails the open at the connect timeout
+    /// instead of holding the caller (a control thread) forever.
+    @Test func aServerThatNeverSpeaksTimesOut() throws {
+        let directory = NSTemporaryDirectory() + "silent-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = directory + "/s"
+        let listener = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        try #require(listener >= 0)
+        defer { close(listener) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { p in
+            for (i, b) in path.utf8.enumerated() { p[i] = b }
+        }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        // Listening, never accepting: the kernel completes connects into the backlog, then nothing.
+        try #require(bound == 0 && listen(listener, 8) == 0)
+        Self.expectError(.ioError) { () throws(ZramError) in
+            _ = try NBDBackingStore.open("nbd+unix:///?socket=\(path)", connectTimeout: .milliseconds(300))
+        }
+    }
+
     /// Calls racing close() end in EIO or succeed; none reconnects after it or crashes.
     @Test func callsAfterCloseAreIOErrors() throws {
         let server = try NBDKitServer(size: "1M")

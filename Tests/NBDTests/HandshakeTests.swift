@@ -1,5 +1,6 @@
 import Testing
 @testable import NBD
+import Platform
 
 /// Option haggling over a real Unix socket.
 @Suite struct HandshakeTests {
@@ -218,6 +219,44 @@ import Testing
         }
     }
 
+    /// A client that sends options and never reads their replies fills the socket
+    /// and blocks the server's sends: the handshake deadline still frees its thread.
+    @Test func clientThatNeverReadsOptionRepliesIsDroppedAtTheDeadline() throws {
+        try withServer(configure: { $0.handshakeTimeoutOverride = .milliseconds(500) }) { s in
+            let flooder = try s.client()
+            try flooder.readGreeting()
+            try flooder.sendClientFlags(3)
+            var small: Int32 = 4096
+            setsockopt(flooder.fd, SOL_SOCKET, SO_RCVBUF, &small, socklen_t(MemoryLayout<Int32>.size))
+            // INFO replies are several times longer than the request: the replies fill
+            // both socket buffers long before the requests do. Bounded, non-blocking sends.
+            var option: [UInt8] = []
+            option.appendBE(NBDMagic.option)
+            option.appendBE(NBDOption.info.rawValue)
+            let info = RawClient.infoRequest(name: "", infos: [0, 1, 2, 3])
+            option.appendBE(UInt32(info.count))
+            option += info
+            var burst: [UInt8] = []
+            for _ in 0..<1024 { burst += option }
+            var sent = 0
+            for _ in 0..<64 {
+                let n = burst.withUnsafeBytes { send(flooder.fd, $0.baseAddress!, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
+                guard n > 0 else { break }
+                sent += n
+            }
+            #expect(sent > 0)
+            #expect(s.server.connectionCount == 1, "the flooding client should still be in its handshake")
+            // Without reading a byte, wait (bounded) for the server to drop the connection.
+            var polls = 0
+            while s.server.connectionCount > 0 && polls < 200 {
+                usleep(50_000)
+                polls += 1
+            }
+            #expect(s.server.connectionCount == 0, "the server still waits for a client that never reads")
+            #expect(try s.connected(structured: false).simpleRead(offset: 0, length: 8).count == 8)
+        }
+    }
+
     @Test func productionHandshakeTimeoutIsAtLeastThirtySeconds() {
         var config = NBDServerConfiguration()
         #expect(config.handshakeTimeout == .seconds(60))
@@ -226,6 +265,17 @@ import Testing
         #expect(config.effectiveHandshakeTimeout == .seconds(30))
         config.handshakeTimeout = .seconds(120)
         #expect(config.handshakeTimeout == .seconds(120))
+    }
+
+    /// Any timeout becomes a poll timeout without overflowing: huge ones saturate.
+    @Test func deadlinePollTimeoutsSaturate() {
+        #expect(Deadline.never.pollTimeout == -1)
+        #expect(Deadline(after: .seconds(Int64.max)).pollTimeout == Int32.max)
+        #expect(Deadline(after: .seconds(9_223_372_036_854_776)).pollTimeout == Int32.max)
+        #expect(Deadline(after: .zero).pollTimeout == 0)
+        #expect(Deadline(after: .seconds(-5)).hasPassed)
+        let soon = Deadline(after: .milliseconds(1500)).pollTimeout
+        #expect(soon > 0 && soon <= 1500)
     }
 }
 

@@ -1,3 +1,5 @@
+import Platform
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -29,15 +31,21 @@ protocol ConnectionTransport {
     /// Waits until `receiveAvailable` has something to report; false on timeout or error.
     /// A negative timeout waits forever.
     func waitUntilReadable(timeoutMilliseconds: Int32) -> Bool
-    /// Sends every byte; false when the stream failed.
-    func send(_ bytes: UnsafeRawBufferPointer) -> Bool
+    /// Sends every byte; false when the stream failed, or `deadline` passed first.
+    func send(_ bytes: UnsafeRawBufferPointer, deadline: Deadline) -> Bool
     /// Ends the stream in both directions (the socket itself is closed by the server).
     func shutdown()
 }
 
 extension ConnectionTransport {
-    func send(_ bytes: [UInt8]) -> Bool {
-        bytes.isEmpty || bytes.withUnsafeBytes { send($0) }
+    /// Sends every byte, waiting as long as the peer takes (transmission: backpressure).
+    @inline(__always)
+    func send(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        send(bytes, deadline: .never)
+    }
+
+    func send(_ bytes: [UInt8], deadline: Deadline) -> Bool {
+        bytes.isEmpty || bytes.withUnsafeBytes { send($0, deadline: deadline) }
     }
 }
 
@@ -65,8 +73,8 @@ struct PlainSocketTransport: ConnectionTransport {
         SocketIO.waitReadable(socket, timeoutMilliseconds: timeoutMilliseconds)
     }
 
-    func send(_ bytes: UnsafeRawBufferPointer) -> Bool {
-        bytes.isEmpty || SocketIO.sendAll(socket, bytes.baseAddress!, bytes.count)
+    func send(_ bytes: UnsafeRawBufferPointer, deadline: Deadline) -> Bool {
+        bytes.isEmpty || SocketIO.sendAll(socket, bytes.baseAddress!, bytes.count, deadline: deadline)
     }
 
     func shutdown() {

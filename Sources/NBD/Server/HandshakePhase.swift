@@ -1,4 +1,5 @@
 import Logging
+import Platform
 
 /// What option haggling produced: everything transmission needs, complete.
 struct EstablishedSession {
@@ -27,18 +28,17 @@ struct HandshakePhase {
             maxOptionLength: core.configuration.maxOptionLength, maxPayload: core.configuration.maxPayload,
             tls: tls?.mode ?? .off, lookup: { exports.lookup($0) }, list: { exports.all }, open: { exports.open($0) })
         var transport: any ConnectionTransport = plain
-        let clock = ContinuousClock()
-        let deadline = clock.now + core.configuration.effectiveHandshakeTimeout
+        // Bounds every wait, sends included: a client that stops reading is dropped too.
+        let deadline = Deadline(after: core.configuration.effectiveHandshakeTimeout)
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 16 << 10, alignment: 8)
         defer { buffer.deallocate() }
         while true {
             if !machine.output.isEmpty {
-                guard transport.send(machine.output) else { return nil }
+                guard send(machine.output, over: transport, before: deadline) else { return nil }
                 machine.output.removeAll(keepingCapacity: true)
             }
-            let left = clock.now.duration(to: deadline)
-            let milliseconds = left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000
-            guard milliseconds > 0, transport.waitUntilReadable(timeoutMilliseconds: Int32(clamping: milliseconds)) else {
+            let timeout = deadline.pollTimeout
+            guard timeout != 0, transport.waitUntilReadable(timeoutMilliseconds: timeout) else {
                 logger.info("handshake timed out")
                 return nil
             }
@@ -52,27 +52,36 @@ struct HandshakePhase {
             case .needMore:
                 continue
             case .startTLS:
-                guard transport.send(machine.output), let tls else { return nil }
+                guard send(machine.output, over: transport, before: deadline), let tls else { return nil }
                 machine.output.removeAll(keepingCapacity: true)
-                guard let session = startTLS(on: plain.socket, tls, timeout: clock.now.duration(to: deadline)) else { return nil }
+                guard let session = startTLS(on: plain.socket, tls, deadline: deadline) else { return nil }
                 machine.tlsStarted()
                 transport = TLSTransport(session: session)
             case .close(let reason):
-                _ = transport.send(machine.output)
+                _ = send(machine.output, over: transport, before: deadline)
                 logger.debug("handshake ended", metadata: ["reason": "\(reason)"])
                 return nil
             case .transmission:
-                guard transport.send(machine.output), let negotiated = machine.session else { return nil }
+                guard send(machine.output, over: transport, before: deadline), let negotiated = machine.session else { return nil }
                 return EstablishedSession(transport: transport, negotiated: negotiated, leftover: machine.leftover)
             }
         }
     }
 
+    /// Sends option replies; false when the client is gone or has not taken them by `deadline`.
+    private func send(_ output: [UInt8], over transport: any ConnectionTransport, before deadline: Deadline) -> Bool {
+        guard transport.send(output, deadline: deadline) else {
+            if deadline.hasPassed { logger.info("handshake timed out: the client does not read its replies") }
+            return false
+        }
+        return true
+    }
+
     /// The TLS handshake after STARTTLS's ACK went out in plaintext; nil when it failed.
-    private func startTLS(on socket: Int32, _ credentials: TLSCredentials, timeout: Duration) -> TLSSession? {
+    private func startTLS(on socket: Int32, _ credentials: TLSCredentials, deadline: Deadline) -> TLSSession? {
         do {
             let session = try TLSSession(socket: socket, credentials: credentials)
-            try session.handshake(timeout: timeout)
+            try session.handshake(before: deadline)
             logger.info("TLS established", metadata: ["peer": "\(session.peerDescription)", "session": "\(session.parameters)"])
             return session
         } catch {

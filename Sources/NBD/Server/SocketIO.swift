@@ -1,3 +1,5 @@
+import Platform
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -21,17 +23,20 @@ enum SocketIO {
         }
     }
 
-    /// Sends all `count` bytes; false on error.
-    static func sendAll(_ fd: Int32, _ p: UnsafeRawPointer, _ count: Int) -> Bool {
+    /// Sends all `count` bytes; false on error, or once `deadline` passes with bytes unsent.
+    /// With a deadline the sends never block: a peer that stops reading cannot hold the caller past it.
+    static func sendAll(_ fd: Int32, _ p: UnsafeRawPointer, _ count: Int, deadline: Deadline = .never) -> Bool {
+        let flags = Int32(MSG_NOSIGNAL) | (deadline.isNever ? 0 : Int32(MSG_DONTWAIT))
         var done = 0
         while done < count {
-            let n = send(fd, p + done, count - done, Int32(MSG_NOSIGNAL))
+            let n = send(fd, p + done, count - done, flags)
             if n > 0 {
                 done += n
             } else if n < 0 && errno == EINTR {
                 continue
             } else if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
-                if !waitWritable(fd) { return false }
+                let timeout = deadline.pollTimeout
+                if timeout == 0 || !waitWritable(fd, timeoutMilliseconds: timeout) { return false }
             } else {
                 return false
             }
@@ -49,10 +54,11 @@ enum SocketIO {
         }
     }
 
-    static func waitWritable(_ fd: Int32) -> Bool {
+    /// Waits until `fd` is writable; false on timeout or error. -1 waits forever.
+    static func waitWritable(_ fd: Int32, timeoutMilliseconds: Int32) -> Bool {
         var pfd = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
         while true {
-            let r = poll(&pfd, 1, -1)
+            let r = poll(&pfd, 1, timeoutMilliseconds)
             if r < 0 && errno == EINTR { continue }
             return r > 0 && pfd.revents & Int16(POLLOUT) != 0
         }

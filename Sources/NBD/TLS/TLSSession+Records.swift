@@ -1,4 +1,5 @@
 import CGnuTLS
+import Platform
 
 #if canImport(Glibc)
 import Glibc
@@ -27,8 +28,9 @@ extension TLSSession {
     /// Decrypted bytes are waiting inside GnuTLS (a poll on the socket would not see them).
     var hasBufferedData: Bool { gnutls_record_check_pending(session) > 0 }
 
-    /// Sends all of `count` bytes as records (at most 16 KiB each), waiting while the socket is full.
-    func sendAll(_ p: UnsafeRawPointer, _ count: Int) -> Bool {
+    /// Sends all of `count` bytes as records (at most 16 KiB each), waiting while the
+    /// socket is full, but not past `deadline`.
+    func sendAll(_ p: UnsafeRawPointer, _ count: Int, deadline: Deadline) -> Bool {
         var done = 0
         while done < count {
             let n = gnutls_record_send(session, p + done, count - done)
@@ -38,7 +40,9 @@ extension TLSSession {
             }
             switch Int32(truncatingIfNeeded: n) {
             case GNUTLS_E_INTERRUPTED: continue
-            case GNUTLS_E_AGAIN: guard wait(Int16(POLLOUT), timeoutMilliseconds: -1) else { return false }
+            case GNUTLS_E_AGAIN:
+                let timeout = deadline.pollTimeout
+                guard timeout != 0, wait(Int16(POLLOUT), timeoutMilliseconds: timeout) else { return false }
             default: return false
             }
         }

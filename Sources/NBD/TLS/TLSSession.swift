@@ -1,4 +1,5 @@
 import CGnuTLS
+import Platform
 
 #if canImport(Glibc)
 import Glibc
@@ -21,7 +22,7 @@ final class TLSSession {
     /// Keeps the credentials (and the PSK callback's context) alive as long as the session.
     private let credentials: TLSCredentials
 
-    /// Sets up a server session on `socket`; the handshake is `handshake(timeout:)`.
+    /// Sets up a server session on `socket`; the handshake is `handshake(before:)`.
     init(socket: Int32, credentials: TLSCredentials) throws(TLSError) {
         var session: gnutls_session_t?
         let rc = gnutls_init(&session, UInt32(GNUTLS_SERVER) | UInt32(GNUTLS_NONBLOCK))
@@ -54,18 +55,16 @@ final class TLSSession {
 
     // MARK: - Handshake
 
-    /// Runs the TLS handshake, giving up after `timeout`; then checks the client's
+    /// Runs the TLS handshake, giving up at `deadline`; then checks the client's
     /// certificate when the server verifies peers.
-    func handshake(timeout: Duration) throws(TLSError) {
-        let clock = ContinuousClock()
-        let deadline = clock.now + timeout
+    func handshake(before deadline: Deadline) throws(TLSError) {
         while true {
             let rc = gnutls_handshake(session)
             if rc == GNUTLS_E_SUCCESS { break }
             guard gnutls_error_is_fatal(rc) == 0 else { throw TLSError("TLS handshake", code: rc) }
-            let left = Self.milliseconds(clock.now.duration(to: deadline))
+            let timeout = deadline.pollTimeout
             let events = gnutls_record_get_direction(session) == 1 ? POLLOUT : POLLIN
-            guard left > 0, wait(Int16(events), timeoutMilliseconds: Int32(clamping: left)) else {
+            guard timeout != 0, wait(Int16(events), timeoutMilliseconds: timeout) else {
                 throw TLSError("TLS handshake timed out")
             }
         }
@@ -121,9 +120,5 @@ final class TLSSession {
             if r < 0 && errno == EINTR { continue }
             return r > 0
         }
-    }
-
-    static func milliseconds(_ d: Duration) -> Int64 {
-        d.components.seconds * 1000 + d.components.attoseconds / 1_000_000_000_000_000
     }
 }

@@ -1,3 +1,5 @@
+import Platform
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -26,8 +28,8 @@ struct TLSTransport: ConnectionTransport {
         session.hasBufferedData || session.wait(Int16(POLLIN), timeoutMilliseconds: timeoutMilliseconds)
     }
 
-    func send(_ bytes: UnsafeRawBufferPointer) -> Bool {
-        bytes.isEmpty || session.sendAll(bytes.baseAddress!, bytes.count)
+    func send(_ bytes: UnsafeRawBufferPointer, deadline: Deadline) -> Bool {
+        bytes.isEmpty || session.sendAll(bytes.baseAddress!, bytes.count, deadline: deadline)
     }
 
     func shutdown() {
