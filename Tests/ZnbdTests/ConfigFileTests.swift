@@ -63,6 +63,19 @@ import Testing
         #expect(throws: SizeExpression.ParseError.self) { try SizeExpression.parse(String(repeating: "-", count: 10_000) + "1") }
     }
 
+    /// A flat chain of operators builds a tree as deep as it is long: 100k terms
+    /// overflowed the stack when evaluated. It is refused by length instead.
+    @Test func longFlatExpressionIsRefusedNotACrash() throws {
+        let long = Array(repeating: "0", count: 100_000).joined(separator: "+") + "+1"
+        #expect(performing: { try SizeExpression.parse(long) }, throws: { error in
+            (error as? SizeExpression.ParseError)?.message.contains("too long") == true
+        })
+        #expect(throws: SizeExpression.ParseError.self) { try SizeExpression.parse(Array(repeating: "ram", count: 5_000).joined(separator: "*")) }
+        // Long but bounded expressions still parse and evaluate.
+        let fine = Array(repeating: "1", count: 500).joined(separator: "+")
+        #expect(try SizeExpression.parse(fine).evaluate(ram: 0) == 500)
+    }
+
     static let goodFile = """
         # Compressed swap and a scratch disk.
         ; a comment in the other style
@@ -126,6 +139,7 @@ import Testing
         ("[zram0]\ncompression-algorithm = zstd(level=99)\n", 2, "out of range"),
         ("[zram0]\ncompression-algorithm = zstd(dict=/x)\n", 2, "only (level=N)"),
         ("[zram0]\nmem-limit = lots\n", 2, "mem-limit 'lots'"),
+        ("[zram0]\nmem-limit = 8E\n", 2, "mem-limit '8E' is too large"),
         ("[zram0]\nmount-point = relative/dir\n", 2, "absolute path"),
         ("[zram0]\nfs-type = ext4; rm -rf /\n", 2, "not a file system type"),
         ("[zram0]\nzram-size =\n", 2, "has no value"),
@@ -149,6 +163,13 @@ import Testing
         }
         let zero = try ZramConfig.parse("[zram0]\nzram-size = ram / (ram - ram)\n")
         #expect(throws: ZramConfig.Error.self) { try zero.specs(ramBytes: 1 << 30) }
+        // check-config and serve agree: past the largest device (32 PiB) is an error here too.
+        let largest = ZramDevice.maximumDiskSize / 1_048_576
+        #expect(try ZramConfig.parse("[zram0]\nzram-size = \(largest)\n").specs(ramBytes: 0)[0].spec.size == ZramDevice.maximumDiskSize)
+        let huge = try ZramConfig.parse("[zram0]\nzram-size = \(largest + 1)\n")
+        #expect(performing: { try huge.specs(ramBytes: 0) }, throws: { error in
+            (error as? ZramConfig.Error)?.message.contains("32 PiB") == true
+        })
     }
 
     // MARK: - Through the binary

@@ -271,9 +271,12 @@ public final class ZramDevice: @unchecked Sendable {
         }
     }
 
+    /// The largest mem_limit: page-rounded, it still fits the byte counters.
+    public static let maximumMemoryLimit = UInt64(Int.max) - UInt64(pageSize)
+
     /// Sets mem_limit (rounded up to whole pages; 0 removes it). Takes effect at once.
     public func setMemoryLimit(_ bytes: UInt64) throws(ZramError) {
-        guard bytes <= UInt64(Int.max) - UInt64(pageSize) else { throw .invalid("mem_limit is too large") }
+        guard bytes <= Self.maximumMemoryLimit else { throw .invalid("mem_limit is too large") }
         let aligned = (bytes + UInt64(pageSize) - 1) & ~UInt64(pageSize - 1)
         lifecycle.withShared {
             // Queued pages may still hold objects they replaced: free them before the limit counts.

@@ -59,6 +59,10 @@ public indirect enum SizeExpression: Equatable, Sendable {
         let chars: [Character]
         var position = 0
         var depth = 0
+        /// Operators and operands so far: evaluating (and freeing) the tree recurses
+        /// once per operator, so a long flat expression is as deep as a nested one.
+        var nodes = 0
+        static let maximumNodes = 1024
 
         init(_ chars: [Character]) { self.chars = chars }
 
@@ -80,7 +84,7 @@ public indirect enum SizeExpression: Equatable, Sendable {
                 skipSpace()
                 guard let c = peek, c == "+" || c == "-" else { return left }
                 position += 1
-                left = .binary(c, left, try term())
+                left = try node(.binary(c, left, try term()))
             }
         }
 
@@ -90,7 +94,7 @@ public indirect enum SizeExpression: Equatable, Sendable {
                 skipSpace()
                 guard let c = peek, c == "*" || c == "/" else { return left }
                 position += 1
-                left = .binary(c, left, try unary())
+                left = try node(.binary(c, left, try unary()))
             }
         }
 
@@ -103,9 +107,16 @@ public indirect enum SizeExpression: Equatable, Sendable {
                 defer { depth -= 1 }
                 guard depth < 64 else { throw error("expression nested too deeply") }
                 let operand = try unary()
-                return sign == "-" ? .negate(operand) : operand
+                return sign == "-" ? try node(.negate(operand)) : operand
             }
             return try primary()
+        }
+
+        /// Counts a node of the tree, refusing expressions longer than ``maximumNodes``.
+        mutating func node(_ expression: SizeExpression) throws(ParseError) -> SizeExpression {
+            nodes += 1
+            guard nodes <= Self.maximumNodes else { throw error("expression too long (more than \(Self.maximumNodes) terms and operators)") }
+            return expression
         }
 
         mutating func primary() throws(ParseError) -> SizeExpression {
@@ -118,14 +129,14 @@ public indirect enum SizeExpression: Equatable, Sendable {
                 guard let value = Double(text), value.isFinite else {
                     throw ParseError(column: start + 1, message: "'\(text)' is not a number")
                 }
-                return .number(value)
+                return try node(.number(value))
             }
             if c.isLetter {
                 let start = position
                 while let d = peek, d.isLetter || d.isNumber || d == "_" { position += 1 }
                 let name = String(chars[start..<position])
                 switch name {
-                case "ram": return .ram
+                case "ram": return try node(.ram)
                 case "min", "max":
                     skipSpace()
                     guard peek == "(" else { throw error("expected '(' after \(name)") }
@@ -138,7 +149,7 @@ public indirect enum SizeExpression: Equatable, Sendable {
                             arguments.append(try expression())
                         } else if peek == ")" {
                             position += 1
-                            return .call(name, arguments)
+                            return try node(.call(name, arguments))
                         } else {
                             throw error(atEnd ? "missing ')' after \(name)'s arguments" : "expected ',' or ')' in \(name)(...)")
                         }

@@ -151,6 +151,9 @@ public struct ZramConfig: Sendable, Equatable {
                     device.memLimit = nil
                 } else {
                     guard let bytes = memparse(value) else { throw fail("mem-limit '\(value)' is not a size such as 512M") }
+                    guard bytes <= ZramDevice.maximumMemoryLimit else {
+                        throw fail("mem-limit '\(value)' is too large (at most \(ZramDevice.maximumMemoryLimit) bytes)")
+                    }
                     device.memLimit = bytes
                 }
             case "writeback-device":
@@ -256,11 +259,13 @@ public struct ZramConfig: Sendable, Equatable {
         for device in devices {
             let mib: Double
             do { mib = try device.size.evaluate(ram: ram) } catch {
-                throw Error(file: file, line: device.sizeLine ?? device.line, message: "zram-size '\(device.sizeText)': \(error)")
+                throw Error(file: file, line: device.sizeLine ?? device.line, message: "zram-size '\(device.sizeText)' of \(device.name): \(error)")
             }
-            guard mib.isFinite, mib >= 0, mib < Double(1 << 44) else {
+            // The largest device is 32 PiB (2^35 MiB): the same limit as `disksize`.
+            let maximumMiB = Double(ZramDevice.maximumDiskSize / 1_048_576)
+            guard mib.isFinite, mib >= 0, mib <= maximumMiB else {
                 throw Error(file: file, line: device.sizeLine ?? device.line,
-                            message: "zram-size '\(device.sizeText)' is \(mib) MiB; it must be between 0 and 2^44")
+                            message: "zram-size '\(device.sizeText)' of \(device.name) is \(mib) MiB; it must be between 0 and \(Int(maximumMiB)) (32 PiB)")
             }
             let bytes = UInt64(mib * 1_048_576) / 4096 * 4096
             if bytes == 0 { continue }
