@@ -202,7 +202,7 @@ import Testing
         #expect(kind { try device.writeAttribute("recomp_algorithm", "algo=zstd priority=4") } == .invalidArgument)
         #expect(kind { try device.writeAttribute("recomp_algorithm", "algo=brotli") } == .invalidArgument)
         #expect(kind { try device.writeAttribute("algorithm_params", "priority=1 level=3") } == .invalidArgument, "no algorithm at 1")
-        #expect(kind { try device.writeAttribute("recompress", "type=idle") } == .notInitialized)
+        #expect(kind { try device.writeAttribute("recompress", "type=idle") } == .invalidArgument)
         try device.writeAttribute("recomp_algorithm", "algo=zstd")
         try device.writeAttribute("recomp_algorithm", "algo=lz4hc priority=3")
         try device.writeAttribute("algorithm_params", "algo=lz4hc level=12")

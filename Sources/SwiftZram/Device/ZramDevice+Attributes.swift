@@ -67,15 +67,17 @@ extension ZramDevice {
             guard value == "0" else { throw .invalid("mem_used_max only accepts 0") }
             resetMemoryPeak()
         case "reset":
-            guard let flag = UInt64(value) else { throw .invalid("reset takes a number") }
+            // A u16, as the kernel parses it.
+            guard let flag = UInt16(value) else { throw .invalid("reset takes a number from 1 to 65535") }
             guard flag != 0 else { throw .invalid("reset takes a non-zero number") }
             try reset()
         case "compact":
-            guard isInitialized else { throw ZramError(.notInitialized, "\(self.name) has no disksize yet") }
+            // EINVAL, as the kernel's compact and idle answer before disksize (ENXIO is for I/O).
+            guard isInitialized else { throw .invalid("\(self.name) has no disksize yet") }
             compact()
         case "idle":
             let selection = try IdleSelection(parsing: value)
-            guard isInitialized else { throw ZramError(.notInitialized, "\(self.name) has no disksize yet") }
+            guard isInitialized else { throw .invalid("\(self.name) has no disksize yet") }
             markIdle(selection)
         case "recomp_algorithm":
             try writeRecompressionAlgorithm(value)

@@ -169,7 +169,7 @@ extension ZramDevice {
     func recompress(
         _ request: RecompressionRequest, afterEachBatch: () -> Void, beforeInstalling: ((Int) -> Void)? = nil
     ) throws(ZramError) -> RecompressionReport {
-        guard isInitialized else { throw ZramError(.notInitialized, "\(name) has no disksize yet") }
+        guard isInitialized else { throw .invalid("\(name) has no disksize yet") }
         guard !postProcessing.exchange(true, ordering: .acquiring) else {
             throw ZramError(.tryAgain, "a recompression or writeback is already running on \(name)")
         }
