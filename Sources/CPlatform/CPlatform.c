@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 
 enum { thread_name_capacity = 16 };  // TASK_COMM_LEN, with the terminating NUL
 
@@ -82,6 +83,14 @@ int cplatform_block_device_logical_block_size(int fd, int *bytes) {
 int cplatform_block_device_discard(int fd, unsigned long long offset, unsigned long long length) {
     uint64_t range[2] = {offset, length};
     return ioctl(fd, BLKDISCARD, range);
+}
+
+int cplatform_peer_uid(int fd, uid_t *uid) {
+    struct ucred credentials;
+    socklen_t length = sizeof credentials;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &credentials, &length) != 0) return -1;
+    *uid = credentials.uid;
+    return 0;
 }
 
 const char *cplatform_errno_name(int error) {

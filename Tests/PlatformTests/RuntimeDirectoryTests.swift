@@ -65,6 +65,42 @@ import Testing
         }
     }
 
+    /// A pidfile planted by another user in a shared directory is neither written
+    /// (it stays theirs, so they could rewrite the pid) nor trusted when read.
+    @Test func privateFileOfAnotherUserIsRefused() throws {
+        try #require(geteuid() == 0, "needs root to chown")
+        try withTemporaryDirectory { directory in
+            let planted = directory + "/znbd.pid"
+            try Data("1\n".utf8).write(to: URL(fileURLWithPath: planted))
+            #expect(chown(planted, 65534, 65534) == 0 && chmod(planted, 0o666) == 0)
+            #expect(throws: Errno.permissionDenied) {
+                try PrivateFile.open(planted, .writeOnly, options: [.create, .truncate])
+            }
+            #expect(throws: Errno.permissionDenied) { _ = try PrivateFile.read(planted) }
+            #expect(try String(contentsOfFile: planted, encoding: .utf8) == "1\n")
+        }
+    }
+
+    /// The runtime directory is compared with a socket's directory as a directory:
+    /// `DIR//x`, `DIR/./x/` and a symlink to it are all `DIR/x`.
+    @Test func directoriesAreComparedAsDirectoriesNotStrings() throws {
+        #expect(Directories.lexicallyNormalised("/run//znbd/") == "/run/znbd")
+        #expect(Directories.lexicallyNormalised("/run/./znbd//.") == "/run/znbd")
+        #expect(Directories.lexicallyNormalised("//") == "/")
+        #expect(Directories.lexicallyNormalised("a//b/") == "a/b")
+        #expect(Directories.lexicallyNormalised("") == ".")
+        try withTemporaryDirectory { parent in
+            let real = parent + "/x"
+            #expect(mkdir(real, 0o700) == 0)
+            #expect(symlink(real, parent + "/alias") == 0)
+            #expect(Directories.same(parent + "//x", real))
+            #expect(Directories.same(parent + "/alias", real))
+            #expect(Directories.same(parent + "/x/../x", real))
+            #expect(!Directories.same(parent, real))
+            #expect(Directories.same(parent + "/missing//y", parent + "/missing/y"))
+        }
+    }
+
     @Test func symlinkIsNotFollowed() throws {
         try withTemporaryDirectory { directory in
             let victim = directory + "/victim"

@@ -1,4 +1,5 @@
 import Foundation
+import Platform
 import Testing
 
 @testable import ZnbdKit
@@ -20,6 +21,31 @@ struct ControlProtocolTests {
         let line = try JSONEncoder().encode(request)
         #expect(!line.contains(UInt8(ascii: "\n")))
         #expect(try JSONDecoder().decode(ControlRequest.self, from: line) == request)
+    }
+
+    /// A peer that trickles a request a byte at a time keeps resetting the receive
+    /// timeout; the line's deadline still ends the read.
+    @Test func aTrickledRequestLineEndsAtItsDeadline() throws {
+        var fds: [Int32] = [0, 0]
+        try #require(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds) == 0)
+        defer { close(fds[0]) }
+        let writer = fds[1]
+        let trickle = Thread {
+            // A byte every 20 ms for at most 2 s, never a newline.
+            for _ in 0..<100 {
+                var byte = UInt8(ascii: "{")
+                guard send(writer, &byte, 1, Int32(MSG_NOSIGNAL)) == 1 else { break }
+                usleep(20_000)
+            }
+            close(writer)
+        }
+        trickle.start()
+        #expect(performing: {
+            _ = try ControlChannel.readLine(fds[0], limit: 1 << 16, deadline: Deadline(after: .milliseconds(200)))
+        }, throws: { error in
+            (error as? ControlChannel.Failure)?.errno == ETIMEDOUT
+        })
+        shutdown(fds[0], Int32(SHUT_RDWR))  // the trickler's next send fails and it stops
     }
 
     @Test func hotAddNamesItsFields() throws {
@@ -94,6 +120,7 @@ struct ControlProtocolTests {
         case "ENOENT": ENOENT
         case "ECONNREFUSED": ECONNREFUSED
         case "EAGAIN": EAGAIN
+        case "EACCES": EACCES
         default: -1
         }
     }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import ZnbdKit
 
 /// Issue 10, D3/D4/D6, driven through the built `znbd`: a socket path or runtime directory
 /// that is not ours is refused before anything in it is unlinked, followed or created.
@@ -63,6 +64,56 @@ import Testing
         #expect(result.stderr.contains(sandbox.runtime) && result.stderr.contains(reason), "\(result)")
         let created = (try? FileManager.default.contentsOfDirectory(atPath: sandbox.runtime)) ?? []
         #expect(created.isEmpty, "nothing is created in a directory that is not ours: \(created)")
+    }
+
+    /// `ZNBD_RUNTIME_DIR=DIR//x` or `DIR/./x/` is `DIR/x`: the directory check runs for
+    /// it too, so sockets never land below a directory others can rename things in.
+    @Test(.timeLimit(.minutes(2)), arguments: ["//", "/./"])
+    func runtimeDirectorySpelledOddlyIsStillChecked(_ separator: String) throws {
+        let sandbox = try OperationsSandbox()
+        defer { sandbox.cleanUp() }
+        let shared = sandbox.directory + "/shared"
+        #expect(mkdir(shared, 0o777) == 0 && chmod(shared, 0o777) == 0)
+        let runtime = shared + separator + "x/"
+        // The 30 s limit only turns a server that started (the defect) into a failure.
+        let result = try sandbox.znbd(
+            ["serve", "--size", "16M", "--no-fuse", "--no-mlock"], environment: ["ZNBD_RUNTIME_DIR": runtime], timeout: 30)
+        #expect(!result.timedOut && result.status != 0, "\(result)")
+        #expect(result.stderr.contains("writable by others"), "\(result)")
+        #expect(!FileManager.default.fileExists(atPath: shared + "/x/nbd.sock"), "no socket below a shared directory")
+    }
+
+    /// A control socket another user serves (planted where they can write) is refused
+    /// before a request goes out, so its answers are never shown as the server's.
+    @Test(.timeLimit(.minutes(1)))
+    func aControlSocketServedByAnotherUserIsRefused() throws {
+        try #require(geteuid() == 0, "needs root to run a listener as nobody")
+        let directory = try ZnbdServer.makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        #expect(chmod(directory, 0o777) == 0)
+        let path = directory + "/control.sock"
+        let script = """
+            import os, socket
+            s = socket.socket(socket.AF_UNIX); s.bind("\(path)"); os.chmod("\(path)", 0o777); s.listen(1); s.settimeout(20)
+            c, _ = s.accept(); c.sendall(b'{"ok":true,"value":"from nobody"}\\n'); c.settimeout(5); c.recv(100)
+            """
+        let impostor = Process()
+        impostor.executableURL = URL(fileURLWithPath: "/usr/sbin/runuser")
+        impostor.arguments = ["-u", "nobody", "--", "python3", "-c", script]
+        try impostor.run()
+        defer {
+            if impostor.isRunning { impostor.terminate() }
+            impostor.waitUntilExit()
+        }
+        var polls = 0
+        while !FileManager.default.fileExists(atPath: path) && polls < 200 {
+            usleep(50_000)
+            polls += 1
+        }
+        try #require(FileManager.default.fileExists(atPath: path), "the impostor did not listen")
+        #expect(performing: { _ = try ControlClient(path: path).get("zram0", "disksize") }, throws: { error in
+            (error as? ControlError)?.kind == .permissionDenied && "\(error)".contains("uid 65534")
+        })
     }
 
     /// D6: the log is not appended through a symlink another user left in the runtime directory.

@@ -60,6 +60,9 @@ int cplatform_block_device_logical_block_size(int fd, int *bytes);
 /// ioctl(fd, BLKDISCARD, {offset, length}): tells the device the range is unused.
 int cplatform_block_device_discard(int fd, unsigned long long offset, unsigned long long length);
 
+/// getsockopt(SO_PEERCRED): the user id of the process at the other end of a Unix socket.
+int cplatform_peer_uid(int fd, uid_t *uid);
+
 /// strerrorname_np(error): the errno's symbolic name ("ENOSPC"), or NULL when unknown.
 const char *cplatform_errno_name(int error);
 

@@ -24,4 +24,23 @@ public enum Directories {
             }
         }
     }
+
+    /// `path` with repeated slashes, `.` components and a trailing slash removed: one
+    /// spelling per directory for comparisons (`..` and symlinks are left alone).
+    public static func lexicallyNormalised(_ path: String) -> String {
+        let parts = path.split(separator: "/", omittingEmptySubsequences: true).filter { $0 != "." }
+        let joined = parts.joined(separator: "/")
+        if path.hasPrefix("/") { return "/" + joined }
+        return joined.isEmpty ? "." : joined
+    }
+
+    /// Whether `a` and `b` name the same directory: the same after
+    /// ``lexicallyNormalised(_:)``, or both existing with the same device and inode
+    /// (which sees through `..` and symlinks).
+    public static func same(_ a: String, _ b: String) -> Bool {
+        if lexicallyNormalised(a) == lexicallyNormalised(b) { return true }
+        var first = stat(), second = stat()
+        guard stat(a, &first) == 0, stat(b, &second) == 0 else { return false }
+        return first.st_dev == second.st_dev && first.st_ino == second.st_ino
+    }
 }

@@ -9,22 +9,26 @@ import Glibc
 /// symlink, close-on-exec, created with mode 0600, and only when regular.
 public enum PrivateFile {
     /// Opens `path` with `O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK` (a FIFO cannot block the
-    /// open) and `options`; a file created is 0600, and an existing one of ours is narrowed
-    /// to 0600.
+    /// open) and `options`; a file created is 0600, and an existing one is narrowed to 0600.
     ///
-    /// - Throws: `ELOOP` for a symlink, `EINVAL` for anything but a regular file.
+    /// - Throws: `ELOOP` for a symlink, `EINVAL` for anything but a regular file, `EACCES`
+    ///   for a file another user owns (planted where we would write or trust it).
     public static func open(
         _ path: String, _ mode: FileDescriptor.AccessMode, options: FileDescriptor.OpenOptions = []
     ) throws(Errno) -> FileDescriptor {
-        let flags = mode.rawValue | options.rawValue | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK
+        // Truncated only once the file passed the checks, never at open.
+        let truncate = options.contains(.truncate)
+        let flags = mode.rawValue | options.subtracting(.truncate).rawValue | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK
         let fd = FileDescriptor(rawValue: try valueOrErrno { cplatform_open(path, flags, 0o600) })
         do throws(Errno) {
             var status = stat()
             try valueOrErrno { fstat(fd.rawValue, &status) }
             guard status.st_mode & S_IFMT == S_IFREG else { throw Errno.invalidArgument }
-            if mode != .readOnly && status.st_uid == geteuid() && status.st_mode & 0o077 != 0 {
+            guard status.st_uid == geteuid() else { throw Errno.permissionDenied }
+            if mode != .readOnly && status.st_mode & 0o077 != 0 {
                 try valueOrErrno { fchmod(fd.rawValue, 0o600) }
             }
+            if truncate { try valueOrErrno { ftruncate(fd.rawValue, 0) } }
             // Back to blocking I/O for the regular file.
             let statusFlags = try valueOrErrno { cplatform_fcntl(fd.rawValue, F_GETFL, 0) }
             try valueOrErrno { cplatform_fcntl(fd.rawValue, F_SETFL, statusFlags & ~O_NONBLOCK) }

@@ -18,10 +18,16 @@ public enum RuntimeDirectory {
         } catch {
             throw RuntimeDirectoryError(path: path, problem: .system(operation: "create the parents of", error))
         }
-        if mkdir(path, 0o700) != 0 && errno != EEXIST {
+        let created = mkdir(path, 0o700) == 0
+        if !created && errno != EEXIST {
             throw RuntimeDirectoryError(path: path, problem: .system(operation: "create", .lastError))
         }
-        try check(path)
+        do {
+            try check(path)
+        } catch {
+            if created { rmdir(path) }  // refused: leave nothing behind in an unsafe place
+            throw error
+        }
     }
 
     /// The checks of ``prepare(_:)`` without creating anything.

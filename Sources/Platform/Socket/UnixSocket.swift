@@ -1,3 +1,4 @@
+import CPlatform
 import SystemPackage
 
 #if canImport(Glibc)
@@ -18,6 +19,14 @@ public enum UnixSocket {
             throw UnixSocketError(.system(operation: "connect to", error), path: path)
         }
         return fd
+    }
+
+    /// The user id of the process that listens at the other end of connected `fd`
+    /// (`SO_PEERCRED`, recorded when it called `listen`).
+    public static func peerUserID(of fd: FileDescriptor) throws(Errno) -> uid_t {
+        var uid: uid_t = 0
+        try valueOrErrno { cplatform_peer_uid(fd.rawValue, &uid) }
+        return uid
     }
 
     /// A listening, close-on-exec stream socket at `path`, whose file has mode 0600.

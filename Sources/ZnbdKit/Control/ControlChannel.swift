@@ -1,3 +1,5 @@
+import Platform
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -23,10 +25,19 @@ public enum ControlChannel {
     }
 
     /// Reads one `\n`-terminated line of at most `limit` bytes. nil at EOF before any byte.
-    static func readLine(_ fd: Int32, limit: Int) throws(Failure) -> [UInt8]? {
+    /// With a deadline, the whole line must arrive by then (`ETIMEDOUT`), so a peer that
+    /// trickles a byte at a time cannot hold the thread by resetting the receive timeout.
+    static func readLine(_ fd: Int32, limit: Int, deadline: Deadline = .never) throws(Failure) -> [UInt8]? {
         var line = [UInt8]()
         var chunk = [UInt8](repeating: 0, count: 4096)
         while true {
+            if !deadline.isNever {
+                var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+                let timeout = deadline.pollTimeout
+                let ready = timeout == 0 ? 0 : poll(&pfd, 1, timeout)
+                if ready < 0 && errno == EINTR { continue }
+                guard ready > 0 else { throw Failure("request not complete in time", errno: ready == 0 ? ETIMEDOUT : errno) }
+            }
             let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_PEEK)) }
             if n < 0 && errno == EINTR { continue }
             guard n >= 0 else { throw Failure("read") }

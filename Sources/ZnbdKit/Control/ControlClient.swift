@@ -4,6 +4,7 @@ import Glibc
 import Foundation
 import Platform
 import SwiftZram
+import SystemPackage
 
 /// Talks to a running `znbd serve` over its control socket.
 public struct ControlClient: Sendable {
@@ -22,6 +23,7 @@ public struct ControlClient: Sendable {
             throw ControlError(ControlError.Kind(errno: error.errno.rawValue), "\(error.description) (is `znbd serve` running?)")
         }
         defer { close(fd) }
+        try checkServer(fd)
         ControlChannel.setTimeout(fd, seconds: 60)
         let encoded: Data
         do { encoded = try JSONEncoder().encode(request) } catch {
@@ -48,6 +50,18 @@ public struct ControlClient: Sendable {
 }
 
 extension ControlClient {
+    /// Talks only to a server run by root or by us: another user who could place a
+    /// socket at the path (a directory they can write to) would answer with their data.
+    private func checkServer(_ fd: Int32) throws(ControlError) {
+        let owner: uid_t
+        do { owner = try UnixSocket.peerUserID(of: FileDescriptor(rawValue: fd)) } catch {
+            throw ControlError(.ioError, "\(path): cannot tell who serves it: \(error)")
+        }
+        guard owner == 0 || owner == geteuid() else {
+            throw ControlError(.permissionDenied, "\(path) is served by uid \(owner), not by root or uid \(geteuid()); refusing to talk to it")
+        }
+    }
+
     /// The server's devices and their counters.
     public func status() throws(ControlError) -> ServerStatus {
         guard case .status(let status) = try send(.status) else { throw unexpected("status") }

@@ -35,6 +35,8 @@ public struct ControlError: Error, Equatable, Sendable, CustomStringConvertible 
         case connectionRefused = "ECONNREFUSED"
         /// `EAGAIN`: another writeback or recompression is running; try again.
         case tryAgain = "EAGAIN"
+        /// `EACCES`: the control socket is not ours to use, or not served by root or us.
+        case permissionDenied = "EACCES"
 
         /// The kind for a C errno; anything this surface does not name is EIO.
         public init(errno code: Int32) {
@@ -51,6 +53,7 @@ public struct ControlError: Error, Equatable, Sendable, CustomStringConvertible 
             case ENOENT: self = .noSocket
             case ECONNREFUSED: self = .connectionRefused
             case EAGAIN: self = .tryAgain
+            case EACCES: self = .permissionDenied
             default: self = .ioError
             }
         }

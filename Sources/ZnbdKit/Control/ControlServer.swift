@@ -12,13 +12,16 @@ import Synchronization
 ///
 /// Requests are bounded (64 KiB); a malformed one gets an EINVAL answer, a longer
 /// line an EMSGSIZE answer before the connection closes, and a client silent for
-/// 30 s is dropped, as is one that leaves its answers unread for 30 s (answers are
+/// 30 s is dropped, as is one whose request line takes longer than 30 s to arrive
+/// (a byte at a time) or that leaves its answers unread for 30 s (answers are
 /// never buffered beyond the socket: a client must read them to go on sending).
 /// Each client has its own thread, at most `clientLimit` at once: one more is
 /// answered EBUSY and closed. The requests themselves are answered in
 /// `ControlServer+Requests.swift`.
 public final class ControlServer: Sendable {
     static let requestLimit = 64 << 10
+    /// Time for a whole request line to arrive, counted from the end of the previous answer.
+    static let requestTimeout: Duration = .seconds(30)
     /// Control clients served at once (each holds a thread until it hangs up or idles 30 s).
     static let clientLimit = 32
 
@@ -88,7 +91,8 @@ public final class ControlServer: Sendable {
         while true {
             let line: [UInt8]
             do {
-                guard let read = try ControlChannel.readLine(fd, limit: Self.requestLimit) else { return }
+                let deadline = Deadline(after: Self.requestTimeout)
+                guard let read = try ControlChannel.readLine(fd, limit: Self.requestLimit, deadline: deadline) else { return }
                 line = read
             } catch {
                 // Too long, or the peer went away mid-line: answer if it still listens, then hang up.

@@ -1,4 +1,5 @@
 import Foundation
+import Platform
 
 /// Where a znbd instance keeps its sockets, pidfile, log, setup state and
 /// nbdfuse mount directories: `/run/znbd` unless `--runtime-dir` or the
@@ -10,8 +11,10 @@ public struct RuntimePaths: Sendable {
 
     public let directory: String
 
+    /// `directory` is kept in one spelling (no `//`, `/./` or trailing slash), so that
+    /// comparing it with a socket's directory is comparing directories.
     public init(directory: String) {
-        self.directory = directory.count > 1 && directory.hasSuffix("/") ? String(directory.dropLast()) : directory
+        self.directory = Directories.lexicallyNormalised(directory)
     }
 
     /// `ZNBD_RUNTIME_DIR` when set and non-empty, else `/run/znbd`.

@@ -86,7 +86,7 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Number of devices (exports zram0…; 0 = none until hot-add).")
     var devices: Int = 1
 
-    @Option(name: .customLong("handshake-timeout"), help: "Seconds a client may stay silent during the handshake (>= 30).")
+    @Option(name: .customLong("handshake-timeout"), help: "Seconds a client may take from connecting to transmission (30-3600).")
     var handshakeTimeout: Int = 60
 
     @Option(help: "Mount the devices as files here, for loop devices (default: DIR/fuse beside the control socket).")
@@ -108,7 +108,7 @@ struct ServeCommand: ParsableCommand {
         guard (0...64).contains(devices) else { throw ValidationError("--devices must be 0...64") }
         if config != nil, size != nil { throw ValidationError("--size and --config exclude each other: the file sizes the devices") }
         if let streams, !(1...64).contains(streams) { throw ValidationError("--streams must be 1...64") }
-        guard handshakeTimeout >= 30 else { throw ValidationError("--handshake-timeout must be at least 30 s") }
+        guard (30...3600).contains(handshakeTimeout) else { throw ValidationError("--handshake-timeout must be 30...3600 s") }
         if let level, !algorithm.levels.contains(level) {
             throw ValidationError("--level \(level) is out of range for \(algorithm) (\(algorithm.levels))")
         }
@@ -251,7 +251,8 @@ struct ServeCommand: ParsableCommand {
     private func checkRuntimeDirectory() throws {
         let runtime = RuntimePaths.fromEnvironment.directory
         let directories = ([unix, control] + (pidfile.map { [$0] } ?? [])).map { ($0 as NSString).deletingLastPathComponent }
-        guard directories.contains(runtime) else { return }
+        // Compared as directories, not strings: `DIR//x` or a symlink to DIR is DIR.
+        guard directories.contains(where: { Directories.same($0, runtime) }) else { return }
         try RuntimeDirectory.prepare(runtime)
     }
 }
