@@ -100,6 +100,29 @@ import Testing
         again.close()
     }
 
+    /// A file planted by another user in a shared directory, or one others may write,
+    /// would let them read written-back pages or change what is read back: refused.
+    /// One only readable by others is narrowed to 0600.
+    @Test func aFileOthersOwnOrMayWriteIsRefused() throws {
+        try #require(geteuid() == 0, "needs root to chown the file to nobody")
+        let scratch = try BackingScratch()
+        defer { scratch.remove() }
+        let planted = scratch.file("planted")
+        #expect(creat(planted, 0o600) >= 0 && chown(planted, 65534, 65534) == 0)
+        let owned = expectZramError(.invalidArgument) { () throws(ZramError) in _ = try FileBackingStore.open(planted) }
+        #expect(owned?.contains("uid 65534") == true, "\(owned ?? "")")
+        let shared = scratch.file("shared")
+        #expect(creat(shared, 0o600) >= 0 && chmod(shared, 0o666) == 0)
+        let writable = expectZramError(.invalidArgument) { () throws(ZramError) in _ = try FileBackingStore.open(shared) }
+        #expect(writable?.contains("writable by group or others") == true, "\(writable ?? "")")
+        let readable = scratch.file("readable")
+        #expect(creat(readable, 0o600) >= 0 && chmod(readable, 0o644) == 0)
+        let store = try FileBackingStore.open(readable)
+        defer { store.close() }
+        var status = stat()
+        #expect(stat(readable, &status) == 0 && status.st_mode & 0o777 == 0o600)
+    }
+
     @Test func requestsPastTheCapacityAreIOErrors() throws {
         let scratch = try BackingScratch()
         defer { scratch.remove() }

@@ -30,6 +30,11 @@ struct FUSEAttachTests {
 
         // Attaching again names the same loop device; the device is busy while attached.
         #expect(try server.cli(["attach", "zram0"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines) == attached.loop)
+        // So does a relative --control (the kernel reports the loop's backing file absolute).
+        let controlDirectory = (server.control as NSString).deletingLastPathComponent
+        let relative = try ExternalCommand.run(
+            "env", ["-C", controlDirectory, ZnbdServer.binary, "attach", "zram0", "--control", (server.control as NSString).lastPathComponent])
+        #expect(relative.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == attached.loop, "\(relative)")
         let busy = try server.cli(["hot-remove", "zram0"])
         #expect(!busy.succeeded && busy.stderr.contains("EBUSY"), "\(busy)")
         let truncate = try ExternalCommand.run("truncate", ["-s", "1M", file])
@@ -55,6 +60,23 @@ struct FUSEAttachTests {
 }
 
 extension FUSEAttachTests {
+    /// A backing device in znbd's own FUSE export (its file, or a loop device over it)
+    /// would have the server wait for itself on every written-back read: refused.
+    @Test func aBackingDeviceInTheOwnExportIsRefused() throws {
+        let attached = try FUSEAttached(size: "64M")
+        defer { attached.tearDown() }
+        let server = attached.server
+        let added = try server.cli(["hot-add"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(added == "zram1", "hot-add printed \(added)")
+        for backing in [attached.loop, server.fuseDirectory + "/zram0"] {
+            let refused = try server.cli(["set", "zram1", "backing_dev", backing])
+            #expect(!refused.succeeded && refused.stderr.contains("EINVAL") && refused.stderr.contains("own FUSE export"), "\(refused)")
+        }
+        #expect(try server.cli(["get", "zram1", "backing_dev"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "none")
+        try ExternalCommand.require(ZnbdServer.binary, ["hot-remove", "zram1", "--control", server.control])
+        try attached.detachAndExpectNothingLeft()
+    }
+
     /// The file itself, without a loop device: the edges of the device and every fallocate
     /// mode answer the errno a fixed-size file should, and the server lives on.
     @Test func requestsAtTheEdgesAnswerErrnos() throws {

@@ -15,7 +15,9 @@ extension FileBackingStore {
     ///   4 KiB page is `EINVAL`, as in the kernel (which also refuses zero-sized devices).
     /// - A regular file is created when missing (mode 0600), never opened through a
     ///   symbolic link, and locked (`flock`) so that two stores cannot share it.
-    ///   `prepare(capacity:)` sizes it.
+    ///   An existing one must be ours and writable by no one else (`EINVAL` otherwise:
+    ///   another user could read the pages written back, or change them); one that
+    ///   group or others can read is narrowed to 0600. `prepare(capacity:)` sizes it.
     /// - Anything else (a directory, a FIFO, a socket, a character device, a link to
     ///   one of them or to a file) is `EINVAL`, without blocking.
     ///
@@ -93,6 +95,7 @@ extension FileBackingStore {
             let directAllowed: Bool
             switch medium {
             case .regularFile:
+                try checkPrivate(path, fd, status)
                 if flock(fd.rawValue, LOCK_EX | LOCK_NB) != 0 {
                     let error = Errno.lastError
                     if error == .wouldBlock {
@@ -162,6 +165,20 @@ extension FileBackingStore {
             return refusal(path, "is a symbolic link; only a link to a block device is followed")
         default: return ZramError(.invalidArgument, message)
         }
+    }
+
+    /// A backing file holds the pages of whoever swaps to the device: it must not be
+    /// another user's (planted in a shared directory) nor writable by others, who could
+    /// then read it or change what is read back.
+    private static func checkPrivate(_ path: String, _ fd: FileDescriptor, _ status: stat) throws(ZramError) {
+        guard status.st_uid == geteuid() else {
+            throw ZramError(.invalidArgument, "\(path) is owned by uid \(status.st_uid), not by uid \(geteuid()) running znbd; refusing it as a backing file")
+        }
+        guard status.st_mode & (S_IWGRP | S_IWOTH) == 0 else {
+            let mode = String(status.st_mode & 0o7777, radix: 8)
+            throw ZramError(.invalidArgument, "\(path) is writable by group or others (mode \(mode)); chmod go-w it to use it as a backing file")
+        }
+        if status.st_mode & 0o077 != 0 && fchmod(fd.rawValue, 0o600) != 0 { throw openFailure(path, .lastError) }
     }
 
     private static func refusal(_ path: String, _ reason: String) -> ZramError {

@@ -11,10 +11,12 @@ public struct RuntimePaths: Sendable {
 
     public let directory: String
 
-    /// `directory` is kept in one spelling (no `//`, `/./` or trailing slash), so that
-    /// comparing it with a socket's directory is comparing directories.
+    /// `directory` is kept absolute (from the working directory) and in one spelling
+    /// (no `//`, `/./` or trailing slash): its paths are compared with the absolute ones
+    /// the kernel reports (a loop device's backing file) and with a socket's directory.
     public init(directory: String) {
-        self.directory = Directories.lexicallyNormalised(directory)
+        let absolute = directory.hasPrefix("/") ? directory : FileManager.default.currentDirectoryPath + "/" + directory
+        self.directory = Directories.lexicallyNormalised(absolute)
     }
 
     /// `ZNBD_RUNTIME_DIR` when set and non-empty, else `/run/znbd`.

@@ -205,6 +205,7 @@ struct ServeCommand: ParsableCommand {
         try server.start()
         // Before the control socket answers, so that whoever waits for it finds the files.
         let fuseExport = startFUSEExport(registry, logger: logger)
+        if let fuseExport { BackingStores.refuseBacking(onFileSystemAt: fuseExport.mountPoint) }
         let controlServer: ControlServer
         do {
             controlServer = try ControlServer(path: control, registry: registry, logger: logger)
