@@ -107,6 +107,7 @@ final class ServerCore: Sendable {
     let logger: Logger
     let replyBuffers = ReplyBufferAccounting()
     private let group = DispatchGroup()
+    private let connectionThreads = ConnectionThreads(stackSize: 1 << 20)
     private let table = Mutex<Table>(Table())
     private let warnedIOFlusher = Atomic<Bool>(false)
     /// Loaded by `NBDServer.start()` when TLS is on; TCP connections use it.
@@ -170,7 +171,7 @@ final class ServerCore: Sendable {
         }
         group.enter()
         do {
-            try PosixThread.detach(name: "nbd-conn-\(id)", stackSize: 1 << 20) { [self] in
+            try connectionThreads.run(name: "nbd-conn-\(id)") { [self] in
                 if configuration.markIOThreadsAsIOFlushers { markAsIOFlusher() }
                 let tls = listener == .tcp ? tlsCredentials.withLock { $0 } : nil
                 Connection(socket: fd, id: id, core: self, tls: tls).run()
@@ -242,5 +243,6 @@ final class ServerCore: Sendable {
             }
             group.wait()
         }
+        connectionThreads.stop()
     }
 }
