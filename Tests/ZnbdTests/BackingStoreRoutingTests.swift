@@ -26,12 +26,12 @@ import Testing
         #expect(store.name == directory + "/backing")
     }
 
-    /// A file store would call these relative paths EINVAL; libnbd's connect fails instead.
+    /// A file store would call these relative paths EINVAL; libnbd's connect (nbd_aio_connect_uri) fails instead.
     @Test(arguments: ["nbd+unix:///?socket=/nonexistent/nbd.sock", "nbds+unix:///?socket=/nonexistent/nbd.sock"])
     func anNBDURIGoesToLibnbd(uri: String) {
         let error = openError(uri)
         #expect(error?.kind == .ioError, "\(String(describing: error))")
-        #expect(error?.message.contains("nbd_connect_uri") == true, "\(String(describing: error))")
+        #expect(error?.message.contains("nbd_aio_connect_uri") == true, "\(String(describing: error))")
     }
 
     @Test(arguments: ["nbd+vsock:///", "nbdx://host/export"])
