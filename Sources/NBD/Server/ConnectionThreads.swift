@@ -55,13 +55,17 @@ final class ConnectionThreads: Sendable {
         let first = Mutex<Job?>(Job(name: name, body: body))
         try PosixThread.detach(name: name, stackSize: stackSize) { [self] in
             var job = first.withLock { $0.take() }
-            while let current = job {
-                PosixThread.setCurrentName(current.name)
-                current.body()
-                job = nil
+            while job != nil {
+                // Handed over, not borrowed: nothing of the job is held while parked.
+                Self.serve(job.take()!)
                 job = nextJob()
             }
         }
+    }
+
+    private static func serve(_ job: consuming Job) {
+        PosixThread.setCurrentName(job.name)
+        job.body()
     }
 
     /// Threads parked now, waiting for a connection.

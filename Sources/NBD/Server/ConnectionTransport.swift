@@ -70,7 +70,7 @@ struct PlainSocketTransport: ConnectionTransport {
     }
 
     func waitUntilReadable(timeoutMilliseconds: Int32) -> Bool {
-        SocketIO.waitReadable(socket, timeoutMilliseconds: timeoutMilliseconds)
+        Poll.wait(socket, for: Int16(POLLIN), timeoutMilliseconds: timeoutMilliseconds)
     }
 
     func send(_ bytes: UnsafeRawBufferPointer, deadline: Deadline) -> Bool {

@@ -16,7 +16,7 @@ enum SocketIO {
             if n >= 0 { return n }
             if errno == EINTR { continue }
             if errno == EAGAIN || errno == EWOULDBLOCK {
-                if !waitReadable(fd, timeoutMilliseconds: -1) { return -1 }
+                if !Poll.wait(fd, for: Int16(POLLIN), timeoutMilliseconds: -1) { return -1 }
                 continue
             }
             return -1
@@ -35,33 +35,12 @@ enum SocketIO {
             } else if n < 0 && errno == EINTR {
                 continue
             } else if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
-                let timeout = deadline.pollTimeout
-                if timeout == 0 || !waitWritable(fd, timeoutMilliseconds: timeout) { return false }
+                if !deadline.wait(fd, for: Int16(POLLOUT)) { return false }
             } else {
                 return false
             }
         }
         return true
-    }
-
-    /// Waits until `fd` is readable; false on timeout or error. -1 waits forever.
-    static func waitReadable(_ fd: Int32, timeoutMilliseconds: Int32) -> Bool {
-        var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-        while true {
-            let r = poll(&pfd, 1, timeoutMilliseconds)
-            if r < 0 && errno == EINTR { continue }
-            return r > 0
-        }
-    }
-
-    /// Waits until `fd` is writable; false on timeout or error. -1 waits forever.
-    static func waitWritable(_ fd: Int32, timeoutMilliseconds: Int32) -> Bool {
-        var pfd = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
-        while true {
-            let r = poll(&pfd, 1, timeoutMilliseconds)
-            if r < 0 && errno == EINTR { continue }
-            return r > 0 && pfd.revents & Int16(POLLOUT) != 0
-        }
     }
 
     static func setNoDelay(_ fd: Int32) {

@@ -40,9 +40,7 @@ extension TLSSession {
             }
             switch Int32(truncatingIfNeeded: n) {
             case GNUTLS_E_INTERRUPTED: continue
-            case GNUTLS_E_AGAIN:
-                let timeout = deadline.pollTimeout
-                guard timeout != 0, wait(Int16(POLLOUT), timeoutMilliseconds: timeout) else { return false }
+            case GNUTLS_E_AGAIN: guard deadline.wait(socket, for: Int16(POLLOUT)) else { return false }
             default: return false
             }
         }

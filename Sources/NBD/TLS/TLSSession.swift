@@ -62,9 +62,8 @@ final class TLSSession {
             let rc = gnutls_handshake(session)
             if rc == GNUTLS_E_SUCCESS { break }
             guard gnutls_error_is_fatal(rc) == 0 else { throw TLSError("TLS handshake", code: rc) }
-            let timeout = deadline.pollTimeout
             let events = gnutls_record_get_direction(session) == 1 ? POLLOUT : POLLIN
-            guard timeout != 0, wait(Int16(events), timeoutMilliseconds: timeout) else {
+            guard deadline.wait(socket, for: Int16(events)) else {
                 throw TLSError("TLS handshake timed out")
             }
         }
@@ -114,11 +113,6 @@ final class TLSSession {
 
     /// Polls the socket for `events`; false on timeout or error. -1 waits forever.
     func wait(_ events: Int16, timeoutMilliseconds: Int32) -> Bool {
-        var pfd = pollfd(fd: socket, events: events, revents: 0)
-        while true {
-            let r = poll(&pfd, 1, timeoutMilliseconds)
-            if r < 0 && errno == EINTR { continue }
-            return r > 0
-        }
+        Poll.wait(socket, for: events, timeoutMilliseconds: timeoutMilliseconds)
     }
 }

@@ -31,12 +31,8 @@ public enum ControlChannel {
         var line = [UInt8]()
         var chunk = [UInt8](repeating: 0, count: 4096)
         while true {
-            if !deadline.isNever {
-                var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-                let timeout = deadline.pollTimeout
-                let ready = timeout == 0 ? 0 : poll(&pfd, 1, timeout)
-                if ready < 0 && errno == EINTR { continue }
-                guard ready > 0 else { throw Failure("request not complete in time", errno: ready == 0 ? ETIMEDOUT : errno) }
+            if !deadline.isNever && !deadline.wait(fd, for: Int16(POLLIN)) {
+                throw Failure("request not complete in time", errno: ETIMEDOUT)
             }
             let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_PEEK)) }
             if n < 0 && errno == EINTR { continue }
